@@ -1,0 +1,212 @@
+//! The typed errors of the client library, with short human phrases for gRPC status codes.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Everything that can go wrong while finding credentials, connecting to a hub or calling it.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// A credential or configuration file does not exist.
+    #[error("{what} file {} not found: {hint}", path.display())]
+    MissingFile {
+        /// What the file is for: "CA certificate", "certificate", "private key", ….
+        what: &'static str,
+        path: PathBuf,
+        /// What to do about it.
+        hint: String,
+    },
+
+    /// A file exists but could not be read.
+    #[error("cannot read {what} file {}: {source}", path.display())]
+    ReadFile {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file was read but does not hold what it should (for example no PEM certificate).
+    #[error("{what} file {} is not usable: {reason}", path.display())]
+    InvalidFile {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+
+    /// In-memory credentials are not usable (for example a certificate without its key).
+    #[error("invalid credentials: {0}")]
+    InvalidCredentials(String),
+
+    /// The configuration file is not valid TOML or does not follow the expected shape.
+    #[error("configuration file {} is invalid: {reason}", path.display())]
+    InvalidConfig { path: PathBuf, reason: String },
+
+    /// The chosen profile is not in the configuration file.
+    #[error("profile `{name}` is not defined in {}{}", path.display(), available_profiles(available))]
+    UnknownProfile {
+        name: String,
+        path: PathBuf,
+        available: Vec<String>,
+    },
+
+    /// Neither `--as`, `--profile` nor a `default_profile` chose whose credentials to use.
+    #[error(
+        "no agency chosen: pick a development agency with --as <agency-id> \
+         (certificates under {certs_dev}) or a profile with --profile <name> \
+         (configuration file {config})"
+    )]
+    NoAgencyChosen { certs_dev: String, config: String },
+
+    /// The selection of credentials contradicts itself (for example `--as` with `--profile`).
+    #[error("{0}")]
+    ConflictingSelection(String),
+
+    /// An agency id given on the command line is not a valid agency id.
+    #[error(
+        "`{0}` is not an agency id: use 2 to 63 lower-case ASCII letters, digits and '-' \
+         (for example aoba-kodomo)"
+    )]
+    InvalidAgencyId(String),
+
+    /// The hub address cannot be used.
+    #[error("invalid hub address `{endpoint}`: {reason}")]
+    InvalidEndpoint { endpoint: String, reason: String },
+
+    /// The TLS settings (CA, certificate, key, server name) were refused.
+    #[error("TLS settings for {endpoint} are not usable: {detail}")]
+    Tls { endpoint: String, detail: String },
+
+    /// The hub could not be reached or the TLS handshake failed.
+    #[error("cannot connect to the hub at {endpoint}: {detail}")]
+    Connect { endpoint: String, detail: String },
+
+    /// The hub answered a call with an error status.
+    #[error("{}", describe_status(.0))]
+    Rpc(#[from] tonic::Status),
+}
+
+impl ClientError {
+    /// A suggestion of what to do next, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ClientError::Connect { .. } => Some(START_HUB_HINT.to_owned()),
+            ClientError::Rpc(status) => status_hint(status),
+            _ => None,
+        }
+    }
+
+    /// The gRPC status code, when the hub answered with an error.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Rpc(status) => Some(status.code()),
+            _ => None,
+        }
+    }
+}
+
+/// What to suggest when the hub cannot be reached.
+pub const START_HUB_HINT: &str =
+    "is the hub running? start it with `cargo run -p tsunagu-hub -- serve`, or point at another hub with --hub <URL>";
+
+/// A suggestion for a status the hub (or the transport underneath) returned, if there is one.
+pub fn status_hint(status: &tonic::Status) -> Option<String> {
+    match status.code() {
+        tonic::Code::Unavailable => Some(START_HUB_HINT.to_owned()),
+        tonic::Code::Unauthenticated => Some(
+            "the hub did not accept the certificate: check --as / --profile and that the \
+             certificate was issued by this hub's CA and is not expired or revoked"
+                .to_owned(),
+        ),
+        tonic::Code::DeadlineExceeded => {
+            Some("the hub did not answer in time: retry, or raise --timeout".to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// A short human phrase for a gRPC status code, for example "permission denied".
+pub fn code_phrase(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown error",
+        Code::InvalidArgument => "invalid argument",
+        Code::DeadlineExceeded => "timed out",
+        Code::NotFound => "not found",
+        Code::AlreadyExists => "already exists",
+        Code::PermissionDenied => "permission denied",
+        Code::ResourceExhausted => "limit reached",
+        Code::FailedPrecondition => "not allowed now",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out of range",
+        Code::Unimplemented => "not supported by this hub",
+        Code::Internal => "hub internal error",
+        Code::Unavailable => "hub unavailable",
+        Code::DataLoss => "data loss",
+        Code::Unauthenticated => "not authenticated",
+    }
+}
+
+/// `<phrase>: <message>` for a status, or only the phrase when the hub sent no message.
+pub fn describe_status(status: &tonic::Status) -> String {
+    let phrase = code_phrase(status.code());
+    let message = status.message().trim();
+    if message.is_empty() {
+        phrase.to_owned()
+    } else {
+        format!("{phrase}: {message}")
+    }
+}
+
+/// Every message in an error's source chain, joined with ": ", skipping repeats.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(err) = current {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    parts.join(": ")
+}
+
+fn available_profiles(available: &[String]) -> String {
+    if available.is_empty() {
+        " (it defines no profiles)".to_owned()
+    } else {
+        format!(" (available: {})", available.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_denied_reads_as_a_short_phrase() {
+        let status = tonic::Status::permission_denied("agency x is suspended");
+        assert_eq!(
+            ClientError::from(status).to_string(),
+            "permission denied: agency x is suspended"
+        );
+    }
+
+    #[test]
+    fn a_status_without_message_shows_only_the_phrase() {
+        let status = tonic::Status::not_found("");
+        assert_eq!(describe_status(&status), "not found");
+    }
+
+    #[test]
+    fn an_unreachable_hub_suggests_starting_it() {
+        let error = ClientError::Connect {
+            endpoint: "https://127.0.0.1:7443".into(),
+            detail: "connection refused".into(),
+        };
+        assert!(error.hint().is_some_and(|h| h.contains("tsunagu-hub -- serve")));
+    }
+}

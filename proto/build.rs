@@ -1,0 +1,33 @@
+//! Compiles the tsunagu.v1 contract with protox (no system protoc) and writes the descriptor set for reflection.
+
+use std::path::PathBuf;
+
+use protox::prost::Message as _;
+
+const PROTO_DIR: &str = "tsunagu/v1";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(PROTO_DIR)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "proto"))
+        .collect();
+    files.sort();
+    // protox reads the files itself, so cargo must be told which ones to watch.
+    println!("cargo:rerun-if-changed={PROTO_DIR}");
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+
+    let descriptors = protox::compile(&files, ["."])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("tsunagu_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

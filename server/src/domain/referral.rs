@@ -1,0 +1,2037 @@
+//! Referrals: the three independent layers (delivery, response, connection), the rules that move
+//! them, and the four timers (deliver-by, respond-by, connect-by, confirm-by) that watch them.
+
+use super::{AgencyId, ReferralId, Timestamp, Urgency};
+
+/// Defines a closed set of states with snake_case storage codes, `ALL`, `code` and `from_code`.
+macro_rules! coded_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $code:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The code stored in the database and shown in messages.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code),+
+                }
+            }
+
+            pub fn from_code(code: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.code() == code)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+    };
+}
+
+coded_enum!(
+    /// Delivery layer: has the recipient's system received the referral?
+    DeliveryState {
+        /// Stored by the hub, not yet acknowledged by the recipient's system.
+        Sent => "sent",
+        /// The recipient's system acknowledged receipt.
+        Delivered => "delivered",
+    }
+);
+
+coded_enum!(
+    /// Response layer: what the recipient does with the request (the sender may cancel).
+    ResponseState {
+        Requested => "requested",
+        Accepted => "accepted",
+        Declined => "declined",
+        InProgress => "in_progress",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+coded_enum!(
+    /// Connection layer: did the family actually reach the service (つながったか)?
+    ConnectionState {
+        NotUpdated => "not_updated",
+        ContactAttempted => "contact_attempted",
+        Connected => "connected",
+        NotConnected => "not_connected",
+    }
+);
+
+coded_enum!(
+    /// Why a family did not connect with the service.
+    NotConnectedReason {
+        CouldNotContact => "could_not_contact",
+        DeclinedByFamily => "declined_by_family",
+        NotEligible => "not_eligible",
+        NoCapacity => "no_capacity",
+        Moved => "moved",
+        /// The family was referred on; the new referral is linked.
+        ReferredElsewhere => "referred_elsewhere",
+    }
+);
+
+coded_enum!(
+    /// What an agency does to a referral. Each action belongs to one party and one layer.
+    ReferralAction {
+        AcknowledgeDelivery => "acknowledge_delivery",
+        Accept => "accept",
+        Decline => "decline",
+        Start => "start",
+        Complete => "complete",
+        Fail => "fail",
+        Cancel => "cancel",
+        RecordContactAttempt => "record_contact_attempt",
+        ReportConnected => "report_connected",
+        ReportNotConnected => "report_not_connected",
+        Confirm => "confirm",
+    }
+);
+
+coded_enum!(
+    /// The four deadlines of a referral, one per step of the handoff.
+    TimerKind {
+        DeliverBy => "deliver_by",
+        RespondBy => "respond_by",
+        ConnectBy => "connect_by",
+        ConfirmBy => "confirm_by",
+    }
+);
+
+impl ReferralAction {
+    /// The action as an English verb phrase, for refusal messages.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Self::AcknowledgeDelivery => "acknowledge delivery of the referral",
+            Self::Accept => "accept the referral",
+            Self::Decline => "decline the referral",
+            Self::Start => "start work on the referral",
+            Self::Complete => "complete the referral",
+            Self::Fail => "mark the referral failed",
+            Self::Cancel => "cancel the referral",
+            Self::RecordContactAttempt => "record a contact attempt",
+            Self::ReportConnected => "report the family connected",
+            Self::ReportNotConnected => "report the family not connected",
+            Self::Confirm => "confirm the handoff",
+        }
+    }
+
+    /// Who may take this action. The sender asked for the help, so it may withdraw the request and
+    /// must close the loop; everything about providing the help is the recipient's to say. The
+    /// municipality's coordinator stands in for the sender, so a handoff never hangs on one agency.
+    fn allowed(self, party: Party) -> bool {
+        match self {
+            Self::Cancel | Self::Confirm => matches!(party, Party::Sender | Party::Coordinator),
+            _ => party == Party::Recipient,
+        }
+    }
+
+    fn required_party(self) -> &'static str {
+        match self {
+            Self::Cancel | Self::Confirm => "the sender or the municipality's coordinator",
+            _ => "the recipient",
+        }
+    }
+}
+
+/// The role the acting agency plays for this referral (computed by the caller of these rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Party {
+    Sender,
+    Recipient,
+    /// The coordinator of the case's municipality, when it is neither sender nor recipient.
+    Coordinator,
+    Other,
+}
+
+impl Party {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Sender => "sender",
+            Self::Recipient => "recipient",
+            Self::Coordinator => "coordinator",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The three layers of one referral, with the time each last moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferralState {
+    pub delivery: DeliveryState,
+    pub delivered_at: Option<Timestamp>,
+    pub response: ResponseState,
+    pub responded_at: Option<Timestamp>,
+    /// The reason code of a decline, failure or cancellation.
+    pub response_reason: Option<String>,
+    pub connection: ConnectionState,
+    pub connection_updated_at: Option<Timestamp>,
+    pub contact_attempts: u32,
+    pub not_connected_reason: Option<NotConnectedReason>,
+    /// The referral the family was passed on to (reason `referred_elsewhere`).
+    pub linked_referral_id: Option<ReferralId>,
+    pub confirmed_at: Option<Timestamp>,
+    pub confirmed_by: Option<AgencyId>,
+}
+
+impl Default for ReferralState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReferralState {
+    /// A referral just sent: sent, requested, not updated.
+    pub fn new() -> Self {
+        Self {
+            delivery: DeliveryState::Sent,
+            delivered_at: None,
+            response: ResponseState::Requested,
+            responded_at: None,
+            response_reason: None,
+            connection: ConnectionState::NotUpdated,
+            connection_updated_at: None,
+            contact_attempts: 0,
+            not_connected_reason: None,
+            linked_referral_id: None,
+            confirmed_at: None,
+            confirmed_by: None,
+        }
+    }
+
+    /// Whether nothing more is expected of anyone: confirmed, cancelled, or declined. A declined
+    /// referral whose recipient reported "not connected" is open again until that report is
+    /// confirmed, because the sender still has to see it. Exactly when `pending_timers` is empty.
+    pub fn is_closed(&self) -> bool {
+        self.confirmed_at.is_some()
+            || self.response == ResponseState::Cancelled
+            || (self.response == ResponseState::Declined && !self.outcome_reported())
+    }
+
+    /// The recipient has said whether the family connected.
+    fn outcome_reported(&self) -> bool {
+        matches!(
+            self.connection,
+            ConnectionState::Connected | ConnectionState::NotConnected
+        )
+    }
+
+    /// Why no action may be taken any more, if so. A declined referral still takes the one
+    /// report that matters to the sender (why the family did not connect) and its confirmation.
+    fn closed_by(&self, action: ReferralAction) -> Option<&'static str> {
+        if self.confirmed_at.is_some() {
+            Some("confirmed")
+        } else if self.response == ResponseState::Cancelled {
+            Some("cancelled")
+        } else if self.response == ResponseState::Declined
+            && !matches!(
+                action,
+                ReferralAction::ReportNotConnected | ReferralAction::Confirm
+            )
+        {
+            Some("declined")
+        } else {
+            None
+        }
+    }
+}
+
+/// One action as requested, before the rules have looked at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionInput {
+    pub action: ReferralAction,
+    /// Required for decline, fail and cancel; recorded on the event for any action.
+    pub reason_code: Option<String>,
+    /// Required for, and only allowed with, report-not-connected.
+    pub not_connected_reason: Option<NotConnectedReason>,
+    /// Required for, and only allowed with, not-connected reason `referred_elsewhere`.
+    pub linked_referral_id: Option<ReferralId>,
+}
+
+impl ActionInput {
+    /// The action with no reason or link.
+    pub fn new(action: ReferralAction) -> Self {
+        Self {
+            action,
+            reason_code: None,
+            not_connected_reason: None,
+            linked_referral_id: None,
+        }
+    }
+}
+
+/// Why an action was refused. Every message says what would have to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("only {required} may {}", .action.phrase())]
+    WrongParty {
+        action: ReferralAction,
+        required: &'static str,
+    },
+    #[error(
+        "cannot {} while the {layer} is {from}{}",
+        .action.phrase(),
+        transition_hint(*.action, layer, from)
+    )]
+    InvalidTransition {
+        action: ReferralAction,
+        layer: &'static str,
+        from: &'static str,
+    },
+    #[error("cannot {}: {field} is required", .action.phrase())]
+    MissingReason {
+        action: ReferralAction,
+        field: &'static str,
+    },
+    #[error("cannot {}: {field} {}", .action.phrase(), unexpected_field_hint(field))]
+    UnexpectedField {
+        action: ReferralAction,
+        field: &'static str,
+    },
+    #[error("cannot {}: the referral is closed ({state})", .action.phrase())]
+    Closed {
+        action: ReferralAction,
+        /// `confirmed`, `cancelled` or `declined`.
+        state: &'static str,
+    },
+}
+
+/// The second half of an invalid-transition message: what has to happen first, or why never.
+fn transition_hint(action: ReferralAction, layer: &str, from: &str) -> &'static str {
+    use ReferralAction as A;
+    match (action, layer, from) {
+        (_, "delivery", _) => ": it was already delivered",
+        (A::Accept | A::Decline, _, _) => ": the recipient has already responded",
+        (A::Confirm, "connection", _) => {
+            ": the recipient must first report whether the family connected"
+        }
+        (_, "connection", _) => ": the outcome was already reported",
+        (A::ReportNotConnected, _, "requested") => ": the recipient must accept or decline first",
+        (A::Complete, _, "requested") => ": the referral must be accepted and started first",
+        (_, _, "requested") => ": the referral must be accepted first",
+        (A::Complete, _, "accepted") => ": work must be started first",
+        (A::Start, _, "in_progress") => ": work has already started",
+        (A::RecordContactAttempt | A::ReportConnected, _, "failed") => {
+            ": the referral failed; report the family not connected instead"
+        }
+        (_, _, "completed" | "failed") => ": the referral has already ended",
+        _ => "",
+    }
+}
+
+fn unexpected_field_hint(field: &str) -> &'static str {
+    match field {
+        "not_connected_reason" => "is only given when reporting the family not connected",
+        "linked_referral_id" => "is only given with the not-connected reason referred_elsewhere",
+        _ => "does not apply to this action",
+    }
+}
+
+/// Applies an action by `party` at `at` to the state; returns the new state (the input is
+/// unchanged on error). `actor` is recorded as the confirmer.
+///
+/// Checks run from the most fundamental to the most detailed: who may act, whether the referral
+/// is still open, whether the layers allow the move, then the fields the action needs.
+pub fn apply(
+    state: &ReferralState,
+    party: Party,
+    input: &ActionInput,
+    actor: &AgencyId,
+    at: Timestamp,
+) -> Result<ReferralState, TransitionError> {
+    use ConnectionState as C;
+    use ResponseState as R;
+
+    let action = input.action;
+    if !action.allowed(party) {
+        return Err(TransitionError::WrongParty {
+            action,
+            required: action.required_party(),
+        });
+    }
+    if let Some(closed) = state.closed_by(action) {
+        return Err(TransitionError::Closed {
+            action,
+            state: closed,
+        });
+    }
+
+    let invalid = |layer: &'static str, from: &'static str| TransitionError::InvalidTransition {
+        action,
+        layer,
+        from,
+    };
+    let response_invalid = || invalid("response", state.response.code());
+    let connection_invalid = || invalid("connection", state.connection.code());
+    let connection_open = matches!(state.connection, C::NotUpdated | C::ContactAttempted);
+
+    let mut next = state.clone();
+    match action {
+        ReferralAction::AcknowledgeDelivery => {
+            if state.delivery == DeliveryState::Delivered {
+                return Err(invalid("delivery", state.delivery.code()));
+            }
+            mark_delivered(&mut next, at);
+        }
+        ReferralAction::Accept | ReferralAction::Decline => {
+            if state.response != R::Requested {
+                return Err(response_invalid());
+            }
+            if action == ReferralAction::Decline {
+                next.response = R::Declined;
+                next.response_reason = Some(required_reason(input)?);
+            } else {
+                next.response = R::Accepted;
+            }
+            next.responded_at = Some(at);
+            // An answer proves receipt even if the recipient's system never acknowledged it.
+            mark_delivered(&mut next, at);
+        }
+        ReferralAction::Start => {
+            if state.response != R::Accepted {
+                return Err(response_invalid());
+            }
+            next.response = R::InProgress;
+            next.responded_at = Some(at);
+        }
+        ReferralAction::Complete => {
+            if state.response != R::InProgress {
+                return Err(response_invalid());
+            }
+            next.response = R::Completed;
+            next.responded_at = Some(at);
+        }
+        ReferralAction::Fail => {
+            if !matches!(state.response, R::Accepted | R::InProgress) {
+                return Err(response_invalid());
+            }
+            next.response = R::Failed;
+            next.response_reason = Some(required_reason(input)?);
+            next.responded_at = Some(at);
+        }
+        ReferralAction::Cancel => {
+            if !matches!(state.response, R::Requested | R::Accepted | R::InProgress) {
+                return Err(response_invalid());
+            }
+            next.response = R::Cancelled;
+            next.response_reason = Some(required_reason(input)?);
+            next.responded_at = Some(at);
+        }
+        ReferralAction::RecordContactAttempt | ReferralAction::ReportConnected => {
+            // Only a service that took the family on can reach or connect with it.
+            if !matches!(state.response, R::Accepted | R::InProgress | R::Completed) {
+                return Err(response_invalid());
+            }
+            if !connection_open {
+                return Err(connection_invalid());
+            }
+            if action == ReferralAction::RecordContactAttempt {
+                next.connection = C::ContactAttempted;
+                next.contact_attempts = state.contact_attempts.saturating_add(1);
+            } else {
+                next.connection = C::Connected;
+            }
+            next.connection_updated_at = Some(at);
+        }
+        ReferralAction::ReportNotConnected => {
+            // Also after a decline or a failure: the sender needs to know why the family was not
+            // reached (no capacity, not eligible, referred elsewhere) to plan the next step.
+            if state.response == R::Requested {
+                return Err(response_invalid());
+            }
+            if !connection_open {
+                return Err(connection_invalid());
+            }
+            let reason = input
+                .not_connected_reason
+                .ok_or(TransitionError::MissingReason {
+                    action,
+                    field: "not_connected_reason",
+                })?;
+            match (reason, &input.linked_referral_id) {
+                (NotConnectedReason::ReferredElsewhere, None) => {
+                    return Err(TransitionError::MissingReason {
+                        action,
+                        field: "linked_referral_id",
+                    });
+                }
+                (NotConnectedReason::ReferredElsewhere, Some(_)) | (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(TransitionError::UnexpectedField {
+                        action,
+                        field: "linked_referral_id",
+                    });
+                }
+            }
+            next.connection = C::NotConnected;
+            next.not_connected_reason = Some(reason);
+            next.linked_referral_id = input.linked_referral_id.clone();
+            next.connection_updated_at = Some(at);
+        }
+        ReferralAction::Confirm => {
+            if !state.outcome_reported() {
+                return Err(connection_invalid());
+            }
+            next.confirmed_at = Some(at);
+            next.confirmed_by = Some(actor.clone());
+        }
+    }
+
+    if action != ReferralAction::ReportNotConnected {
+        // These only mean something with a not-connected report; silently dropping them would
+        // hide a client bug.
+        if input.not_connected_reason.is_some() {
+            return Err(TransitionError::UnexpectedField {
+                action,
+                field: "not_connected_reason",
+            });
+        }
+        if input.linked_referral_id.is_some() {
+            return Err(TransitionError::UnexpectedField {
+                action,
+                field: "linked_referral_id",
+            });
+        }
+    }
+    Ok(next)
+}
+
+fn mark_delivered(state: &mut ReferralState, at: Timestamp) {
+    if state.delivery == DeliveryState::Sent {
+        state.delivery = DeliveryState::Delivered;
+        state.delivered_at = Some(at);
+    }
+}
+
+/// The reason code of the action; a blank one counts as missing.
+fn required_reason(input: &ActionInput) -> Result<String, TransitionError> {
+    match &input.reason_code {
+        Some(code) if !code.trim().is_empty() => Ok(code.clone()),
+        _ => Err(TransitionError::MissingReason {
+            action: input.action,
+            field: "reason_code",
+        }),
+    }
+}
+
+/// Default deadlines per urgency (the `[deadlines]` section of the hub configuration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeadlinePolicy {
+    pub routine: UrgencyDeadlines,
+    pub urgent: UrgencyDeadlines,
+    pub emergency: UrgencyDeadlines,
+}
+
+/// The four deadlines of one urgency, in hours.
+///
+/// Every deadline is measured from the moment the referral was sent, not from the step before:
+/// a family's total wait stays bounded however slowly each step went, a late acceptance cannot
+/// push the connect-by deadline back unnoticed, and the four can be computed and stored once at
+/// send time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrgencyDeadlines {
+    pub deliver_within_hours: u32,
+    pub respond_within_hours: u32,
+    pub connect_within_hours: u32,
+    pub confirm_within_hours: u32,
+}
+
+impl Default for DeadlinePolicy {
+    fn default() -> Self {
+        Self {
+            // Routine: a system that polls daily has picked it up within a day; a working week
+            // to answer; two weeks for the family to reach the service; a third week for the
+            // referrer to confirm.
+            routine: UrgencyDeadlines {
+                deliver_within_hours: 24,
+                respond_within_hours: 120,
+                connect_within_hours: 336,
+                confirm_within_hours: 504,
+            },
+            // Urgent: picked up within a half working day, answered the next day, contact
+            // within three days.
+            urgent: UrgencyDeadlines {
+                deliver_within_hours: 4,
+                respond_within_hours: 24,
+                connect_within_hours: 72,
+                confirm_within_hours: 120,
+            },
+            // Emergency: someone must have it in hand within the hour and answer within two;
+            // the family must be reached the same day.
+            emergency: UrgencyDeadlines {
+                deliver_within_hours: 1,
+                respond_within_hours: 2,
+                connect_within_hours: 24,
+                confirm_within_hours: 48,
+            },
+        }
+    }
+}
+
+impl DeadlinePolicy {
+    pub fn for_urgency(&self, urgency: Urgency) -> UrgencyDeadlines {
+        match urgency {
+            Urgency::Routine => self.routine,
+            Urgency::Urgent => self.urgent,
+            Urgency::Emergency => self.emergency,
+        }
+    }
+
+    /// The default deadlines of a referral of this urgency sent at `sent_at`.
+    pub fn deadlines(&self, urgency: Urgency, sent_at: Timestamp) -> Deadlines {
+        let hours = self.for_urgency(urgency);
+        let after = |h: u32| sent_at.plus(time::Duration::hours(i64::from(h)));
+        Deadlines {
+            deliver_by: after(hours.deliver_within_hours),
+            respond_by: after(hours.respond_within_hours),
+            connect_by: after(hours.connect_within_hours),
+            confirm_by: after(hours.confirm_within_hours),
+        }
+    }
+
+    /// Checks a configured policy: every period is at least an hour and the four are in order, so
+    /// the default deadlines of every referral are ordered too.
+    pub fn validate(&self) -> Result<(), DeadlineError> {
+        for urgency in Urgency::ALL {
+            let hours = self.for_urgency(urgency);
+            let periods = [
+                ("deliver_within_hours", hours.deliver_within_hours),
+                ("respond_within_hours", hours.respond_within_hours),
+                ("connect_within_hours", hours.connect_within_hours),
+                ("confirm_within_hours", hours.confirm_within_hours),
+            ];
+            for (name, value) in periods {
+                if value == 0 {
+                    return Err(DeadlineError {
+                        field: policy_field(urgency, name),
+                        reason: "must be at least 1 hour".to_owned(),
+                    });
+                }
+            }
+            for pair in periods.windows(2) {
+                let [(earlier, earlier_hours), (later, later_hours)] = pair else {
+                    continue;
+                };
+                if later_hours < earlier_hours {
+                    return Err(DeadlineError {
+                        field: policy_field(urgency, later),
+                        reason: format!(
+                            "must not be shorter than {earlier} ({later_hours} < {earlier_hours})"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The configuration key of one period, for error messages.
+fn policy_field(urgency: Urgency, name: &str) -> &'static str {
+    const FIELDS: [[&str; 4]; 3] = [
+        [
+            "deadlines.routine.deliver_within_hours",
+            "deadlines.routine.respond_within_hours",
+            "deadlines.routine.connect_within_hours",
+            "deadlines.routine.confirm_within_hours",
+        ],
+        [
+            "deadlines.urgent.deliver_within_hours",
+            "deadlines.urgent.respond_within_hours",
+            "deadlines.urgent.connect_within_hours",
+            "deadlines.urgent.confirm_within_hours",
+        ],
+        [
+            "deadlines.emergency.deliver_within_hours",
+            "deadlines.emergency.respond_within_hours",
+            "deadlines.emergency.connect_within_hours",
+            "deadlines.emergency.confirm_within_hours",
+        ],
+    ];
+    let row = match urgency {
+        Urgency::Routine => 0,
+        Urgency::Urgent => 1,
+        Urgency::Emergency => 2,
+    };
+    FIELDS[row]
+        .iter()
+        .copied()
+        .find(|field| field.ends_with(name))
+        .unwrap_or("deadlines")
+}
+
+/// The four deadlines of one referral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub deliver_by: Timestamp,
+    pub respond_by: Timestamp,
+    pub connect_by: Timestamp,
+    pub confirm_by: Timestamp,
+}
+
+impl Deadlines {
+    pub fn get(&self, timer: TimerKind) -> Timestamp {
+        match timer {
+            TimerKind::DeliverBy => self.deliver_by,
+            TimerKind::RespondBy => self.respond_by,
+            TimerKind::ConnectBy => self.connect_by,
+            TimerKind::ConfirmBy => self.confirm_by,
+        }
+    }
+}
+
+/// Deadlines the sender chose instead of the defaults; `None` keeps the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeadlineOverrides {
+    pub deliver_by: Option<Timestamp>,
+    pub respond_by: Option<Timestamp>,
+    pub connect_by: Option<Timestamp>,
+    pub confirm_by: Option<Timestamp>,
+}
+
+impl DeadlineOverrides {
+    pub fn get(&self, timer: TimerKind) -> Option<Timestamp> {
+        match timer {
+            TimerKind::DeliverBy => self.deliver_by,
+            TimerKind::RespondBy => self.respond_by,
+            TimerKind::ConnectBy => self.connect_by,
+            TimerKind::ConfirmBy => self.confirm_by,
+        }
+    }
+}
+
+/// Why deadlines (overrides or the configured policy) were refused; `field` names the one to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct DeadlineError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn override_field(timer: TimerKind) -> &'static str {
+    match timer {
+        TimerKind::DeliverBy => "deadlines.deliver_by",
+        TimerKind::RespondBy => "deadlines.respond_by",
+        TimerKind::ConnectBy => "deadlines.connect_by",
+        TimerKind::ConfirmBy => "deadlines.confirm_by",
+    }
+}
+
+/// Applies overrides; each override must be after `sent_at` and the four must stay ordered
+/// deliver ≤ respond ≤ connect ≤ confirm, otherwise an error naming the field (for example
+/// `deadlines.respond_by`). An out-of-order pair is blamed on the overridden deadline, since the
+/// defaults are ordered by themselves.
+pub fn apply_overrides(
+    defaults: Deadlines,
+    overrides: &DeadlineOverrides,
+    sent_at: Timestamp,
+) -> Result<Deadlines, DeadlineError> {
+    for timer in TimerKind::ALL.iter().copied() {
+        if let Some(at) = overrides.get(timer)
+            && at <= sent_at
+        {
+            return Err(DeadlineError {
+                field: override_field(timer),
+                reason: format!("must be after the referral is sent ({sent_at}), not {at}"),
+            });
+        }
+    }
+    let merged = |timer: TimerKind| overrides.get(timer).unwrap_or(defaults.get(timer));
+    let deadlines = Deadlines {
+        deliver_by: merged(TimerKind::DeliverBy),
+        respond_by: merged(TimerKind::RespondBy),
+        connect_by: merged(TimerKind::ConnectBy),
+        confirm_by: merged(TimerKind::ConfirmBy),
+    };
+    for pair in TimerKind::ALL.windows(2) {
+        let &[earlier, later] = pair else {
+            continue;
+        };
+        let (earlier_at, later_at) = (deadlines.get(earlier), deadlines.get(later));
+        if earlier_at <= later_at {
+            continue;
+        }
+        let error = if overrides.get(later).is_some() || overrides.get(earlier).is_none() {
+            DeadlineError {
+                field: override_field(later),
+                reason: format!(
+                    "must not be before {} ({later_at} is before {earlier_at})",
+                    override_field(earlier)
+                ),
+            }
+        } else {
+            DeadlineError {
+                field: override_field(earlier),
+                reason: format!(
+                    "must not be after {} ({earlier_at} is after {later_at})",
+                    override_field(later)
+                ),
+            }
+        };
+        return Err(error);
+    }
+    Ok(deadlines)
+}
+
+/// Which timers are running for the state: those of the layers that have not moved yet, in
+/// deadline order.
+///
+/// - deliver-by while the delivery is `sent` and the response still `requested`;
+/// - respond-by while the response is `requested`;
+/// - connect-by while the recipient took the family on (accepted, in progress, completed — or
+///   failed, because the family may still have connected) and has not reported the outcome;
+/// - confirm-by while an outcome is reported and not yet confirmed (also after a decline with a
+///   not-connected report, which the sender still has to see).
+///
+/// None once closed: confirmed, cancelled, or declined without a not-connected report.
+pub fn pending_timers(state: &ReferralState) -> Vec<TimerKind> {
+    use ResponseState as R;
+
+    let mut timers = Vec::new();
+    if state.confirmed_at.is_some() || state.response == R::Cancelled {
+        return timers;
+    }
+    if state.response == R::Requested {
+        if state.delivery == DeliveryState::Sent {
+            timers.push(TimerKind::DeliverBy);
+        }
+        timers.push(TimerKind::RespondBy);
+    }
+    let took_the_family_on = matches!(
+        state.response,
+        R::Accepted | R::InProgress | R::Completed | R::Failed
+    );
+    if state.outcome_reported() {
+        timers.push(TimerKind::ConfirmBy);
+    } else if took_the_family_on {
+        timers.push(TimerKind::ConnectBy);
+    }
+    timers
+}
+
+/// The party that must act next for a timer: the recipient moves the first three layers, the
+/// sender confirms (the coordinator picks up what the responsible party leaves overdue).
+pub fn responsible_party(timer: TimerKind) -> Party {
+    match timer {
+        TimerKind::DeliverBy | TimerKind::RespondBy | TimerKind::ConnectBy => Party::Recipient,
+        TimerKind::ConfirmBy => Party::Sender,
+    }
+}
+
+/// The pending timers whose deadline has passed at `now` (a deadline is met up to and including
+/// its instant).
+pub fn overdue(state: &ReferralState, deadlines: &Deadlines, now: Timestamp) -> Vec<TimerKind> {
+    pending_timers(state)
+        .into_iter()
+        .filter(|timer| deadlines.get(*timer) < now)
+        .collect()
+}
+
+/// The pending timers due within `window` of `now` and not yet overdue, with their deadlines.
+pub fn due_soon(
+    state: &ReferralState,
+    deadlines: &Deadlines,
+    now: Timestamp,
+    window: time::Duration,
+) -> Vec<(TimerKind, Timestamp)> {
+    let horizon = now.plus(window);
+    pending_timers(state)
+        .into_iter()
+        .map(|timer| (timer, deadlines.get(timer)))
+        .filter(|(_, due)| now <= *due && *due <= horizon)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn at(hours: i64) -> Timestamp {
+        Timestamp::from_millis(1_800_000_000_000 + hours * HOUR)
+    }
+
+    fn me() -> AgencyId {
+        AgencyId::parse("aoba-hoken").unwrap()
+    }
+
+    fn act(state: &ReferralState, party: Party, action: ReferralAction) -> ReferralState {
+        apply(state, party, &ActionInput::new(action), &me(), at(1)).unwrap()
+    }
+
+    fn try_act(
+        state: &ReferralState,
+        party: Party,
+        action: ReferralAction,
+    ) -> Result<ReferralState, TransitionError> {
+        apply(state, party, &ActionInput::new(action), &me(), at(1))
+    }
+
+    fn with_reason(action: ReferralAction, reason: &str) -> ActionInput {
+        ActionInput {
+            reason_code: Some(reason.to_owned()),
+            ..ActionInput::new(action)
+        }
+    }
+
+    fn not_connected(reason: NotConnectedReason) -> ActionInput {
+        ActionInput {
+            not_connected_reason: Some(reason),
+            ..ActionInput::new(ReferralAction::ReportNotConnected)
+        }
+    }
+
+    fn accepted() -> ReferralState {
+        act(
+            &ReferralState::new(),
+            Party::Recipient,
+            ReferralAction::Accept,
+        )
+    }
+
+    fn in_progress() -> ReferralState {
+        act(&accepted(), Party::Recipient, ReferralAction::Start)
+    }
+
+    fn completed() -> ReferralState {
+        act(&in_progress(), Party::Recipient, ReferralAction::Complete)
+    }
+
+    fn connected() -> ReferralState {
+        act(
+            &accepted(),
+            Party::Recipient,
+            ReferralAction::ReportConnected,
+        )
+    }
+
+    fn declined() -> ReferralState {
+        apply(
+            &ReferralState::new(),
+            Party::Recipient,
+            &with_reason(ReferralAction::Decline, "no_capacity"),
+            &me(),
+            at(1),
+        )
+        .unwrap()
+    }
+
+    fn cancelled() -> ReferralState {
+        apply(
+            &ReferralState::new(),
+            Party::Sender,
+            &with_reason(ReferralAction::Cancel, "family_moved"),
+            &me(),
+            at(1),
+        )
+        .unwrap()
+    }
+
+    fn confirmed() -> ReferralState {
+        act(&connected(), Party::Sender, ReferralAction::Confirm)
+    }
+
+    fn deadlines() -> Deadlines {
+        DeadlinePolicy::default().deadlines(Urgency::Routine, at(0))
+    }
+
+    #[test]
+    fn codes_round_trip_for_every_state_action_and_timer() {
+        for v in DeliveryState::ALL {
+            assert_eq!(DeliveryState::from_code(v.code()), Some(*v));
+        }
+        for v in ResponseState::ALL {
+            assert_eq!(ResponseState::from_code(v.code()), Some(*v));
+        }
+        for v in ConnectionState::ALL {
+            assert_eq!(ConnectionState::from_code(v.code()), Some(*v));
+        }
+        for v in NotConnectedReason::ALL {
+            assert_eq!(NotConnectedReason::from_code(v.code()), Some(*v));
+        }
+        for v in ReferralAction::ALL {
+            assert_eq!(ReferralAction::from_code(v.code()), Some(*v));
+        }
+        for v in TimerKind::ALL {
+            assert_eq!(TimerKind::from_code(v.code()), Some(*v));
+        }
+        assert_eq!(ResponseState::InProgress.code(), "in_progress");
+        assert_eq!(
+            NotConnectedReason::ReferredElsewhere.code(),
+            "referred_elsewhere"
+        );
+        assert_eq!(ResponseState::from_code("InProgress"), None);
+        assert_eq!(ReferralAction::ALL.len(), 11);
+    }
+
+    #[test]
+    fn a_new_referral_is_sent_requested_and_not_updated() {
+        let state = ReferralState::new();
+        assert_eq!(state.delivery, DeliveryState::Sent);
+        assert_eq!(state.response, ResponseState::Requested);
+        assert_eq!(state.connection, ConnectionState::NotUpdated);
+        assert_eq!(state.contact_attempts, 0);
+        assert!(!state.is_closed());
+        assert_eq!(state, ReferralState::default());
+    }
+
+    #[test]
+    fn acknowledging_delivery_marks_it_delivered_at_that_time() {
+        let state = apply(
+            &ReferralState::new(),
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::AcknowledgeDelivery),
+            &me(),
+            at(2),
+        )
+        .unwrap();
+        assert_eq!(state.delivery, DeliveryState::Delivered);
+        assert_eq!(state.delivered_at, Some(at(2)));
+        assert_eq!(state.response, ResponseState::Requested);
+        assert_eq!(state.responded_at, None);
+    }
+
+    #[test]
+    fn acknowledging_delivery_twice_is_refused() {
+        let delivered = act(
+            &ReferralState::new(),
+            Party::Recipient,
+            ReferralAction::AcknowledgeDelivery,
+        );
+        let err = try_act(
+            &delivered,
+            Party::Recipient,
+            ReferralAction::AcknowledgeDelivery,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::InvalidTransition {
+                action: ReferralAction::AcknowledgeDelivery,
+                layer: "delivery",
+                from: "delivered",
+            }
+        );
+        assert!(err.to_string().contains("already delivered"), "{err}");
+    }
+
+    #[test]
+    fn accepting_also_marks_an_unacknowledged_referral_delivered() {
+        let state = apply(
+            &ReferralState::new(),
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::Accept),
+            &me(),
+            at(3),
+        )
+        .unwrap();
+        assert_eq!(state.response, ResponseState::Accepted);
+        assert_eq!(state.responded_at, Some(at(3)));
+        assert_eq!(state.delivery, DeliveryState::Delivered);
+        assert_eq!(state.delivered_at, Some(at(3)));
+    }
+
+    #[test]
+    fn accepting_keeps_an_earlier_delivery_time() {
+        let delivered = apply(
+            &ReferralState::new(),
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::AcknowledgeDelivery),
+            &me(),
+            at(1),
+        )
+        .unwrap();
+        let state = apply(
+            &delivered,
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::Accept),
+            &me(),
+            at(5),
+        )
+        .unwrap();
+        assert_eq!(state.delivered_at, Some(at(1)));
+        assert_eq!(state.responded_at, Some(at(5)));
+    }
+
+    #[test]
+    fn declining_with_a_reason_records_it_and_implies_delivery() {
+        let state = declined();
+        assert_eq!(state.response, ResponseState::Declined);
+        assert_eq!(state.response_reason.as_deref(), Some("no_capacity"));
+        assert_eq!(state.responded_at, Some(at(1)));
+        assert_eq!(state.delivery, DeliveryState::Delivered);
+        assert_eq!(state.delivered_at, Some(at(1)));
+        assert!(state.is_closed());
+    }
+
+    #[test]
+    fn declining_without_a_reason_is_refused() {
+        let err = try_act(
+            &ReferralState::new(),
+            Party::Recipient,
+            ReferralAction::Decline,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::MissingReason {
+                action: ReferralAction::Decline,
+                field: "reason_code",
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot decline the referral: reason_code is required"
+        );
+    }
+
+    #[test]
+    fn a_blank_reason_counts_as_missing() {
+        let err = apply(
+            &ReferralState::new(),
+            Party::Recipient,
+            &with_reason(ReferralAction::Decline, "  "),
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert!(matches!(err, TransitionError::MissingReason { .. }));
+    }
+
+    #[test]
+    fn accepting_twice_or_after_declining_is_refused() {
+        let err = try_act(&accepted(), Party::Recipient, ReferralAction::Accept).unwrap_err();
+        assert!(err.to_string().contains("already responded"), "{err}");
+        let err = try_act(&accepted(), Party::Recipient, ReferralAction::Decline).unwrap_err();
+        assert!(matches!(err, TransitionError::InvalidTransition { .. }));
+        let err = try_act(&declined(), Party::Recipient, ReferralAction::Accept).unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::Closed {
+                action: ReferralAction::Accept,
+                state: "declined",
+            }
+        );
+    }
+
+    #[test]
+    fn starting_and_completing_move_the_response_with_timestamps() {
+        let started = apply(
+            &accepted(),
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::Start),
+            &me(),
+            at(4),
+        )
+        .unwrap();
+        assert_eq!(started.response, ResponseState::InProgress);
+        assert_eq!(started.responded_at, Some(at(4)));
+        let done = apply(
+            &started,
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::Complete),
+            &me(),
+            at(9),
+        )
+        .unwrap();
+        assert_eq!(done.response, ResponseState::Completed);
+        assert_eq!(done.responded_at, Some(at(9)));
+        assert!(!done.is_closed(), "the connection is still to be reported");
+    }
+
+    #[test]
+    fn starting_before_accepting_is_refused() {
+        let err = try_act(
+            &ReferralState::new(),
+            Party::Recipient,
+            ReferralAction::Start,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot start work on the referral while the response is requested: the referral must \
+             be accepted first"
+        );
+        let err = try_act(&in_progress(), Party::Recipient, ReferralAction::Start).unwrap_err();
+        assert!(err.to_string().contains("already started"), "{err}");
+    }
+
+    #[test]
+    fn completing_before_starting_is_refused() {
+        let err = try_act(&accepted(), Party::Recipient, ReferralAction::Complete).unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::InvalidTransition {
+                action: ReferralAction::Complete,
+                layer: "response",
+                from: "accepted",
+            }
+        );
+        assert!(err.to_string().contains("started first"), "{err}");
+        let err = try_act(&completed(), Party::Recipient, ReferralAction::Complete).unwrap_err();
+        assert!(err.to_string().contains("already ended"), "{err}");
+    }
+
+    #[test]
+    fn failing_from_accepted_or_in_progress_records_the_reason() {
+        for from in [accepted(), in_progress()] {
+            let state = apply(
+                &from,
+                Party::Recipient,
+                &with_reason(ReferralAction::Fail, "family_unreachable"),
+                &me(),
+                at(7),
+            )
+            .unwrap();
+            assert_eq!(state.response, ResponseState::Failed);
+            assert_eq!(state.response_reason.as_deref(), Some("family_unreachable"));
+            assert_eq!(state.responded_at, Some(at(7)));
+        }
+    }
+
+    #[test]
+    fn failing_without_a_reason_or_before_accepting_is_refused() {
+        let err = try_act(&accepted(), Party::Recipient, ReferralAction::Fail).unwrap_err();
+        assert!(matches!(
+            err,
+            TransitionError::MissingReason {
+                field: "reason_code",
+                ..
+            }
+        ));
+        let err = apply(
+            &ReferralState::new(),
+            Party::Recipient,
+            &with_reason(ReferralAction::Fail, "x"),
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert!(matches!(err, TransitionError::InvalidTransition { .. }));
+        let err = apply(
+            &completed(),
+            Party::Recipient,
+            &with_reason(ReferralAction::Fail, "x"),
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("already ended"), "{err}");
+    }
+
+    #[test]
+    fn the_sender_or_coordinator_may_cancel_an_open_request_with_a_reason() {
+        for party in [Party::Sender, Party::Coordinator] {
+            for from in [ReferralState::new(), accepted(), in_progress()] {
+                let state = apply(
+                    &from,
+                    party,
+                    &with_reason(ReferralAction::Cancel, "family_moved"),
+                    &me(),
+                    at(6),
+                )
+                .unwrap();
+                assert_eq!(state.response, ResponseState::Cancelled);
+                assert_eq!(state.response_reason.as_deref(), Some("family_moved"));
+                assert_eq!(state.responded_at, Some(at(6)));
+                assert!(state.is_closed());
+            }
+        }
+    }
+
+    #[test]
+    fn cancelling_without_a_reason_by_the_recipient_or_after_completion_is_refused() {
+        let err = try_act(&accepted(), Party::Sender, ReferralAction::Cancel).unwrap_err();
+        assert!(matches!(err, TransitionError::MissingReason { .. }));
+        let err = apply(
+            &accepted(),
+            Party::Recipient,
+            &with_reason(ReferralAction::Cancel, "x"),
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "only the sender or the municipality's coordinator may cancel the referral"
+        );
+        let err = apply(
+            &completed(),
+            Party::Sender,
+            &with_reason(ReferralAction::Cancel, "x"),
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert!(matches!(err, TransitionError::InvalidTransition { .. }));
+    }
+
+    #[test]
+    fn accept_by_the_sender_is_refused() {
+        let err =
+            try_act(&ReferralState::new(), Party::Sender, ReferralAction::Accept).unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::WrongParty {
+                action: ReferralAction::Accept,
+                required: "the recipient",
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "only the recipient may accept the referral"
+        );
+    }
+
+    #[test]
+    fn the_coordinator_cannot_act_for_the_recipient() {
+        for action in [
+            ReferralAction::AcknowledgeDelivery,
+            ReferralAction::Accept,
+            ReferralAction::Start,
+            ReferralAction::ReportConnected,
+        ] {
+            let err = try_act(&ReferralState::new(), Party::Coordinator, action).unwrap_err();
+            assert!(
+                matches!(err, TransitionError::WrongParty { .. }),
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_agency_may_take_no_action_at_all() {
+        for action in ReferralAction::ALL.iter().copied() {
+            let err = try_act(&connected(), Party::Other, action).unwrap_err();
+            assert!(
+                matches!(err, TransitionError::WrongParty { .. }),
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn contact_attempts_are_repeatable_and_counted() {
+        let once = apply(
+            &accepted(),
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::RecordContactAttempt),
+            &me(),
+            at(10),
+        )
+        .unwrap();
+        let twice = apply(
+            &once,
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::RecordContactAttempt),
+            &me(),
+            at(20),
+        )
+        .unwrap();
+        assert_eq!(once.connection, ConnectionState::ContactAttempted);
+        assert_eq!(once.contact_attempts, 1);
+        assert_eq!(twice.contact_attempts, 2);
+        assert_eq!(twice.connection_updated_at, Some(at(20)));
+    }
+
+    #[test]
+    fn contact_attempts_are_allowed_in_progress_and_after_completion() {
+        for from in [in_progress(), completed()] {
+            let state = act(
+                &from,
+                Party::Recipient,
+                ReferralAction::RecordContactAttempt,
+            );
+            assert_eq!(state.contact_attempts, 1);
+        }
+    }
+
+    #[test]
+    fn a_contact_attempt_before_accepting_or_after_failing_is_refused() {
+        let err = try_act(
+            &ReferralState::new(),
+            Party::Recipient,
+            ReferralAction::RecordContactAttempt,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("accepted first"), "{err}");
+        let failed = apply(
+            &accepted(),
+            Party::Recipient,
+            &with_reason(ReferralAction::Fail, "x"),
+            &me(),
+            at(1),
+        )
+        .unwrap();
+        let err = try_act(
+            &failed,
+            Party::Recipient,
+            ReferralAction::RecordContactAttempt,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not connected instead"), "{err}");
+    }
+
+    #[test]
+    fn reporting_connected_after_contact_attempts_keeps_the_count() {
+        let tried = act(
+            &accepted(),
+            Party::Recipient,
+            ReferralAction::RecordContactAttempt,
+        );
+        let state = apply(
+            &tried,
+            Party::Recipient,
+            &ActionInput::new(ReferralAction::ReportConnected),
+            &me(),
+            at(30),
+        )
+        .unwrap();
+        assert_eq!(state.connection, ConnectionState::Connected);
+        assert_eq!(state.connection_updated_at, Some(at(30)));
+        assert_eq!(state.contact_attempts, 1);
+    }
+
+    #[test]
+    fn connected_before_accepted_is_refused() {
+        let err = try_act(
+            &ReferralState::new(),
+            Party::Recipient,
+            ReferralAction::ReportConnected,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::InvalidTransition {
+                action: ReferralAction::ReportConnected,
+                layer: "response",
+                from: "requested",
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "cannot report the family connected while the response is requested: the referral \
+             must be accepted first"
+        );
+    }
+
+    #[test]
+    fn reporting_the_outcome_twice_is_refused() {
+        let err = try_act(
+            &connected(),
+            Party::Recipient,
+            ReferralAction::ReportConnected,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::InvalidTransition {
+                action: ReferralAction::ReportConnected,
+                layer: "connection",
+                from: "connected",
+            }
+        );
+        let err = apply(
+            &connected(),
+            Party::Recipient,
+            &not_connected(NotConnectedReason::Moved),
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("already reported"), "{err}");
+    }
+
+    #[test]
+    fn reporting_not_connected_records_the_reason() {
+        let state = apply(
+            &accepted(),
+            Party::Recipient,
+            &not_connected(NotConnectedReason::DeclinedByFamily),
+            &me(),
+            at(40),
+        )
+        .unwrap();
+        assert_eq!(state.connection, ConnectionState::NotConnected);
+        assert_eq!(
+            state.not_connected_reason,
+            Some(NotConnectedReason::DeclinedByFamily)
+        );
+        assert_eq!(state.connection_updated_at, Some(at(40)));
+        assert_eq!(state.linked_referral_id, None);
+    }
+
+    #[test]
+    fn reporting_not_connected_is_allowed_after_a_decline_or_a_failure() {
+        let failed = apply(
+            &in_progress(),
+            Party::Recipient,
+            &with_reason(ReferralAction::Fail, "x"),
+            &me(),
+            at(1),
+        )
+        .unwrap();
+        for from in [declined(), failed] {
+            let state = apply(
+                &from,
+                Party::Recipient,
+                &not_connected(NotConnectedReason::NoCapacity),
+                &me(),
+                at(2),
+            )
+            .unwrap();
+            assert_eq!(state.connection, ConnectionState::NotConnected);
+            assert!(!state.is_closed(), "the report awaits confirmation");
+        }
+    }
+
+    #[test]
+    fn reporting_not_connected_before_any_response_is_refused() {
+        let err = apply(
+            &ReferralState::new(),
+            Party::Recipient,
+            &not_connected(NotConnectedReason::Moved),
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("accept or decline first"), "{err}");
+    }
+
+    #[test]
+    fn reporting_not_connected_without_a_reason_is_refused() {
+        let err = try_act(
+            &accepted(),
+            Party::Recipient,
+            ReferralAction::ReportNotConnected,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::MissingReason {
+                action: ReferralAction::ReportNotConnected,
+                field: "not_connected_reason",
+            }
+        );
+    }
+
+    #[test]
+    fn referred_elsewhere_needs_the_new_referral_and_records_it() {
+        let err = apply(
+            &accepted(),
+            Party::Recipient,
+            &not_connected(NotConnectedReason::ReferredElsewhere),
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::MissingReason {
+                action: ReferralAction::ReportNotConnected,
+                field: "linked_referral_id",
+            }
+        );
+        let link = ReferralId::generate();
+        let state = apply(
+            &accepted(),
+            Party::Recipient,
+            &ActionInput {
+                linked_referral_id: Some(link.clone()),
+                ..not_connected(NotConnectedReason::ReferredElsewhere)
+            },
+            &me(),
+            at(1),
+        )
+        .unwrap();
+        assert_eq!(state.linked_referral_id, Some(link));
+    }
+
+    #[test]
+    fn a_linked_referral_with_another_not_connected_reason_is_refused() {
+        let err = apply(
+            &accepted(),
+            Party::Recipient,
+            &ActionInput {
+                linked_referral_id: Some(ReferralId::generate()),
+                ..not_connected(NotConnectedReason::Moved)
+            },
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::UnexpectedField {
+                action: ReferralAction::ReportNotConnected,
+                field: "linked_referral_id",
+            }
+        );
+        assert!(err.to_string().contains("referred_elsewhere"), "{err}");
+    }
+
+    #[test]
+    fn a_not_connected_reason_on_another_action_is_refused() {
+        let err = apply(
+            &accepted(),
+            Party::Recipient,
+            &ActionInput {
+                not_connected_reason: Some(NotConnectedReason::Moved),
+                ..ActionInput::new(ReferralAction::ReportConnected)
+            },
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::UnexpectedField {
+                action: ReferralAction::ReportConnected,
+                field: "not_connected_reason",
+            }
+        );
+    }
+
+    #[test]
+    fn the_sender_or_coordinator_confirms_a_reported_outcome() {
+        let not_connected_state = apply(
+            &accepted(),
+            Party::Recipient,
+            &not_connected(NotConnectedReason::CouldNotContact),
+            &me(),
+            at(1),
+        )
+        .unwrap();
+        for party in [Party::Sender, Party::Coordinator] {
+            for from in [connected(), not_connected_state.clone()] {
+                let confirmer = AgencyId::parse("aoba-kodomo").unwrap();
+                let state = apply(
+                    &from,
+                    party,
+                    &ActionInput::new(ReferralAction::Confirm),
+                    &confirmer,
+                    at(50),
+                )
+                .unwrap();
+                assert_eq!(state.confirmed_at, Some(at(50)));
+                assert_eq!(state.confirmed_by, Some(confirmer));
+                assert!(state.is_closed());
+            }
+        }
+    }
+
+    #[test]
+    fn confirm_by_the_recipient_is_refused() {
+        let err = try_act(&connected(), Party::Recipient, ReferralAction::Confirm).unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::WrongParty {
+                action: ReferralAction::Confirm,
+                required: "the sender or the municipality's coordinator",
+            }
+        );
+    }
+
+    #[test]
+    fn confirming_before_the_outcome_is_reported_is_refused() {
+        let tried = act(
+            &accepted(),
+            Party::Recipient,
+            ReferralAction::RecordContactAttempt,
+        );
+        let err = try_act(&tried, Party::Sender, ReferralAction::Confirm).unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::InvalidTransition {
+                action: ReferralAction::Confirm,
+                layer: "connection",
+                from: "contact_attempted",
+            }
+        );
+        assert!(err.to_string().contains("must first report"), "{err}");
+        let err = try_act(&declined(), Party::Sender, ReferralAction::Confirm).unwrap_err();
+        assert!(matches!(err, TransitionError::InvalidTransition { .. }));
+    }
+
+    #[test]
+    fn a_declined_referral_with_a_not_connected_report_can_be_confirmed() {
+        let reported = apply(
+            &declined(),
+            Party::Recipient,
+            &not_connected(NotConnectedReason::NotEligible),
+            &me(),
+            at(2),
+        )
+        .unwrap();
+        let state = act(&reported, Party::Sender, ReferralAction::Confirm);
+        assert!(state.is_closed());
+    }
+
+    #[test]
+    fn act_after_confirm_is_refused_for_every_action() {
+        let closed = confirmed();
+        for action in ReferralAction::ALL.iter().copied() {
+            let party = if matches!(action, ReferralAction::Cancel | ReferralAction::Confirm) {
+                Party::Sender
+            } else {
+                Party::Recipient
+            };
+            let input = ActionInput {
+                reason_code: Some("x".to_owned()),
+                ..ActionInput::new(action)
+            };
+            let err = apply(&closed, party, &input, &me(), at(60)).unwrap_err();
+            assert_eq!(
+                err,
+                TransitionError::Closed {
+                    action,
+                    state: "confirmed",
+                },
+            );
+        }
+        assert_eq!(
+            try_act(&closed, Party::Sender, ReferralAction::Confirm)
+                .unwrap_err()
+                .to_string(),
+            "cannot confirm the handoff: the referral is closed (confirmed)"
+        );
+    }
+
+    #[test]
+    fn act_after_cancel_is_refused_for_every_action() {
+        let closed = cancelled();
+        for action in ReferralAction::ALL.iter().copied() {
+            let party = if matches!(action, ReferralAction::Cancel | ReferralAction::Confirm) {
+                Party::Sender
+            } else {
+                Party::Recipient
+            };
+            let err = try_act(&closed, party, action).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    TransitionError::Closed {
+                        state: "cancelled",
+                        ..
+                    }
+                ),
+                "{action}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_action_leaves_the_state_unchanged() {
+        let before = accepted();
+        let copy = before.clone();
+        let _ = try_act(&before, Party::Sender, ReferralAction::Start);
+        let _ = try_act(&before, Party::Recipient, ReferralAction::Complete);
+        assert_eq!(before, copy);
+    }
+
+    #[test]
+    fn the_default_policy_matches_the_documented_hours() {
+        let policy = DeadlinePolicy::default();
+        let hours = |u: Urgency| {
+            let d = policy.for_urgency(u);
+            [
+                d.deliver_within_hours,
+                d.respond_within_hours,
+                d.connect_within_hours,
+                d.confirm_within_hours,
+            ]
+        };
+        assert_eq!(hours(Urgency::Routine), [24, 120, 336, 504]);
+        assert_eq!(hours(Urgency::Urgent), [4, 24, 72, 120]);
+        assert_eq!(hours(Urgency::Emergency), [1, 2, 24, 48]);
+        assert_eq!(policy.validate(), Ok(()));
+    }
+
+    #[test]
+    fn deadlines_are_measured_from_the_time_sent() {
+        let d = DeadlinePolicy::default().deadlines(Urgency::Emergency, at(100));
+        assert_eq!(d.deliver_by, at(101));
+        assert_eq!(d.respond_by, at(102));
+        assert_eq!(d.connect_by, at(124));
+        assert_eq!(d.confirm_by, at(148));
+        for timer in TimerKind::ALL.iter().copied() {
+            assert!(d.get(timer) > at(100));
+        }
+        assert_eq!(d.get(TimerKind::ConnectBy), d.connect_by);
+    }
+
+    #[test]
+    fn a_policy_section_may_be_given_in_part() {
+        let text = "[urgent]\ndeliver_within_hours = 2\nrespond_within_hours = 8\n\
+                    connect_within_hours = 48\nconfirm_within_hours = 96\n";
+        let policy: DeadlinePolicy = toml::from_str(text).unwrap();
+        assert_eq!(policy.urgent.respond_within_hours, 8);
+        assert_eq!(policy.routine, DeadlinePolicy::default().routine);
+    }
+
+    #[test]
+    fn a_policy_with_unknown_keys_or_missing_hours_is_rejected() {
+        assert!(toml::from_str::<DeadlinePolicy>("[urgent_ish]\n").is_err());
+        assert!(toml::from_str::<DeadlinePolicy>("[urgent]\ndeliver_within_hours = 2\n").is_err());
+    }
+
+    #[test]
+    fn a_policy_with_out_of_order_or_zero_periods_is_rejected() {
+        let mut policy = DeadlinePolicy::default();
+        policy.urgent.connect_within_hours = 10;
+        let err = policy.validate().unwrap_err();
+        assert_eq!(err.field, "deadlines.urgent.connect_within_hours");
+        let mut policy = DeadlinePolicy::default();
+        policy.emergency.deliver_within_hours = 0;
+        let err = policy.validate().unwrap_err();
+        assert_eq!(err.field, "deadlines.emergency.deliver_within_hours");
+    }
+
+    #[test]
+    fn overrides_replace_the_defaults_they_name() {
+        let defaults = deadlines();
+        let overrides = DeadlineOverrides {
+            connect_by: Some(at(200)),
+            ..DeadlineOverrides::default()
+        };
+        let d = apply_overrides(defaults, &overrides, at(0)).unwrap();
+        assert_eq!(d.connect_by, at(200));
+        assert_eq!(d.deliver_by, defaults.deliver_by);
+        assert_eq!(d.confirm_by, defaults.confirm_by);
+        assert_eq!(
+            apply_overrides(defaults, &DeadlineOverrides::default(), at(0)),
+            Ok(defaults)
+        );
+    }
+
+    #[test]
+    fn an_override_not_after_the_time_sent_is_refused() {
+        let overrides = DeadlineOverrides {
+            deliver_by: Some(at(0)),
+            ..DeadlineOverrides::default()
+        };
+        let err = apply_overrides(deadlines(), &overrides, at(0)).unwrap_err();
+        assert_eq!(err.field, "deadlines.deliver_by");
+        assert!(
+            err.to_string()
+                .starts_with("deadlines.deliver_by: must be after")
+        );
+    }
+
+    #[test]
+    fn an_override_out_of_order_is_refused_naming_the_overridden_field() {
+        // respond_by moved before the default deliver_by (24h).
+        let overrides = DeadlineOverrides {
+            respond_by: Some(at(10)),
+            ..DeadlineOverrides::default()
+        };
+        let err = apply_overrides(deadlines(), &overrides, at(0)).unwrap_err();
+        assert_eq!(err.field, "deadlines.respond_by");
+        assert!(err.reason.contains("deadlines.deliver_by"), "{err}");
+
+        // deliver_by moved after the default respond_by (120h).
+        let overrides = DeadlineOverrides {
+            deliver_by: Some(at(130)),
+            ..DeadlineOverrides::default()
+        };
+        let err = apply_overrides(deadlines(), &overrides, at(0)).unwrap_err();
+        assert_eq!(err.field, "deadlines.deliver_by");
+
+        // Both overridden and crossed: the later one is blamed.
+        let overrides = DeadlineOverrides {
+            connect_by: Some(at(300)),
+            confirm_by: Some(at(250)),
+            ..DeadlineOverrides::default()
+        };
+        let err = apply_overrides(deadlines(), &overrides, at(0)).unwrap_err();
+        assert_eq!(err.field, "deadlines.confirm_by");
+    }
+
+    #[test]
+    fn equal_deadlines_are_in_order() {
+        let overrides = DeadlineOverrides {
+            deliver_by: Some(at(5)),
+            respond_by: Some(at(5)),
+            connect_by: Some(at(5)),
+            confirm_by: Some(at(5)),
+        };
+        assert!(apply_overrides(deadlines(), &overrides, at(0)).is_ok());
+    }
+
+    #[test]
+    fn a_new_referral_waits_for_delivery_and_response() {
+        assert_eq!(
+            pending_timers(&ReferralState::new()),
+            vec![TimerKind::DeliverBy, TimerKind::RespondBy]
+        );
+    }
+
+    #[test]
+    fn a_delivered_referral_waits_only_for_the_response() {
+        let delivered = act(
+            &ReferralState::new(),
+            Party::Recipient,
+            ReferralAction::AcknowledgeDelivery,
+        );
+        assert_eq!(pending_timers(&delivered), vec![TimerKind::RespondBy]);
+    }
+
+    #[test]
+    fn an_accepted_referral_waits_for_the_connection_until_it_is_reported() {
+        let tried = act(
+            &accepted(),
+            Party::Recipient,
+            ReferralAction::RecordContactAttempt,
+        );
+        for state in [accepted(), in_progress(), completed(), tried] {
+            assert_eq!(pending_timers(&state), vec![TimerKind::ConnectBy]);
+        }
+    }
+
+    #[test]
+    fn a_failed_referral_still_waits_for_the_connection_report() {
+        let failed = apply(
+            &accepted(),
+            Party::Recipient,
+            &with_reason(ReferralAction::Fail, "x"),
+            &me(),
+            at(1),
+        )
+        .unwrap();
+        assert_eq!(pending_timers(&failed), vec![TimerKind::ConnectBy]);
+        assert!(!failed.is_closed());
+    }
+
+    #[test]
+    fn a_reported_outcome_waits_for_confirmation() {
+        assert_eq!(pending_timers(&connected()), vec![TimerKind::ConfirmBy]);
+        let reported = apply(
+            &declined(),
+            Party::Recipient,
+            &not_connected(NotConnectedReason::NoCapacity),
+            &me(),
+            at(2),
+        )
+        .unwrap();
+        assert_eq!(pending_timers(&reported), vec![TimerKind::ConfirmBy]);
+    }
+
+    #[test]
+    fn closed_referrals_have_no_timers() {
+        for state in [confirmed(), cancelled(), declined()] {
+            assert!(pending_timers(&state).is_empty(), "{state:?}");
+            assert!(state.is_closed());
+        }
+        // Cancelled after the outcome was reported: nobody is left to confirm.
+        let cancelled_late = apply(
+            &act(
+                &in_progress(),
+                Party::Recipient,
+                ReferralAction::ReportConnected,
+            ),
+            Party::Sender,
+            &with_reason(ReferralAction::Cancel, "x"),
+            &me(),
+            at(3),
+        )
+        .unwrap();
+        assert!(pending_timers(&cancelled_late).is_empty());
+    }
+
+    #[test]
+    fn closed_means_exactly_no_pending_timers() {
+        let tried = act(
+            &accepted(),
+            Party::Recipient,
+            ReferralAction::RecordContactAttempt,
+        );
+        for state in [
+            ReferralState::new(),
+            accepted(),
+            in_progress(),
+            completed(),
+            tried,
+            connected(),
+            confirmed(),
+            cancelled(),
+            declined(),
+        ] {
+            assert_eq!(state.is_closed(), pending_timers(&state).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_recipient_is_responsible_for_all_but_confirmation() {
+        assert_eq!(responsible_party(TimerKind::DeliverBy), Party::Recipient);
+        assert_eq!(responsible_party(TimerKind::RespondBy), Party::Recipient);
+        assert_eq!(responsible_party(TimerKind::ConnectBy), Party::Recipient);
+        assert_eq!(responsible_party(TimerKind::ConfirmBy), Party::Sender);
+    }
+
+    #[test]
+    fn a_timer_is_overdue_only_after_its_deadline_passes() {
+        let d = deadlines();
+        let state = ReferralState::new();
+        assert!(overdue(&state, &d, d.deliver_by).is_empty());
+        assert_eq!(
+            overdue(
+                &state,
+                &d,
+                d.deliver_by.plus(time::Duration::milliseconds(1))
+            ),
+            vec![TimerKind::DeliverBy]
+        );
+        assert_eq!(
+            overdue(&state, &d, at(121)),
+            vec![TimerKind::DeliverBy, TimerKind::RespondBy]
+        );
+    }
+
+    #[test]
+    fn a_moved_layer_is_no_longer_overdue() {
+        let d = deadlines();
+        assert!(overdue(&accepted(), &d, at(200)).is_empty());
+        assert_eq!(
+            overdue(&accepted(), &d, at(400)),
+            vec![TimerKind::ConnectBy]
+        );
+        assert!(overdue(&connected(), &d, at(400)).is_empty());
+        assert_eq!(
+            overdue(&connected(), &d, at(600)),
+            vec![TimerKind::ConfirmBy]
+        );
+        assert!(overdue(&confirmed(), &d, at(10_000)).is_empty());
+        assert!(overdue(&cancelled(), &d, at(10_000)).is_empty());
+    }
+
+    #[test]
+    fn due_soon_lists_timers_within_the_window_that_are_not_yet_overdue() {
+        let d = deadlines();
+        let state = ReferralState::new();
+        // At 20h: deliver-by (24h) is within 48h, respond-by (120h) is not.
+        assert_eq!(
+            due_soon(&state, &d, at(20), time::Duration::hours(48)),
+            vec![(TimerKind::DeliverBy, d.deliver_by)]
+        );
+        // At 100h: deliver-by is overdue, so only respond-by is due soon.
+        assert_eq!(
+            due_soon(&state, &d, at(100), time::Duration::hours(48)),
+            vec![(TimerKind::RespondBy, d.respond_by)]
+        );
+        assert!(due_soon(&state, &d, at(0), time::Duration::hours(1)).is_empty());
+        assert!(due_soon(&confirmed(), &d, at(500), time::Duration::hours(48)).is_empty());
+    }
+}

@@ -1,0 +1,16 @@
+//! The Tsunagu hub: a gRPC server over mutual TLS that carries consent-gated referrals between
+//! child and maternal support agencies and tracks every handoff until the family connected.
+
+pub mod api;
+pub mod dev;
+pub mod domain;
+pub mod error;
+pub mod identity;
+pub mod pki;
+pub mod settings;
+pub mod startup;
+pub mod store;
+pub mod tls;
+
+pub use settings::Settings;
+pub use startup::{Application, StartupError};

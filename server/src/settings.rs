@@ -1,0 +1,242 @@
+//! Hub configuration: a TOML file plus `TSUNAGU_*` environment overrides, with defaults that run
+//! the development hub with no file at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::referral::DeadlinePolicy;
+
+/// The port the hub listens on by default (documented in the README).
+pub const DEFAULT_PORT: u16 = 7443;
+
+/// Everything the hub needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// `sqlite://path` (created if missing) or `postgres://...`.
+    pub database_url: String,
+    /// The SPIFFE trust domain of agency identities: `spiffe://<trust_domain>/agency/<id>`.
+    pub trust_domain: String,
+    pub tls: TlsSettings,
+    pub limits: Limits,
+    pub deadlines: DeadlinePolicy,
+    /// Register the development agencies of certs-dev when the directory is empty.
+    pub register_dev_agencies: bool,
+    /// How often the timer task looks for passed deadlines.
+    #[serde(with = "seconds")]
+    pub timer_interval: Duration,
+    /// Log format: "pretty" for people, "json" for log collectors.
+    pub log_format: String,
+}
+
+/// TLS material, all PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The CA that issues agency certificates.
+    pub client_ca: PathBuf,
+    /// The hub's certificate chain and key.
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// Certificate revocation lists of the client CA. Re-read on SIGHUP and when they change.
+    pub crls: Vec<PathBuf>,
+    /// A TLS handshake that takes longer is dropped.
+    #[serde(with = "seconds")]
+    pub handshake_timeout: Duration,
+    /// How often the CRL files are checked for changes.
+    #[serde(with = "seconds")]
+    pub reload_interval: Duration,
+}
+
+/// Size limits on everything that comes in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest sealed field (body, note, header, evidence), in bytes.
+    pub max_sealed_bytes: usize,
+    /// Largest gRPC message, in bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent requests per connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            database_url: "sqlite://data/tsunagu.db".to_owned(),
+            trust_domain: crate::pki::DEV_TRUST_DOMAIN.to_owned(),
+            tls: TlsSettings::default(),
+            limits: Limits::default(),
+            deadlines: DeadlinePolicy::default(),
+            register_dev_agencies: true,
+            timer_interval: Duration::from_secs(30),
+            log_format: "pretty".to_owned(),
+        }
+    }
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self::in_directory(Path::new("certs-dev"))
+    }
+}
+
+impl TlsSettings {
+    /// The layout `tsunagu-hub certs dev` writes: ca.pem, hub.pem, hub.key, crl.pem.
+    pub fn in_directory(dir: &Path) -> Self {
+        Self {
+            client_ca: dir.join("ca.pem"),
+            certificate: dir.join("hub.pem"),
+            private_key: dir.join("hub.key"),
+            crls: vec![dir.join("crl.pem")],
+            handshake_timeout: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sealed_bytes: 1024 * 1024,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 256,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name} has an invalid value: {reason}")]
+    Env { name: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads `file` when given (it must exist), then applies environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| SettingsError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => Settings::default(),
+        };
+        settings.apply_env(|name| std::env::var(name).ok())?;
+        Ok(settings)
+    }
+
+    /// Applies `TSUNAGU_*` overrides; `lookup` is the environment (injectable for tests).
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), SettingsError> {
+        if let Some(value) = lookup("TSUNAGU_LISTEN") {
+            self.listen = value.parse().map_err(|_| SettingsError::Env {
+                name: "TSUNAGU_LISTEN",
+                reason: "expected an address such as 127.0.0.1:7443".to_owned(),
+            })?;
+        }
+        if let Some(value) = lookup("TSUNAGU_DATABASE_URL") {
+            self.database_url = value;
+        }
+        if let Some(value) = lookup("TSUNAGU_TRUST_DOMAIN") {
+            self.trust_domain = value;
+        }
+        if let Some(value) = lookup("TSUNAGU_TLS_DIR") {
+            let reload = self.tls.reload_interval;
+            let timeout = self.tls.handshake_timeout;
+            self.tls = TlsSettings::in_directory(Path::new(&value));
+            self.tls.reload_interval = reload;
+            self.tls.handshake_timeout = timeout;
+        }
+        if let Some(value) = lookup("TSUNAGU_REGISTER_DEV_AGENCIES") {
+            self.register_dev_agencies = match value.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => {
+                    return Err(SettingsError::Env {
+                        name: "TSUNAGU_REGISTER_DEV_AGENCIES",
+                        reason: "expected true or false".to_owned(),
+                    });
+                }
+            };
+        }
+        if let Some(value) = lookup("TSUNAGU_LOG_FORMAT") {
+            self.log_format = value;
+        }
+        Ok(())
+    }
+}
+
+/// Durations in config files are whole seconds.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_with_the_documented_port() {
+        let settings = Settings::default();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:7443");
+        assert!(settings.database_url.starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut settings: Settings =
+            toml::from_str("listen = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://a.db\"").unwrap();
+        settings
+            .apply_env(|name| (name == "TSUNAGU_DATABASE_URL").then(|| "sqlite://b.db".to_owned()))
+            .unwrap();
+        assert_eq!(settings.listen.port(), 9000);
+        assert_eq!(settings.database_url, "sqlite://b.db");
+    }
+
+    #[test]
+    fn an_unknown_config_key_is_refused() {
+        assert!(toml::from_str::<Settings>("lisen = \"127.0.0.1:1\"").is_err());
+    }
+
+    #[test]
+    fn a_bad_listen_override_names_the_variable() {
+        let mut settings = Settings::default();
+        let error = settings
+            .apply_env(|name| (name == "TSUNAGU_LISTEN").then(|| "nowhere".to_owned()))
+            .unwrap_err();
+        assert!(error.to_string().contains("TSUNAGU_LISTEN"));
+    }
+}

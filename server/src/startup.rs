@@ -1,0 +1,188 @@
+//! Building and running the hub: `Application::build` binds the port first (port 0 works in
+//! tests), then `run_until_stopped` serves until SIGINT or SIGTERM. Tests use the same path.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tsunagu_proto::v1::directory_service_server::DirectoryServiceServer;
+
+use crate::api::Hub;
+use crate::domain::{Clock, SystemClock};
+use crate::identity::IdentityLayer;
+use crate::settings::Settings;
+use crate::store::{self, Store, StoreError};
+use crate::tls::{self, TlsError, TlsState};
+
+/// Why the hub could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {address}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load the TLS configuration")]
+    Tls(#[from] TlsError),
+    #[error("cannot open the database")]
+    Store(#[from] StoreError),
+    #[error("cannot build the reflection service")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the gRPC server failed")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A hub bound to its port, with its database open, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    hub: Hub,
+    tls: Arc<TlsState>,
+}
+
+impl Application {
+    /// Binds, loads TLS material and opens (and migrates) the database.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with the clock the hub reads time from (tests move a manual clock).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let tls = TlsState::load(&settings.tls)?;
+        let store = store::connect(&settings.database_url).await?;
+        if settings.register_dev_agencies {
+            crate::dev::register_dev_agencies(store.as_ref(), clock.now()).await?;
+        }
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    address: settings.listen,
+                    source,
+                })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: settings.listen,
+                source,
+            })?;
+        let hub = Hub {
+            store,
+            clock,
+            settings: Arc::new(settings),
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            hub,
+            tls,
+        })
+    }
+
+    /// The address the hub listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The hub's database, for operator commands and tests.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.hub.store)
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains open calls and closes the database.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), StartupError> {
+        let Self {
+            listener,
+            local_addr,
+            hub,
+            tls,
+        } = self;
+        let settings = Arc::clone(&hub.settings);
+        let store = Arc::clone(&hub.store);
+        let limits = &settings.limits;
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<DirectoryServiceServer<Hub>>()
+            .await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tsunagu_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tsunagu_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let identity = IdentityLayer::new(
+            Arc::clone(&hub.store),
+            Arc::clone(&tls),
+            &settings.trust_domain,
+            Arc::clone(&hub.clock),
+        );
+        let reloader = tls.spawn_reloader();
+        let incoming = tls::incoming(listener, Arc::clone(&tls), settings.tls.handshake_timeout);
+
+        tracing::info!(%local_addr, "tsunagu hub listening");
+        let result = Server::builder()
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .layer(identity)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(
+                DirectoryServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        reloader.abort();
+        store.close().await;
+        tracing::info!("tsunagu hub stopped");
+        result.map_err(StartupError::from)
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
