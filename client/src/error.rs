@@ -82,15 +82,24 @@ pub enum ClientError {
     Connect { endpoint: String, detail: String },
 
     /// The hub answered a call with an error status.
+    /// The hub answered a call with an error status. The status is shown as
+    /// `<phrase>: <message>` and deliberately not exposed as an error source, so that a report
+    /// of the error chain does not repeat it in tonic's own wording.
     #[error("{}", describe_status(.0))]
-    Rpc(#[from] tonic::Status),
+    Rpc(tonic::Status),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        ClientError::Rpc(status)
+    }
 }
 
 impl ClientError {
     /// A suggestion of what to do next, when there is an obvious one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ClientError::Connect { .. } => Some(START_HUB_HINT.to_owned()),
+            ClientError::Connect { detail, .. } => Some(connect_hint(detail).to_owned()),
             ClientError::Rpc(status) => status_hint(status),
             _ => None,
         }
@@ -106,13 +115,39 @@ impl ClientError {
 }
 
 /// What to suggest when the hub cannot be reached.
-pub const START_HUB_HINT: &str =
-    "is the hub running? start it with `cargo run -p tsunagu-hub -- serve`, or point at another hub with --hub <URL>";
+pub const START_HUB_HINT: &str = "is the hub running? start it with `cargo run -p tsunagu-hub -- serve`, or point at another hub with --hub <URL>";
+
+/// What to suggest for a failed connection, from the words of the failure.
+fn connect_hint(detail: &str) -> &'static str {
+    let lower = detail.to_ascii_lowercase();
+    let tls_words = [
+        "certificate",
+        "alert",
+        "issuer",
+        "handshake",
+        "notvalidforname",
+    ];
+    if tls_words.iter().any(|word| lower.contains(word)) {
+        "the TLS handshake failed: check that the CA file is this hub's CA, that the agency \
+         certificate is current and not revoked, and that the server name matches the hub's certificate"
+    } else if lower.contains("connection closed") || lower.contains("reset by peer") {
+        "the hub closed the connection: it may have refused the client certificate (none, \
+         from another CA, expired or revoked); check --as / --profile, or whether the hub is up"
+    } else {
+        START_HUB_HINT
+    }
+}
 
 /// A suggestion for a status the hub (or the transport underneath) returned, if there is one.
 pub fn status_hint(status: &tonic::Status) -> Option<String> {
     match status.code() {
-        tonic::Code::Unavailable => Some(START_HUB_HINT.to_owned()),
+        // A status made on this side of the wire (it carries its cause) is a transport failure.
+        tonic::Code::Unavailable if std::error::Error::source(status).is_some() => {
+            Some(START_HUB_HINT.to_owned())
+        }
+        tonic::Code::Unavailable => {
+            Some("the hub is temporarily unavailable; it is safe to retry".to_owned())
+        }
         tonic::Code::Unauthenticated => Some(
             "the hub did not accept the certificate: check --as / --profile and that the \
              certificate was issued by this hub's CA and is not expired or revoked"
@@ -202,11 +237,24 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_handshake_suggests_checking_the_certificates() {
+        let error = ClientError::Connect {
+            endpoint: "https://127.0.0.1:7443".into(),
+            detail: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(error.hint().is_some_and(|h| h.contains("TLS handshake")));
+    }
+
+    #[test]
     fn an_unreachable_hub_suggests_starting_it() {
         let error = ClientError::Connect {
             endpoint: "https://127.0.0.1:7443".into(),
             detail: "connection refused".into(),
         };
-        assert!(error.hint().is_some_and(|h| h.contains("tsunagu-hub -- serve")));
+        assert!(
+            error
+                .hint()
+                .is_some_and(|h| h.contains("tsunagu-hub -- serve"))
+        );
     }
 }

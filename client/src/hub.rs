@@ -119,7 +119,11 @@ impl Hub {
     /// Connects to the hub over TLS, presenting the agency certificate when one is given.
     pub async fn connect(opts: &ConnectOptions) -> Result<Hub, ClientError> {
         let endpoint_text = normalise_endpoint(&opts.endpoint)?;
-        if !opts.ca_pem.windows(CERT_MARKER.len()).any(|w| w == CERT_MARKER) {
+        if !opts
+            .ca_pem
+            .windows(CERT_MARKER.len())
+            .any(|w| w == CERT_MARKER)
+        {
             return Err(ClientError::InvalidCredentials(
                 "the CA PEM holds no certificate".into(),
             ));
@@ -136,13 +140,10 @@ impl Hub {
                 endpoint: endpoint_text.clone(),
                 detail: error_chain(&e),
             })?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| ClientError::Connect {
-                endpoint: endpoint_text.clone(),
-                detail: error_chain(&e),
-            })?;
+        let channel = endpoint.connect().await.map_err(|e| ClientError::Connect {
+            endpoint: endpoint_text.clone(),
+            detail: error_chain(&e),
+        })?;
         Ok(Hub {
             channel,
             endpoint: endpoint_text,
@@ -152,6 +153,32 @@ impl Hub {
     /// The address this hub was reached at.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Turns a failed call into a [`ClientError`]. A status made on this side of the wire (the
+    /// hub could not be reached, the TLS session broke) becomes [`ClientError::Connect`] naming
+    /// this hub; a status the hub sent stays [`ClientError::Rpc`].
+    pub fn call_error(&self, status: tonic::Status) -> ClientError {
+        let transport = matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+        );
+        match std::error::Error::source(&status) {
+            Some(cause) if transport => {
+                let cause = error_chain(cause);
+                let message = status.message().trim();
+                let detail = if message.is_empty() || cause.contains(message) {
+                    cause
+                } else {
+                    format!("{message}: {cause}")
+                };
+                ClientError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    detail,
+                }
+            }
+            _ => ClientError::Rpc(status),
+        }
     }
 
     /// The underlying channel, for clients this library does not wrap (health, reflection).
@@ -206,9 +233,7 @@ pub fn normalise_endpoint(endpoint: &str) -> Result<String, ClientError> {
         Some(("https", rest)) if !rest.is_empty() => Ok(trimmed.to_owned()),
         Some((scheme, _)) if scheme != "https" => Err(ClientError::InvalidEndpoint {
             endpoint: endpoint.to_owned(),
-            reason: format!(
-                "the hub only speaks mutual TLS: use https:// instead of {scheme}://"
-            ),
+            reason: format!("the hub only speaks mutual TLS: use https:// instead of {scheme}://"),
         }),
         Some(_) => Err(ClientError::InvalidEndpoint {
             endpoint: endpoint.to_owned(),
@@ -218,7 +243,11 @@ pub fn normalise_endpoint(endpoint: &str) -> Result<String, ClientError> {
 }
 
 /// Reads a PEM file, saying what it is for when it is missing or holds no PEM block.
-pub(crate) fn read_pem(what: &'static str, path: &Path, hint: &str) -> Result<Vec<u8>, ClientError> {
+pub(crate) fn read_pem(
+    what: &'static str,
+    path: &Path,
+    hint: &str,
+) -> Result<Vec<u8>, ClientError> {
     let bytes = std::fs::read(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ClientError::MissingFile {

@@ -104,7 +104,10 @@ impl Environment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredentialSource {
     /// `--as <agency-id>` with the development files.
-    DevAgency { agency_id: String, certs_dev: PathBuf },
+    DevAgency {
+        agency_id: String,
+        certs_dev: PathBuf,
+    },
     /// A profile of a configuration file.
     Profile { name: String, config: PathBuf },
 }
@@ -313,15 +316,17 @@ impl Credentials {
         match &self.source {
             CredentialSource::DevAgency { certs_dev, .. } => {
                 let known = dev_agencies(certs_dev);
+                let dir = certs_dev.display();
                 if field == "ca" || known.is_empty() {
                     format!(
-                        "run `tsunagu-hub certs dev` to create the development certificates, \
-                         or set TSUNAGU_CERTS_DEV to the directory that holds them (now {})",
-                        certs_dev.display()
+                        "run `cargo run -p tsunagu-hub -- certs dev --dir {dir}` to create the \
+                         development certificates, or set TSUNAGU_CERTS_DEV to the directory \
+                         that holds them"
                     )
                 } else {
                     format!(
-                        "run `tsunagu-hub certs dev` or pick an agency with --as (known here: {})",
+                        "run `cargo run -p tsunagu-hub -- certs dev --dir {dir}` or pick an \
+                         agency with --as (known here: {})",
                         known.join(", ")
                     )
                 }
@@ -572,7 +577,10 @@ mod tests {
     fn a_missing_agency_certificate_says_what_to_run() {
         let dir = tempfile::tempdir().unwrap();
         let env = env_in(dir.path());
-        write(&dir.path().join("certs-dev/ca.pem"), "-----BEGIN CERTIFICATE-----\n");
+        write(
+            &dir.path().join("certs-dev/ca.pem"),
+            "-----BEGIN CERTIFICATE-----\n",
+        );
         write(
             &dir.path().join("certs-dev/agencies/midori-hoken.pem"),
             "-----BEGIN CERTIFICATE-----\n",
@@ -588,7 +596,7 @@ mod tests {
             .to_string();
         assert!(text.starts_with("certificate file "), "{text}");
         assert!(text.contains("agencies/x-agency.pem not found"), "{text}");
-        assert!(text.contains("tsunagu-hub certs dev"), "{text}");
+        assert!(text.contains("tsunagu-hub -- certs dev --dir"), "{text}");
         assert!(text.contains("known here: midori-hoken"), "{text}");
     }
 
@@ -615,7 +623,9 @@ mod tests {
         assert_eq!(creds.key, Some(dir.path().join("home/keys/aoba.key")));
         assert_eq!(creds.server_name, "hub.example.jp");
         assert_eq!(creds.age_identity, None);
-        assert!(matches!(creds.source, CredentialSource::Profile { ref name, .. } if name == "aoba"));
+        assert!(
+            matches!(creds.source, CredentialSource::Profile { ref name, .. } if name == "aoba")
+        );
     }
 
     #[test]
@@ -650,7 +660,10 @@ mod tests {
     fn an_unknown_profile_lists_the_ones_there_are() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("c.toml");
-        write(&config, "[profiles.a]\nca = \"a.pem\"\n[profiles.b]\nca = \"b.pem\"\n");
+        write(
+            &config,
+            "[profiles.a]\nca = \"a.pem\"\n[profiles.b]\nca = \"b.pem\"\n",
+        );
         let selection = Selection {
             profile: Some("prod".into()),
             config: Some(config),
@@ -681,8 +694,11 @@ mod tests {
 
     #[test]
     fn a_misspelt_profile_key_is_reported() {
-        let err = ConfigFile::parse("[profiles.a]\nca = \"x\"\ncertificate = \"y\"\n", Path::new("c.toml"))
-            .unwrap_err();
+        let err = ConfigFile::parse(
+            "[profiles.a]\nca = \"x\"\ncertificate = \"y\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("certificate"), "{err}");
     }
 
@@ -704,7 +720,10 @@ mod tests {
 
     #[test]
     fn server_name_follows_the_hub_host_unless_it_is_an_address() {
-        assert_eq!(server_name_for("https://hub.example.jp:7443"), "hub.example.jp");
+        assert_eq!(
+            server_name_for("https://hub.example.jp:7443"),
+            "hub.example.jp"
+        );
         assert_eq!(server_name_for("https://127.0.0.1:7443"), "localhost");
         assert_eq!(server_name_for("https://[::1]:7443/"), "localhost");
         assert_eq!(server_name_for("hub.example.jp"), "hub.example.jp");

@@ -116,8 +116,12 @@ impl Table {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.rows
-            .push(cells.into_iter().map(|c| sanitise_cell(&c.into())).collect());
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| sanitise_cell(&c.into()))
+                .collect(),
+        );
         self
     }
 

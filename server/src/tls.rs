@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::RootCertStore;
@@ -107,7 +107,7 @@ pub struct TlsState {
     settings: TlsSettings,
     config: ArcSwap<rustls::ServerConfig>,
     revoked: ArcSwap<RevokedSerials>,
-    fingerprint: std::sync::Mutex<Vec<Option<SystemTime>>>,
+    seen: std::sync::Mutex<Vec<Option<u64>>>,
 }
 
 impl std::fmt::Debug for TlsState {
@@ -126,7 +126,7 @@ impl TlsState {
             settings: settings.clone(),
             config: ArcSwap::from_pointee(config),
             revoked: ArcSwap::from_pointee(revoked),
-            fingerprint: std::sync::Mutex::new(file_times(settings)),
+            seen: std::sync::Mutex::new(file_times(settings)),
         }))
     }
 
@@ -144,18 +144,18 @@ impl TlsState {
         let (config, revoked) = build_config(&self.settings)?;
         self.config.store(Arc::new(config));
         self.revoked.store(Arc::new(revoked));
-        if let Ok(mut seen) = self.fingerprint.lock() {
+        if let Ok(mut seen) = self.seen.lock() {
             *seen = times;
         }
         tracing::info!("TLS configuration and CRLs reloaded");
         Ok(())
     }
 
-    /// Reloads when any file's modification time changed since the last load.
+    /// Reloads when any file changed since the last load.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
         let times = file_times(&self.settings);
         let changed = self
-            .fingerprint
+            .seen
             .lock()
             .map(|seen| *seen != times)
             .unwrap_or(true);
@@ -228,10 +228,19 @@ fn watched_files(settings: &TlsSettings) -> Vec<&Path> {
     files
 }
 
-fn file_times(settings: &TlsSettings) -> Vec<Option<SystemTime>> {
+/// A digest of each file's contents: modification times can be too coarse to see two writes in
+/// the same second, and the files are small.
+fn file_times(settings: &TlsSettings) -> Vec<Option<u64>> {
+    use std::hash::{Hash as _, Hasher as _};
     watched_files(settings)
         .into_iter()
-        .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+        .map(|path| {
+            std::fs::read(path).ok().map(|bytes| {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                bytes.hash(&mut hasher);
+                hasher.finish()
+            })
+        })
         .collect()
 }
 

@@ -1,1 +1,286 @@
-//! placeholder
+//! The end-to-end test harness: builds a PKI with rcgen, starts a real hub on 127.0.0.1:0 with a
+//! fresh SQLite file, and connects real clients over mutual TLS.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tsunagu_client::{ConnectOptions, Hub};
+use tsunagu_hub::domain::{
+    Agency, AgencyId, AgencyKind, AgencyStatus, Clock, ManualClock, Municipality,
+};
+use tsunagu_hub::pki::{CertificateAuthority, IssuedCertificate, Validity};
+use tsunagu_hub::settings::TlsSettings;
+use tsunagu_hub::store::Store;
+use tsunagu_hub::{Application, Settings};
+
+pub const TRUST_DOMAIN: &str = "tsunagu.test";
+/// 横浜市青葉区
+pub const MUNICIPALITY: &str = "141178";
+/// 千代田区: a second municipality, for agencies that have nothing to do with the first.
+pub const OTHER_MUNICIPALITY: &str = "131016";
+
+/// The agencies every test hub registers: (id, kind, name, municipality, council member, coordinator).
+pub const AGENCIES: &[(&str, &str, &str, &str, bool, bool)] = &[
+    ("kodomo", "health_centre", "青葉区こども家庭センター", MUNICIPALITY, true, true),
+    ("jisou", "child_guidance_centre", "北部児童相談所", MUNICIPALITY, true, false),
+    ("hospital", "hospital", "青葉総合病院", MUNICIPALITY, true, false),
+    ("nursery", "nursery", "あおば保育園", MUNICIPALITY, true, false),
+    ("hiroba", "support_hub", "子育て支援拠点ひろば", MUNICIPALITY, false, false),
+    ("chiyoda", "health_centre", "千代田区こども家庭センター", OTHER_MUNICIPALITY, true, true),
+];
+
+/// A PKI made for one test: the agency CA, an unrelated CA, and the hub's certificate.
+pub struct TestPki {
+    pub ca: CertificateAuthority,
+    pub other_ca: CertificateAuthority,
+    pub hub: IssuedCertificate,
+    pub dir: PathBuf,
+    crl_number: std::sync::atomic::AtomicU64,
+}
+
+impl TestPki {
+    pub fn generate(dir: &Path) -> TestPki {
+        let ca = CertificateAuthority::generate("Tsunagu Test CA", time::Duration::days(30)).unwrap();
+        let other_ca =
+            CertificateAuthority::generate("Unrelated CA", time::Duration::days(30)).unwrap();
+        let hub = ca
+            .issue_server(
+                &["localhost"],
+                &["127.0.0.1".parse().unwrap()],
+                Validity::days_from_now(30),
+            )
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(dir.join("hub.pem"), &hub.cert_pem).unwrap();
+        std::fs::write(dir.join("hub.key"), &hub.key_pem).unwrap();
+        let pki = TestPki {
+            ca,
+            other_ca,
+            hub,
+            dir: dir.to_owned(),
+            crl_number: std::sync::atomic::AtomicU64::new(1),
+        };
+        pki.publish_crl(&[]);
+        pki
+    }
+
+    /// A valid certificate for an agency id.
+    pub fn agency_certificate(&self, agency_id: &str) -> IssuedCertificate {
+        self.ca
+            .issue_agency(TRUST_DOMAIN, agency_id, Validity::days_from_now(30))
+            .unwrap()
+    }
+
+    /// Writes a new CRL revoking `serials` where the hub reads it.
+    pub fn publish_crl(&self, serials: &[Vec<u8>]) {
+        let number = self
+            .crl_number
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let crl = self
+            .ca
+            .crl(serials, number, time::Duration::days(30))
+            .unwrap();
+        // Write then rename, so the hub never reads half a file.
+        let temporary = self.dir.join("crl.pem.new");
+        std::fs::write(&temporary, crl).unwrap();
+        std::fs::rename(&temporary, self.dir.join("crl.pem")).unwrap();
+    }
+
+    pub fn tls_settings(&self) -> TlsSettings {
+        let mut tls = TlsSettings::in_directory(&self.dir);
+        tls.reload_interval = Duration::from_millis(100);
+        tls.handshake_timeout = Duration::from_secs(5);
+        tls
+    }
+
+    /// Connection options presenting `certificate` (or none).
+    pub fn connect_options(
+        &self,
+        addr: SocketAddr,
+        certificate: Option<&IssuedCertificate>,
+    ) -> ConnectOptions {
+        let mut options = ConnectOptions::new(
+            format!("https://{addr}"),
+            self.ca.cert_pem().as_bytes().to_vec(),
+        );
+        options.cert_pem = certificate.map(|c| c.cert_pem.as_bytes().to_vec());
+        options.key_pem = certificate.map(|c| c.key_pem.as_bytes().to_vec());
+        options.timeout = Duration::from_secs(10);
+        options
+    }
+}
+
+/// The domain agency for one row of `AGENCIES`.
+pub fn test_agency(row: &(&str, &str, &str, &str, bool, bool)) -> Agency {
+    let (id, kind, name, municipality, council, coordinator) = *row;
+    let municipality = Municipality::parse(municipality).unwrap();
+    Agency {
+        id: AgencyId::parse(id).unwrap(),
+        kind: AgencyKind::parse(kind).unwrap(),
+        display_name: name.to_owned(),
+        municipalities: vec![municipality.clone()],
+        council_memberships: if council {
+            vec![municipality.clone()]
+        } else {
+            vec![]
+        },
+        coordinator_of: if coordinator {
+            vec![municipality]
+        } else {
+            vec![]
+        },
+        status: AgencyStatus::Active,
+    }
+}
+
+/// A hub running in this process on a free port, with its own PKI, database and clock.
+pub struct TestHub {
+    pub addr: SocketAddr,
+    pub pki: TestPki,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub database_path: PathBuf,
+    pub settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl TestHub {
+    /// Starts a hub with the standard test agencies registered.
+    pub async fn start() -> TestHub {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a hub after `configure` adjusted its settings.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestHub {
+        init_tracing();
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::generate(dir.path());
+        let database_path = dir.path().join("hub.db");
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: format!("sqlite://{}", database_path.display()),
+            trust_domain: TRUST_DOMAIN.to_owned(),
+            tls: pki.tls_settings(),
+            register_dev_agencies: false,
+            timer_interval: Duration::from_millis(100),
+            ..Settings::default()
+        };
+        configure(&mut settings);
+        let clock = ManualClock::new();
+        let application =
+            Application::build_with_clock(settings.clone(), clock.clone() as Arc<dyn Clock>)
+                .await
+                .unwrap();
+        let store = application.store();
+        {
+            let mut tx = store.begin().await.unwrap();
+            for row in AGENCIES {
+                tx.insert_agency(&test_agency(row), clock.now()).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        let addr = application.local_addr();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            application
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestHub {
+            addr,
+            pki,
+            store,
+            clock,
+            database_path,
+            settings,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// A client connected as a registered test agency.
+    pub async fn client(&self, agency_id: &str) -> Hub {
+        let certificate = self.pki.agency_certificate(agency_id);
+        self.connect(Some(&certificate)).await.unwrap()
+    }
+
+    /// Connects presenting `certificate`; errors come back as text for assertions.
+    pub async fn connect(&self, certificate: Option<&IssuedCertificate>) -> Result<Hub, String> {
+        Hub::connect(&self.pki.connect_options(self.addr, certificate))
+            .await
+            .map_err(|error| format!("{error:#}"))
+    }
+
+    /// Sets an agency's status directly in the database, as `tsunagu-hub agency suspend` does.
+    pub async fn set_status(&self, agency_id: &str, status: AgencyStatus) {
+        let mut tx = self.store.begin().await.unwrap();
+        assert!(
+            tx.set_agency_status(&AgencyId::parse(agency_id).unwrap(), status, self.clock.now())
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+    }
+
+    /// Stops the hub and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Logs of the hub under test go to the test output (shown for failing tests only).
+pub fn init_tracing() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// The path of a workspace binary, built once per test run so that tests drive the real thing.
+pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    if built.insert(name.to_owned()) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building {name} failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("debug").join(name)
+}

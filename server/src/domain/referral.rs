@@ -13,7 +13,7 @@ macro_rules! coded_enum {
         }
 
         impl $name {
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+            pub const ALL: [Self; [$($code),+].len()] = [$(Self::$variant),+];
 
             /// The code stored in the database and shown in messages.
             pub fn code(self) -> &'static str {
@@ -23,7 +23,7 @@ macro_rules! coded_enum {
             }
 
             pub fn from_code(code: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.code() == code)
+                Self::ALL.into_iter().find(|v| v.code() == code)
             }
         }
 
@@ -738,7 +738,7 @@ pub fn apply_overrides(
     overrides: &DeadlineOverrides,
     sent_at: Timestamp,
 ) -> Result<Deadlines, DeadlineError> {
-    for timer in TimerKind::ALL.iter().copied() {
+    for timer in TimerKind::ALL {
         if let Some(at) = overrides.get(timer)
             && at <= sent_at
         {
@@ -951,22 +951,22 @@ mod tests {
     #[test]
     fn codes_round_trip_for_every_state_action_and_timer() {
         for v in DeliveryState::ALL {
-            assert_eq!(DeliveryState::from_code(v.code()), Some(*v));
+            assert_eq!(DeliveryState::from_code(v.code()), Some(v));
         }
         for v in ResponseState::ALL {
-            assert_eq!(ResponseState::from_code(v.code()), Some(*v));
+            assert_eq!(ResponseState::from_code(v.code()), Some(v));
         }
         for v in ConnectionState::ALL {
-            assert_eq!(ConnectionState::from_code(v.code()), Some(*v));
+            assert_eq!(ConnectionState::from_code(v.code()), Some(v));
         }
         for v in NotConnectedReason::ALL {
-            assert_eq!(NotConnectedReason::from_code(v.code()), Some(*v));
+            assert_eq!(NotConnectedReason::from_code(v.code()), Some(v));
         }
         for v in ReferralAction::ALL {
-            assert_eq!(ReferralAction::from_code(v.code()), Some(*v));
+            assert_eq!(ReferralAction::from_code(v.code()), Some(v));
         }
         for v in TimerKind::ALL {
-            assert_eq!(TimerKind::from_code(v.code()), Some(*v));
+            assert_eq!(TimerKind::from_code(v.code()), Some(v));
         }
         assert_eq!(ResponseState::InProgress.code(), "in_progress");
         assert_eq!(
@@ -1314,7 +1314,7 @@ mod tests {
 
     #[test]
     fn another_agency_may_take_no_action_at_all() {
-        for action in ReferralAction::ALL.iter().copied() {
+        for action in ReferralAction::ALL {
             let err = try_act(&connected(), Party::Other, action).unwrap_err();
             assert!(
                 matches!(err, TransitionError::WrongParty { .. }),
@@ -1683,7 +1683,7 @@ mod tests {
     #[test]
     fn act_after_confirm_is_refused_for_every_action() {
         let closed = confirmed();
-        for action in ReferralAction::ALL.iter().copied() {
+        for action in ReferralAction::ALL {
             let party = if matches!(action, ReferralAction::Cancel | ReferralAction::Confirm) {
                 Party::Sender
             } else {
@@ -1713,7 +1713,7 @@ mod tests {
     #[test]
     fn act_after_cancel_is_refused_for_every_action() {
         let closed = cancelled();
-        for action in ReferralAction::ALL.iter().copied() {
+        for action in ReferralAction::ALL {
             let party = if matches!(action, ReferralAction::Cancel | ReferralAction::Confirm) {
                 Party::Sender
             } else {
@@ -1767,7 +1767,7 @@ mod tests {
         assert_eq!(d.respond_by, at(102));
         assert_eq!(d.connect_by, at(124));
         assert_eq!(d.confirm_by, at(148));
-        for timer in TimerKind::ALL.iter().copied() {
+        for timer in TimerKind::ALL {
             assert!(d.get(timer) > at(100));
         }
         assert_eq!(d.get(TimerKind::ConnectBy), d.connect_by);

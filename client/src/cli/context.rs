@@ -1,0 +1,67 @@
+//! What every subcommand shares: the chosen credentials, the hub connection and the output mode.
+
+use std::io::{ErrorKind, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+use tsunagu_client::profile::{Credentials, Environment, Selection};
+use tsunagu_client::{ClientError, Hub};
+
+use super::GlobalArgs;
+
+/// The global options and environment of one invocation.
+pub struct Context {
+    global: GlobalArgs,
+    env: Environment,
+}
+
+impl Context {
+    pub fn new(global: GlobalArgs) -> Self {
+        Context {
+            global,
+            env: Environment::from_process(),
+        }
+    }
+
+    /// Whether the user asked for machine output.
+    pub fn json(&self) -> bool {
+        self.global.json
+    }
+
+    /// The hub address and credential files chosen by --as / --profile / the environment.
+    pub fn credentials(&self) -> Result<Credentials, ClientError> {
+        let selection = Selection {
+            agency: self.global.agency.clone(),
+            profile: self.global.profile.clone(),
+            config: self.global.config.clone(),
+            hub: self.global.hub.clone(),
+        };
+        Credentials::resolve(&selection, &self.env)
+    }
+
+    /// Reads the credentials and connects to the hub.
+    pub async fn connect(&self) -> Result<Hub, ClientError> {
+        let credentials = self.credentials()?;
+        let options = credentials.connect_options(Duration::from_secs(self.global.timeout))?;
+        Hub::connect(&options).await
+    }
+
+    /// Prints text for people to stdout. A closed pipe (`| head`) is not an error.
+    pub fn print(&self, text: &str) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Prints one JSON document to stdout, followed by a newline.
+    pub fn print_json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let mut text = serde_json::to_string_pretty(value)?;
+        text.push('\n');
+        self.print(&text)
+    }
+}

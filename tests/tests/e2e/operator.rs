@@ -1,0 +1,150 @@
+//! The real binaries: `tsunagu-hub serve` on its embedded defaults, the `tsunagu` CLI against it,
+//! CRL reload on SIGHUP, and graceful shutdown on SIGTERM.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tsunagu_hub::pki::{CertificateAuthority, certificate_der_from_pem};
+use tsunagu_tests::workspace_binary;
+
+/// A child process that is killed when the test ends, however it ends.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the hub exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the hub did not listen on {port} within 30 s");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Runs the `tsunagu` CLI in `dir` against the hub on `port`.
+fn tsunagu(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
+    Command::new(workspace_binary("tsunagu-client", "tsunagu"))
+        .current_dir(dir)
+        .env_remove("TSUNAGU_CONFIG")
+        .env_remove("TSUNAGU_CERTS_DEV")
+        .args(["--hub", &format!("https://127.0.0.1:{port}")])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_readme_serve_command_works_with_no_set_up_and_the_cli_connects() {
+    let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
+    let dir = tempfile::tempdir().unwrap();
+
+    // A fresh clone has certs-dev; this test makes its own rather than reading the repository's.
+    let made = Command::new(&hub_binary)
+        .current_dir(dir.path())
+        .args(["certs", "dev", "--dir", "certs-dev"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+
+    let port = free_port();
+    let mut hub = ChildGuard(
+        Command::new(&hub_binary)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TSUNAGU_LISTEN", format!("127.0.0.1:{port}"))
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut hub.0);
+    assert!(
+        dir.path().join("data/tsunagu.db").exists(),
+        "the default database lives under ./data/"
+    );
+
+    let whoami = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "--json", "whoami"]);
+    assert!(whoami.status.success(), "{whoami:?}");
+    let me: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap();
+    assert_eq!(me["agency_id"], "aoba-kodomo", "{me}");
+
+    let table = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "agencies"]);
+    assert!(table.status.success(), "{table:?}");
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("青葉区こども家庭センター"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains("141178")).count(), 5, "{text}");
+
+    // Revoke the hospital's certificate in a new CRL, then SIGHUP: the next call is refused.
+    let certs = dir.path().join("certs-dev");
+    let ca = CertificateAuthority::from_pem(
+        &std::fs::read_to_string(certs.join("ca.pem")).unwrap(),
+        &std::fs::read_to_string(certs.join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    let hospital_pem = std::fs::read_to_string(certs.join("agencies/aoba-hospital.pem")).unwrap();
+    let der = certificate_der_from_pem(&hospital_pem).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let serial = parsed.raw_serial().to_vec();
+    let before = tsunagu(dir.path(), port, &["--as", "aoba-hospital", "whoami"]);
+    assert!(before.status.success(), "{before:?}");
+    std::fs::write(
+        certs.join("crl.pem"),
+        ca.crl(&[serial], 2, time::Duration::days(30)).unwrap(),
+    )
+    .unwrap();
+    signal(&hub.0, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = tsunagu(dir.path(), port, &["--as", "aoba-hospital", "whoami"]);
+        if !after.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revoked certificate still works");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Others still get in, and the hub never restarted.
+    let other = tsunagu(dir.path(), port, &["--as", "aoba-nursery", "whoami"]);
+    assert!(other.status.success(), "{other:?}");
+    assert!(hub.0.try_wait().unwrap().is_none());
+
+    // SIGTERM shuts down gracefully.
+    signal(&hub.0, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = hub.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the hub did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "the hub exited with {status}");
+}
