@@ -120,6 +120,10 @@ pub const START_HUB_HINT: &str = "is the hub running? start it with `cargo run -
 /// What to suggest for a failed connection, from the words of the failure.
 fn connect_hint(detail: &str) -> &'static str {
     let lower = detail.to_ascii_lowercase();
+    if lower.contains("certificaterequired") {
+        return "the hub requires a client certificate: pick an agency with --as, or give `cert` \
+                and `key` in the profile";
+    }
     let tls_words = [
         "certificate",
         "alert",

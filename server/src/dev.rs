@@ -35,6 +35,9 @@ pub async fn register_dev_agencies(store: &dyn Store, at: Timestamp) -> Result<(
         tx.insert_agency(&dev_agency(sample)?, at).await?;
     }
     tx.commit().await?;
-    tracing::info!(count = DEV_AGENCIES.len(), "registered the development agencies");
+    tracing::info!(
+        count = DEV_AGENCIES.len(),
+        "registered the development agencies"
+    );
     Ok(())
 }

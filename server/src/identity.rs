@@ -57,7 +57,9 @@ impl IdentityLayer {
         let certificate = peer
             .and_then(|peer| peer.certificate.clone())
             .ok_or_else(|| {
-                Status::unauthenticated("no client certificate: connect with your agency's certificate")
+                Status::unauthenticated(
+                    "no client certificate: connect with your agency's certificate",
+                )
             })?;
         if self.tls.revoked_serials().contains(&certificate.serial) {
             return Err(Status::unauthenticated(

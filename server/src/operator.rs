@@ -147,10 +147,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(settings)
         .await
         .context("starting the hub")?;
-    application
-        .run_until_stopped()
-        .await
-        .context("serving")?;
+    application.run_until_stopped().await.context("serving")?;
     Ok(())
 }
 

@@ -218,7 +218,8 @@ mod tests {
     #[test]
     fn environment_overrides_the_file() {
         let mut settings: Settings =
-            toml::from_str("listen = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://a.db\"").unwrap();
+            toml::from_str("listen = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://a.db\"")
+                .unwrap();
         settings
             .apply_env(|name| (name == "TSUNAGU_DATABASE_URL").then(|| "sqlite://b.db".to_owned()))
             .unwrap();

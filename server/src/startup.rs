@@ -66,12 +66,10 @@ impl Application {
                     address: settings.listen,
                     source,
                 })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                address: settings.listen,
-                source,
-            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: settings.listen,
+            source,
+        })?;
         let hub = Hub {
             store,
             clock,

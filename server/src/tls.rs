@@ -154,11 +154,7 @@ impl TlsState {
     /// Reloads when any file changed since the last load.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
         let times = file_times(&self.settings);
-        let changed = self
-            .seen
-            .lock()
-            .map(|seen| *seen != times)
-            .unwrap_or(true);
+        let changed = self.seen.lock().map(|seen| *seen != times).unwrap_or(true);
         if changed {
             self.reload()?;
         }
@@ -251,7 +247,9 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn build_config(settings: &TlsSettings) -> Result<(rustls::ServerConfig, RevokedSerials), TlsError> {
+fn build_config(
+    settings: &TlsSettings,
+) -> Result<(rustls::ServerConfig, RevokedSerials), TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
 
     let ca_pem = read(&settings.client_ca)?;
@@ -262,12 +260,10 @@ fn build_config(settings: &TlsSettings) -> Result<(rustls::ServerConfig, Revoked
             path: settings.client_ca.clone(),
             what: "CA certificate",
         })?;
-        roots
-            .add(cert)
-            .map_err(|source| TlsError::TrustAnchor {
-                path: settings.client_ca.clone(),
-                source,
-            })?;
+        roots.add(cert).map_err(|source| TlsError::TrustAnchor {
+            path: settings.client_ca.clone(),
+            source,
+        })?;
         anchors += 1;
     }
     if anchors == 0 {
@@ -286,12 +282,11 @@ fn build_config(settings: &TlsSettings) -> Result<(rustls::ServerConfig, Revoked
                 path: path.clone(),
                 what: "CRL",
             })?;
-            let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref()).map_err(|error| {
-                TlsError::Crl {
+            let (_, parsed) =
+                x509_parser::parse_x509_crl(crl.as_ref()).map_err(|error| TlsError::Crl {
                     path: path.clone(),
                     reason: error.to_string(),
-                }
-            })?;
+                })?;
             for entry in parsed.iter_revoked_certificates() {
                 revoked.0.insert(entry.raw_serial().to_vec());
             }

@@ -25,12 +25,54 @@ pub const OTHER_MUNICIPALITY: &str = "131016";
 
 /// The agencies every test hub registers: (id, kind, name, municipality, council member, coordinator).
 pub const AGENCIES: &[(&str, &str, &str, &str, bool, bool)] = &[
-    ("kodomo", "health_centre", "青葉区こども家庭センター", MUNICIPALITY, true, true),
-    ("jisou", "child_guidance_centre", "北部児童相談所", MUNICIPALITY, true, false),
-    ("hospital", "hospital", "青葉総合病院", MUNICIPALITY, true, false),
-    ("nursery", "nursery", "あおば保育園", MUNICIPALITY, true, false),
-    ("hiroba", "support_hub", "子育て支援拠点ひろば", MUNICIPALITY, false, false),
-    ("chiyoda", "health_centre", "千代田区こども家庭センター", OTHER_MUNICIPALITY, true, true),
+    (
+        "kodomo",
+        "health_centre",
+        "青葉区こども家庭センター",
+        MUNICIPALITY,
+        true,
+        true,
+    ),
+    (
+        "jisou",
+        "child_guidance_centre",
+        "北部児童相談所",
+        MUNICIPALITY,
+        true,
+        false,
+    ),
+    (
+        "hospital",
+        "hospital",
+        "青葉総合病院",
+        MUNICIPALITY,
+        true,
+        false,
+    ),
+    (
+        "nursery",
+        "nursery",
+        "あおば保育園",
+        MUNICIPALITY,
+        true,
+        false,
+    ),
+    (
+        "hiroba",
+        "support_hub",
+        "子育て支援拠点ひろば",
+        MUNICIPALITY,
+        false,
+        false,
+    ),
+    (
+        "chiyoda",
+        "health_centre",
+        "千代田区こども家庭センター",
+        OTHER_MUNICIPALITY,
+        true,
+        true,
+    ),
 ];
 
 /// A PKI made for one test: the agency CA, an unrelated CA, and the hub's certificate.
@@ -44,7 +86,8 @@ pub struct TestPki {
 
 impl TestPki {
     pub fn generate(dir: &Path) -> TestPki {
-        let ca = CertificateAuthority::generate("Tsunagu Test CA", time::Duration::days(30)).unwrap();
+        let ca =
+            CertificateAuthority::generate("Tsunagu Test CA", time::Duration::days(30)).unwrap();
         let other_ca =
             CertificateAuthority::generate("Unrelated CA", time::Duration::days(30)).unwrap();
         let hub = ca
@@ -181,7 +224,9 @@ impl TestHub {
         {
             let mut tx = store.begin().await.unwrap();
             for row in AGENCIES {
-                tx.insert_agency(&test_agency(row), clock.now()).await.unwrap();
+                tx.insert_agency(&test_agency(row), clock.now())
+                    .await
+                    .unwrap();
             }
             tx.commit().await.unwrap();
         }
@@ -225,9 +270,13 @@ impl TestHub {
     pub async fn set_status(&self, agency_id: &str, status: AgencyStatus) {
         let mut tx = self.store.begin().await.unwrap();
         assert!(
-            tx.set_agency_status(&AgencyId::parse(agency_id).unwrap(), status, self.clock.now())
-                .await
-                .unwrap()
+            tx.set_agency_status(
+                &AgencyId::parse(agency_id).unwrap(),
+                status,
+                self.clock.now()
+            )
+            .await
+            .unwrap()
         );
         tx.commit().await.unwrap();
     }
@@ -269,7 +318,10 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
     if built.insert(name.to_owned()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = std::process::Command::new(cargo)

@@ -164,7 +164,8 @@ mod tests {
 
     #[test]
     fn agency_ids_come_out_of_spiffe_uris_of_the_trust_domain_only() {
-        let id = AgencyId::from_spiffe_uri("spiffe://tsunagu.dev/agency/aoba-kodomo", "tsunagu.dev");
+        let id =
+            AgencyId::from_spiffe_uri("spiffe://tsunagu.dev/agency/aoba-kodomo", "tsunagu.dev");
         assert_eq!(id.unwrap().as_str(), "aoba-kodomo");
         assert!(
             AgencyId::from_spiffe_uri("spiffe://evil.example/agency/aoba-kodomo", "tsunagu.dev")
@@ -174,7 +175,9 @@ mod tests {
             AgencyId::from_spiffe_uri("spiffe://tsunagu.dev.evil/agency/x1", "tsunagu.dev")
                 .is_none()
         );
-        assert!(AgencyId::from_spiffe_uri("spiffe://tsunagu.dev/agency/A_B", "tsunagu.dev").is_none());
+        assert!(
+            AgencyId::from_spiffe_uri("spiffe://tsunagu.dev/agency/A_B", "tsunagu.dev").is_none()
+        );
     }
 
     #[test]

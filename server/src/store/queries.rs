@@ -28,7 +28,9 @@ macro_rules! transaction_queries {
                 .collect()
         }
 
-        fn agency_from_row(row: &$row) -> Result<$crate::domain::Agency, $crate::store::StoreError> {
+        fn agency_from_row(
+            row: &$row,
+        ) -> Result<$crate::domain::Agency, $crate::store::StoreError> {
             use sqlx::Row as _;
             use $crate::domain::{AgencyId, AgencyKind, AgencyStatus};
             use $crate::store::StoreError;
@@ -36,8 +38,10 @@ macro_rules! transaction_queries {
             let kind: String = row.try_get("kind")?;
             let status: String = row.try_get("status")?;
             Ok($crate::domain::Agency {
-                id: AgencyId::parse(&id).ok_or_else(|| StoreError::corrupt("agencies", "agency_id"))?,
-                kind: AgencyKind::parse(&kind).ok_or_else(|| StoreError::corrupt("agencies", "kind"))?,
+                id: AgencyId::parse(&id)
+                    .ok_or_else(|| StoreError::corrupt("agencies", "agency_id"))?,
+                kind: AgencyKind::parse(&kind)
+                    .ok_or_else(|| StoreError::corrupt("agencies", "kind"))?,
                 display_name: row.try_get("display_name")?,
                 municipalities: parse_codes("agencies", row.try_get("municipalities")?)?,
                 council_memberships: parse_codes("agencies", row.try_get("council_memberships")?)?,

@@ -1,12 +1,12 @@
 //! The directory, health and reflection, and input validation at the boundary.
 
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tsunagu_proto::v1::ListAgenciesRequest;
 use tsunagu_tests::{AGENCIES, MUNICIPALITY, OTHER_MUNICIPALITY, TestHub};
 
@@ -33,8 +33,15 @@ async fn list_agencies_filters_by_municipality_and_kind() {
         .unwrap()
         .into_inner()
         .agencies;
-    assert!(aoba.iter().all(|a| a.municipalities.contains(&MUNICIPALITY.to_owned())));
-    assert!(!aoba.iter().any(|a| a.municipalities.contains(&OTHER_MUNICIPALITY.to_owned())));
+    assert!(
+        aoba.iter()
+            .all(|a| a.municipalities.contains(&MUNICIPALITY.to_owned()))
+    );
+    assert!(
+        !aoba
+            .iter()
+            .any(|a| a.municipalities.contains(&OTHER_MUNICIPALITY.to_owned()))
+    );
 
     let hospitals = client
         .directory()
@@ -125,7 +132,10 @@ async fn reflection_lists_the_tsunagu_services_and_health() {
         "tsunagu.v1.AuditService",
         "grpc.health.v1.Health",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
     hub.stop().await;
 }

@@ -39,7 +39,10 @@ async fn who_am_i_returns_the_agency_as_registered() {
     assert_eq!(agency.municipalities, vec![MUNICIPALITY]);
     assert_eq!(agency.coordinator_of, vec![MUNICIPALITY]);
     assert_eq!(agency.council_memberships, vec![MUNICIPALITY]);
-    assert_eq!(agency.spiffe_id, format!("spiffe://{TRUST_DOMAIN}/agency/kodomo"));
+    assert_eq!(
+        agency.spiffe_id,
+        format!("spiffe://{TRUST_DOMAIN}/agency/kodomo")
+    );
     assert_eq!(me.certificate_fingerprint, certificate.fingerprint_sha256);
     hub.stop().await;
 }
@@ -102,7 +105,10 @@ async fn a_revoked_certificate_is_refused_after_the_crl_changes_without_a_restar
             }
         }
     }
-    assert!(refused.is_some(), "the revoked certificate still got in after 5 s");
+    assert!(
+        refused.is_some(),
+        "the revoked certificate still got in after 5 s"
+    );
 
     // The connection opened before the revocation is refused on its next call, too.
     let status = open
@@ -134,7 +140,10 @@ async fn a_certificate_without_an_agency_identity_is_refused_with_the_reason() {
     let odd = hub
         .pki
         .ca
-        .issue_client_with_uri("spiffe://elsewhere.example/agency/kodomo", Validity::days_from_now(3))
+        .issue_client_with_uri(
+            "spiffe://elsewhere.example/agency/kodomo",
+            Validity::days_from_now(3),
+        )
         .unwrap();
     let (code, message) = who_am_i(&hub, Some(&odd)).await.unwrap_err();
     assert_eq!(code, Some(tonic::Code::Unauthenticated));

@@ -92,7 +92,11 @@ fn the_readme_serve_command_works_with_no_set_up_and_the_cli_connects() {
         "the default database lives under ./data/"
     );
 
-    let whoami = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "--json", "whoami"]);
+    let whoami = tsunagu(
+        dir.path(),
+        port,
+        &["--as", "aoba-kodomo", "--json", "whoami"],
+    );
     assert!(whoami.status.success(), "{whoami:?}");
     let me: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap();
     assert_eq!(me["agency_id"], "aoba-kodomo", "{me}");
@@ -101,7 +105,11 @@ fn the_readme_serve_command_works_with_no_set_up_and_the_cli_connects() {
     assert!(table.status.success(), "{table:?}");
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("青葉区こども家庭センター"), "{text}");
-    assert_eq!(text.lines().filter(|l| l.contains("141178")).count(), 5, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("141178")).count(),
+        5,
+        "{text}"
+    );
 
     // Revoke the hospital's certificate in a new CRL, then SIGHUP: the next call is refused.
     let certs = dir.path().join("certs-dev");
@@ -128,7 +136,10 @@ fn the_readme_serve_command_works_with_no_set_up_and_the_cli_connects() {
         if !after.status.success() {
             break;
         }
-        assert!(Instant::now() < deadline, "the revoked certificate still works");
+        assert!(
+            Instant::now() < deadline,
+            "the revoked certificate still works"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // Others still get in, and the hub never restarted.
