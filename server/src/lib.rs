@@ -2,6 +2,7 @@
 //! child and maternal support agencies and tracks every handoff until the family connected.
 
 pub mod api;
+pub mod casework;
 pub mod dev;
 pub mod domain;
 pub mod error;

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
+use tsunagu_proto::v1::case_service_server::CaseServiceServer;
 use tsunagu_proto::v1::directory_service_server::DirectoryServiceServer;
+use tsunagu_proto::v1::event_service_server::EventServiceServer;
+use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
 
 use crate::api::Hub;
 use crate::domain::{Clock, SystemClock};
@@ -74,6 +77,7 @@ impl Application {
             store,
             clock,
             settings: Arc::new(settings),
+            feed_signal: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         Ok(Self {
             listener,
@@ -117,6 +121,15 @@ impl Application {
         health_reporter
             .set_serving::<DirectoryServiceServer<Hub>>()
             .await;
+        health_reporter
+            .set_serving::<CaseServiceServer<Hub>>()
+            .await;
+        health_reporter
+            .set_serving::<ReferralServiceServer<Hub>>()
+            .await;
+        health_reporter
+            .set_serving::<EventServiceServer<Hub>>()
+            .await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tsunagu_proto::FILE_DESCRIPTOR_SET)
@@ -134,6 +147,7 @@ impl Application {
             Arc::clone(&hub.clock),
         );
         let reloader = tls.spawn_reloader();
+        let timers = crate::casework::timers::spawn(hub.clone());
         let incoming = tls::incoming(listener, Arc::clone(&tls), settings.tls.handshake_timeout);
 
         tracing::info!(%local_addr, "tsunagu hub listening");
@@ -148,9 +162,22 @@ impl Application {
                 DirectoryServiceServer::new(hub.clone())
                     .max_decoding_message_size(limits.max_message_bytes),
             )
+            .add_service(
+                CaseServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
+            .add_service(
+                ReferralServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
+            .add_service(
+                EventServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         reloader.abort();
+        timers.abort();
         store.close().await;
         tracing::info!("tsunagu hub stopped");
         result.map_err(StartupError::from)

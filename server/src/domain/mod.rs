@@ -4,6 +4,7 @@
 pub mod agency;
 pub mod basis;
 pub mod consent;
+pub mod records;
 pub mod referral;
 
 use std::fmt;

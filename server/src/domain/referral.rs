@@ -531,6 +531,10 @@ pub struct DeadlinePolicy {
     pub routine: UrgencyDeadlines,
     pub urgent: UrgencyDeadlines,
     pub emergency: UrgencyDeadlines,
+    /// How long a passed timer stays with the responsible agency alone before it also lands on
+    /// the coordinator's worklist: the agency gets the first chance to catch up, the coordinator
+    /// the certainty that nothing overdue goes unseen for long.
+    pub coordinator_after_hours: u32,
 }
 
 /// The four deadlines of one urgency, in hours.
@@ -576,6 +580,7 @@ impl Default for DeadlinePolicy {
                 connect_within_hours: 24,
                 confirm_within_hours: 48,
             },
+            coordinator_after_hours: 24,
         }
     }
 }
@@ -587,6 +592,11 @@ impl DeadlinePolicy {
             Urgency::Urgent => self.urgent,
             Urgency::Emergency => self.emergency,
         }
+    }
+
+    /// How long a timer may be overdue before the coordinator's worklist shows it.
+    pub fn coordinator_grace(&self) -> time::Duration {
+        time::Duration::hours(i64::from(self.coordinator_after_hours))
     }
 
     /// The default deadlines of a referral of this urgency sent at `sent_at`.

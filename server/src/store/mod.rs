@@ -1,14 +1,21 @@
 //! Persistence: one store trait with a unit-of-work transaction, implemented for SQLite (embedded,
 //! the default) and, from the same SQL, for PostgreSQL.
 
-mod queries;
+pub(crate) mod queries;
 pub mod sqlite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{Agency, AgencyId, AgencyStatus, Timestamp};
+use crate::domain::consent::Consent;
+use crate::domain::records::{
+    Case, EscalationTier, FeedEntry, FeedEvent, Note, Participant, Referral, ReferralEvent,
+};
+use crate::domain::referral::{ReferralState, TimerKind};
+use crate::domain::{
+    Agency, AgencyId, AgencyStatus, CaseId, ConsentId, Municipality, NoteId, ReferralId, Timestamp,
+};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +96,145 @@ pub trait Transaction: Send {
         at: Timestamp,
     ) -> Result<(), StoreError>;
     async fn is_certificate_revoked(&mut self, fingerprint: &str) -> Result<bool, StoreError>;
+
+    // Cases.
+    async fn insert_case(&mut self, case: &Case) -> Result<(), StoreError>;
+    async fn case(&mut self, id: &CaseId) -> Result<Option<Case>, StoreError>;
+    async fn participants(&mut self, case: &CaseId) -> Result<Vec<Participant>, StoreError>;
+    /// Adds an agency to a case; does nothing when it already takes part.
+    async fn add_participant(
+        &mut self,
+        case: &CaseId,
+        agency: &AgencyId,
+        since: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Cases `agency` takes part in, plus every case of the municipalities in `coordinated`,
+    /// ordered by id (time-ordered), after `after`.
+    async fn visible_cases(
+        &mut self,
+        agency: &AgencyId,
+        coordinated: &[Municipality],
+        municipality: Option<&Municipality>,
+        after: Option<&CaseId>,
+        limit: u32,
+    ) -> Result<Vec<Case>, StoreError>;
+
+    // Consents.
+    async fn insert_consent(&mut self, consent: &Consent) -> Result<(), StoreError>;
+    async fn consent(&mut self, id: &ConsentId) -> Result<Option<Consent>, StoreError>;
+    async fn consents(&mut self, case: &CaseId) -> Result<Vec<Consent>, StoreError>;
+    async fn withdraw_consent(&mut self, id: &ConsentId, at: Timestamp) -> Result<(), StoreError>;
+
+    // Referrals.
+    async fn insert_referral(&mut self, referral: &Referral) -> Result<(), StoreError>;
+    async fn referral(&mut self, id: &ReferralId) -> Result<Option<Referral>, StoreError>;
+    async fn update_referral_state(
+        &mut self,
+        id: &ReferralId,
+        state: &ReferralState,
+    ) -> Result<(), StoreError>;
+    async fn case_referrals(&mut self, case: &CaseId) -> Result<Vec<Referral>, StoreError>;
+    /// Referrals `agency` sent and/or received, newest first, before `before`.
+    async fn agency_referrals(
+        &mut self,
+        query: &ReferralQuery<'_>,
+    ) -> Result<Vec<Referral>, StoreError>;
+    /// Open referrals (not closed) with a deadline at or before `due_by`, optionally only of one
+    /// municipality; for worklists and the timer task.
+    async fn open_referrals_due(
+        &mut self,
+        due_by: Timestamp,
+        municipality: Option<&Municipality>,
+    ) -> Result<Vec<Referral>, StoreError>;
+    /// Open referrals shared without consent, for the coordinator's review list.
+    async fn open_referrals_without_consent(
+        &mut self,
+        municipality: &Municipality,
+    ) -> Result<Vec<Referral>, StoreError>;
+    async fn insert_referral_event(&mut self, event: &ReferralEvent) -> Result<(), StoreError>;
+    async fn referral_events(
+        &mut self,
+        referral: &ReferralId,
+    ) -> Result<Vec<ReferralEvent>, StoreError>;
+    async fn case_referral_events(
+        &mut self,
+        case: &CaseId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<ReferralEvent>, StoreError>;
+    /// Records that a timer escalated to a tier; false when it already had.
+    async fn record_escalation(
+        &mut self,
+        referral: &ReferralId,
+        timer: TimerKind,
+        tier: EscalationTier,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    // Notes.
+    async fn insert_note(&mut self, note: &Note) -> Result<(), StoreError>;
+    async fn note(&mut self, id: &NoteId) -> Result<Option<Note>, StoreError>;
+    async fn case_notes(
+        &mut self,
+        case: &CaseId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<Note>, StoreError>;
+    async fn acknowledge_note(
+        &mut self,
+        note: &NoteId,
+        agency: &AgencyId,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // The event feed.
+    /// Appends an entry to its agency's feed and returns its cursor.
+    async fn append_feed(&mut self, entry: &FeedEntry) -> Result<u64, StoreError>;
+    /// Entries of `agency` after `after`, with the referral event each one is about.
+    async fn feed(
+        &mut self,
+        agency: &AgencyId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(FeedEvent, Option<ReferralEvent>)>, StoreError>;
+    /// The cursor of the agency's newest entry (0 when none).
+    async fn feed_end(&mut self, agency: &AgencyId) -> Result<u64, StoreError>;
+    async fn feed_acknowledged(&mut self, agency: &AgencyId) -> Result<u64, StoreError>;
+    async fn acknowledge_feed(
+        &mut self,
+        agency: &AgencyId,
+        cursor: u64,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    // Idempotency.
+    /// The digest of the request a key was first used with, and the response sent then.
+    async fn idempotent_response(
+        &mut self,
+        agency: &AgencyId,
+        operation: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
+    async fn record_idempotent_response(
+        &mut self,
+        agency: &AgencyId,
+        operation: &str,
+        key: &str,
+        digest: &[u8],
+        response: &[u8],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+}
+
+/// Which of an agency's referrals to list.
+#[derive(Debug, Clone)]
+pub struct ReferralQuery<'a> {
+    pub agency: &'a AgencyId,
+    pub sent: bool,
+    pub received: bool,
+    pub case: Option<&'a CaseId>,
+    pub include_closed: bool,
+    /// Only referrals older than this one (paging, newest first).
+    pub before: Option<&'a ReferralId>,
+    pub limit: u32,
 }
 
 /// Opens the store a database URL names, creating and migrating it as needed.

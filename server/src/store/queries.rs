@@ -10,6 +10,139 @@ pub(crate) fn join_codes<T: std::fmt::Display>(codes: &[T]) -> String {
         .join(",")
 }
 
+/// Joins codes (agency ids, kinds, purposes) for a comma-separated column; none of them can hold
+/// a comma.
+pub(crate) fn join_list<T: AsRef<str>>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(crate) fn split_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').filter(|item| !item.is_empty())
+}
+
+pub(crate) fn millis(at: Option<crate::domain::Timestamp>) -> Option<i64> {
+    at.map(crate::domain::Timestamp::millis)
+}
+
+pub(crate) fn timestamp(millis: Option<i64>) -> Option<crate::domain::Timestamp> {
+    millis.map(crate::domain::Timestamp::from_millis)
+}
+
+pub(crate) fn date_text(date: time::Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+pub(crate) fn parse_date(
+    table: &'static str,
+    text: &str,
+) -> Result<time::Date, crate::store::StoreError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, format)
+        .map_err(|_| crate::store::StoreError::corrupt(table, format!("date {text:?}")))
+}
+
+/// Parses a stored code with `from_code`, or reports the row as corrupt.
+pub(crate) fn code<T>(
+    table: &'static str,
+    column: &'static str,
+    text: &str,
+    from_code: impl Fn(&str) -> Option<T>,
+) -> Result<T, crate::store::StoreError> {
+    from_code(text)
+        .ok_or_else(|| crate::store::StoreError::corrupt(table, format!("{column} {text:?}")))
+}
+
+pub(crate) fn optional_code<T>(
+    table: &'static str,
+    column: &'static str,
+    text: Option<String>,
+    from_code: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, crate::store::StoreError> {
+    text.map(|text| code(table, column, &text, from_code))
+        .transpose()
+}
+
+pub(crate) const CASE_COLUMNS: &str =
+    "case_id, municipality, category, stage, opened_by, opened_at, header, council_registered";
+
+pub(crate) const CONSENT_COLUMNS: &str = "consent_id, case_id, given_by, method, recorded_by, \
+     staff_name, staff_role, recipient_agencies, recipient_kinds, purposes, valid_from, \
+     valid_until, recorded_at, withdrawn_at, evidence";
+
+pub(crate) const REFERRAL_COLUMNS: &str = "referral_id, case_id, municipality, from_agency, \
+     to_agency, purpose, urgency, basis, consent_id, justification, hide_sender, body, staff_name, \
+     staff_role, sent_at, deliver_by, respond_by, connect_by, confirm_by, delivery, delivered_at, \
+     response, responded_at, response_reason, connection, connection_updated_at, \
+     contact_attempts, not_connected_reason, linked_referral_id, confirmed_at, confirmed_by";
+
+pub(crate) const EVENT_COLUMNS: &str = "event_id, referral_id, case_id, kind, action, timer, \
+     actor_agency, staff_name, staff_role, occurred_at, recorded_at, reason_code, \
+     not_connected_reason, note, delivery, response, connection";
+
+pub(crate) const NOTE_COLUMNS: &str = "note_id, case_id, from_agency, staff_name, staff_role, \
+     purpose, basis, consent_id, justification, hide_sender, body, sent_at";
+
+/// The stored form of a referral event's kind: (kind, action, timer, tier folded into timer).
+pub(crate) fn event_kind_columns(
+    kind: &crate::domain::records::ReferralEventKind,
+) -> (&'static str, Option<&'static str>, Option<String>) {
+    use crate::domain::records::ReferralEventKind;
+    match kind {
+        ReferralEventKind::Sent => ("sent", None, None),
+        ReferralEventKind::Action(action) => ("action", Some(action.code()), None),
+        ReferralEventKind::Escalated { timer, tier } => (
+            "escalated",
+            None,
+            Some(format!("{}:{}", timer.code(), tier.code())),
+        ),
+    }
+}
+
+pub(crate) fn event_kind_from_columns(
+    kind: &str,
+    action: Option<String>,
+    timer: Option<String>,
+) -> Result<crate::domain::records::ReferralEventKind, crate::store::StoreError> {
+    use crate::domain::records::{EscalationTier, ReferralEventKind};
+    use crate::domain::referral::{ReferralAction, TimerKind};
+    const TABLE: &str = "referral_events";
+    match kind {
+        "sent" => Ok(ReferralEventKind::Sent),
+        "action" => {
+            let action = action.unwrap_or_default();
+            Ok(ReferralEventKind::Action(code(
+                TABLE,
+                "action",
+                &action,
+                ReferralAction::from_code,
+            )?))
+        }
+        "escalated" => {
+            let timer = timer.unwrap_or_default();
+            let (timer, tier) = timer
+                .split_once(':')
+                .ok_or_else(|| crate::store::StoreError::corrupt(TABLE, "timer"))?;
+            Ok(ReferralEventKind::Escalated {
+                timer: code(TABLE, "timer", timer, TimerKind::from_code)?,
+                tier: code(TABLE, "tier", tier, EscalationTier::from_code)?,
+            })
+        }
+        other => Err(crate::store::StoreError::corrupt(
+            TABLE,
+            format!("kind {other:?}"),
+        )),
+    }
+}
+
 /// Implements `Transaction` for a backend's transaction wrapper `$tx` (a struct with a field
 /// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
 macro_rules! transaction_queries {
@@ -49,6 +182,243 @@ macro_rules! transaction_queries {
                 status: AgencyStatus::from_code(&status)
                     .ok_or_else(|| StoreError::corrupt("agencies", "status"))?,
             })
+        }
+
+
+        fn case_from_row(row: &$row) -> Result<$crate::domain::records::Case, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::domain::*;
+            use $crate::store::queries::code;
+            const T: &str = "cases";
+            let id: String = row.try_get("case_id")?;
+            let municipality: String = row.try_get("municipality")?;
+            let category: String = row.try_get("category")?;
+            let stage: String = row.try_get("stage")?;
+            let opened_by: String = row.try_get("opened_by")?;
+            let registered: i64 = row.try_get("council_registered")?;
+            Ok($crate::domain::records::Case {
+                id: code(T, "case_id", &id, CaseId::parse)?,
+                municipality: code(T, "municipality", &municipality, Municipality::parse)?,
+                category: code(T, "category", &category, CaseCategory::from_code)?,
+                stage: code(T, "stage", &stage, CaseStage::from_code)?,
+                opened_by: code(T, "opened_by", &opened_by, AgencyId::parse)?,
+                opened_at: Timestamp::from_millis(row.try_get("opened_at")?),
+                header: Sealed(row.try_get("header")?),
+                council_registered: registered != 0,
+            })
+        }
+
+        fn consent_from_row(row: &$row) -> Result<$crate::domain::consent::Consent, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::domain::consent::{Consent, ConsentGiver, ConsentMethod, ConsentScope};
+            use $crate::domain::*;
+            use $crate::store::queries::{code, parse_date, split_list, timestamp};
+            const T: &str = "consents";
+            let id: String = row.try_get("consent_id")?;
+            let case_id: String = row.try_get("case_id")?;
+            let given_by: String = row.try_get("given_by")?;
+            let method: String = row.try_get("method")?;
+            let recorded_by: String = row.try_get("recorded_by")?;
+            let agencies: String = row.try_get("recipient_agencies")?;
+            let kinds: String = row.try_get("recipient_kinds")?;
+            let purposes: String = row.try_get("purposes")?;
+            let valid_from: String = row.try_get("valid_from")?;
+            let valid_until: Option<String> = row.try_get("valid_until")?;
+            let evidence: Option<Vec<u8>> = row.try_get("evidence")?;
+            Ok(Consent {
+                id: code(T, "consent_id", &id, ConsentId::parse)?,
+                case_id: code(T, "case_id", &case_id, CaseId::parse)?,
+                given_by: code(T, "given_by", &given_by, ConsentGiver::from_code)?,
+                method: code(T, "method", &method, ConsentMethod::from_code)?,
+                recorded_by: code(T, "recorded_by", &recorded_by, AgencyId::parse)?,
+                recorded_by_staff: Staff {
+                    name: row.try_get("staff_name")?,
+                    role: row.try_get("staff_role")?,
+                },
+                scope: ConsentScope {
+                    recipient_agencies: split_list(&agencies)
+                        .map(|a| code(T, "recipient_agencies", a, AgencyId::parse))
+                        .collect::<Result<_, _>>()?,
+                    recipient_kinds: split_list(&kinds)
+                        .map(|k| code(T, "recipient_kinds", k, AgencyKind::parse))
+                        .collect::<Result<_, _>>()?,
+                    purposes: split_list(&purposes)
+                        .map(|p| code(T, "purposes", p, Purpose::parse))
+                        .collect::<Result<_, _>>()?,
+                },
+                valid_from: parse_date(T, &valid_from)?,
+                valid_until: valid_until.map(|d| parse_date(T, &d)).transpose()?,
+                recorded_at: Timestamp::from_millis(row.try_get("recorded_at")?),
+                withdrawn_at: timestamp(row.try_get("withdrawn_at")?),
+                evidence: evidence.map(Sealed),
+            })
+        }
+
+        fn referral_from_row(row: &$row) -> Result<$crate::domain::records::Referral, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::domain::basis::LegalBasisKind;
+            use $crate::domain::referral::*;
+            use $crate::domain::*;
+            use $crate::store::queries::{code, optional_code, timestamp};
+            const T: &str = "referrals";
+            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+                Ok(row.try_get::<String, _>(column)?)
+            };
+            let attempts: i64 = row.try_get("contact_attempts")?;
+            let hide_sender: i64 = row.try_get("hide_sender")?;
+            Ok($crate::domain::records::Referral {
+                id: code(T, "referral_id", &text("referral_id")?, ReferralId::parse)?,
+                case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
+                municipality: code(T, "municipality", &text("municipality")?, Municipality::parse)?,
+                from_agency: code(T, "from_agency", &text("from_agency")?, AgencyId::parse)?,
+                to_agency: code(T, "to_agency", &text("to_agency")?, AgencyId::parse)?,
+                purpose: code(T, "purpose", &text("purpose")?, Purpose::parse)?,
+                urgency: code(T, "urgency", &text("urgency")?, Urgency::from_code)?,
+                basis: code(T, "basis", &text("basis")?, LegalBasisKind::from_code)?,
+                consent_id: optional_code(T, "consent_id", row.try_get("consent_id")?, ConsentId::parse)?,
+                justification: row.try_get("justification")?,
+                hide_sender: hide_sender != 0,
+                body: Sealed(row.try_get("body")?),
+                staff: Staff {
+                    name: row.try_get("staff_name")?,
+                    role: row.try_get("staff_role")?,
+                },
+                sent_at: Timestamp::from_millis(row.try_get("sent_at")?),
+                deadlines: Deadlines {
+                    deliver_by: Timestamp::from_millis(row.try_get("deliver_by")?),
+                    respond_by: Timestamp::from_millis(row.try_get("respond_by")?),
+                    connect_by: Timestamp::from_millis(row.try_get("connect_by")?),
+                    confirm_by: Timestamp::from_millis(row.try_get("confirm_by")?),
+                },
+                state: ReferralState {
+                    delivery: code(T, "delivery", &text("delivery")?, DeliveryState::from_code)?,
+                    delivered_at: timestamp(row.try_get("delivered_at")?),
+                    response: code(T, "response", &text("response")?, ResponseState::from_code)?,
+                    responded_at: timestamp(row.try_get("responded_at")?),
+                    response_reason: row.try_get("response_reason")?,
+                    connection: code(T, "connection", &text("connection")?, ConnectionState::from_code)?,
+                    connection_updated_at: timestamp(row.try_get("connection_updated_at")?),
+                    contact_attempts: u32::try_from(attempts)
+                        .map_err(|_| $crate::store::StoreError::corrupt(T, "contact_attempts"))?,
+                    not_connected_reason: optional_code(
+                        T,
+                        "not_connected_reason",
+                        row.try_get("not_connected_reason")?,
+                        NotConnectedReason::from_code,
+                    )?,
+                    linked_referral_id: optional_code(
+                        T,
+                        "linked_referral_id",
+                        row.try_get("linked_referral_id")?,
+                        ReferralId::parse,
+                    )?,
+                    confirmed_at: timestamp(row.try_get("confirmed_at")?),
+                    confirmed_by: optional_code(T, "confirmed_by", row.try_get("confirmed_by")?, AgencyId::parse)?,
+                },
+            })
+        }
+
+        fn event_from_row(row: &$row) -> Result<$crate::domain::records::ReferralEvent, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::domain::referral::*;
+            use $crate::domain::*;
+            use $crate::store::queries::{code, event_kind_from_columns, optional_code};
+            const T: &str = "referral_events";
+            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+                Ok(row.try_get::<String, _>(column)?)
+            };
+            let staff_name: Option<String> = row.try_get("staff_name")?;
+            let staff_role: Option<String> = row.try_get("staff_role")?;
+            let note: Option<Vec<u8>> = row.try_get("note")?;
+            Ok($crate::domain::records::ReferralEvent {
+                id: code(T, "event_id", &text("event_id")?, EventId::parse)?,
+                referral_id: code(T, "referral_id", &text("referral_id")?, ReferralId::parse)?,
+                case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
+                kind: event_kind_from_columns(&text("kind")?, row.try_get("action")?, row.try_get("timer")?)?,
+                actor_agency: optional_code(T, "actor_agency", row.try_get("actor_agency")?, AgencyId::parse)?,
+                actor_staff: staff_name.zip(staff_role).map(|(name, role)| Staff { name, role }),
+                occurred_at: Timestamp::from_millis(row.try_get("occurred_at")?),
+                recorded_at: Timestamp::from_millis(row.try_get("recorded_at")?),
+                reason_code: row.try_get("reason_code")?,
+                not_connected_reason: optional_code(
+                    T,
+                    "not_connected_reason",
+                    row.try_get("not_connected_reason")?,
+                    NotConnectedReason::from_code,
+                )?,
+                note: note.map(Sealed),
+                delivery: code(T, "delivery", &text("delivery")?, DeliveryState::from_code)?,
+                response: code(T, "response", &text("response")?, ResponseState::from_code)?,
+                connection: code(T, "connection", &text("connection")?, ConnectionState::from_code)?,
+            })
+        }
+
+        fn note_from_row(row: &$row) -> Result<$crate::domain::records::Note, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::domain::basis::LegalBasisKind;
+            use $crate::domain::*;
+            use $crate::store::queries::{code, optional_code};
+            const T: &str = "notes";
+            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+                Ok(row.try_get::<String, _>(column)?)
+            };
+            let hide_sender: i64 = row.try_get("hide_sender")?;
+            Ok($crate::domain::records::Note {
+                id: code(T, "note_id", &text("note_id")?, NoteId::parse)?,
+                case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
+                from_agency: code(T, "from_agency", &text("from_agency")?, AgencyId::parse)?,
+                staff: Staff {
+                    name: row.try_get("staff_name")?,
+                    role: row.try_get("staff_role")?,
+                },
+                purpose: code(T, "purpose", &text("purpose")?, Purpose::parse)?,
+                basis: code(T, "basis", &text("basis")?, LegalBasisKind::from_code)?,
+                consent_id: optional_code(T, "consent_id", row.try_get("consent_id")?, ConsentId::parse)?,
+                justification: row.try_get("justification")?,
+                hide_sender: hide_sender != 0,
+                body: Sealed(row.try_get("body")?),
+                sent_at: Timestamp::from_millis(row.try_get("sent_at")?),
+                recipients: Vec::new(),
+            })
+        }
+
+        fn feed_from_row(
+            row: &$row,
+        ) -> Result<
+            ($crate::domain::records::FeedEvent, Option<$crate::domain::records::ReferralEvent>),
+            $crate::store::StoreError,
+        > {
+            use sqlx::Row as _;
+            use $crate::domain::records::{FeedEntry, FeedEvent, FeedEventKind};
+            use $crate::domain::*;
+            use $crate::store::queries::{code, optional_code};
+            const T: &str = "feed_events";
+            let cursor: i64 = row.try_get("cursor")?;
+            let agency: String = row.try_get("agency_id")?;
+            let event_id: String = row.try_get("feed_event_id")?;
+            let kind: String = row.try_get("feed_kind")?;
+            let referral_event_id: Option<String> = row.try_get("referral_event_id")?;
+            let entry = FeedEntry {
+                agency_id: code(T, "agency_id", &agency, AgencyId::parse)?,
+                event_id: code(T, "event_id", &event_id, EventId::parse)?,
+                kind: code(T, "kind", &kind, FeedEventKind::from_code)?,
+                case_id: optional_code(T, "case_id", row.try_get("feed_case_id")?, CaseId::parse)?,
+                referral_id: optional_code(T, "referral_id", row.try_get("feed_referral_id")?, ReferralId::parse)?,
+                note_id: optional_code(T, "note_id", row.try_get("note_id")?, NoteId::parse)?,
+                referral_event_id: optional_code(T, "referral_event_id", referral_event_id.clone(), EventId::parse)?,
+                recorded_at: Timestamp::from_millis(row.try_get("feed_recorded_at")?),
+            };
+            let event = match row.try_get::<Option<String>, _>("event_id")? {
+                Some(_) => Some(event_from_row(row)?),
+                None => None,
+            };
+            Ok((
+                FeedEvent {
+                    cursor: u64::try_from(cursor).map_err(|_| $crate::store::StoreError::corrupt(T, "cursor"))?,
+                    entry,
+                },
+                event,
+            ))
         }
 
         const AGENCY_COLUMNS: &str = "agency_id, kind, display_name, municipalities, \
@@ -159,6 +529,730 @@ macro_rules! transaction_queries {
                     .fetch_optional(&mut *self.tx)
                     .await?;
                 Ok(row.is_some())
+            }
+
+            async fn insert_case(
+                &mut self,
+                case: &$crate::domain::records::Case,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO cases (case_id, municipality, category, stage, opened_by, \
+                     opened_at, header, council_registered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(case.id.as_str())
+                .bind(case.municipality.as_str())
+                .bind(case.category.code())
+                .bind(case.stage.code())
+                .bind(case.opened_by.as_str())
+                .bind(case.opened_at.millis())
+                .bind(&case.header.0)
+                .bind(i64::from(case.council_registered))
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn case(
+                &mut self,
+                id: &$crate::domain::CaseId,
+            ) -> Result<Option<$crate::domain::records::Case>, $crate::store::StoreError> {
+                use $crate::store::queries::CASE_COLUMNS;
+                let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                row.as_ref().map(case_from_row).transpose()
+            }
+
+            async fn participants(
+                &mut self,
+                case: &$crate::domain::CaseId,
+            ) -> Result<Vec<$crate::domain::records::Participant>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT agency_id, since FROM case_participants WHERE case_id = $1 \
+                     ORDER BY since, agency_id",
+                )
+                .bind(case.as_str())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let agency: String = row.try_get("agency_id")?;
+                        Ok($crate::domain::records::Participant {
+                            agency_id: $crate::store::queries::code(
+                                "case_participants",
+                                "agency_id",
+                                &agency,
+                                $crate::domain::AgencyId::parse,
+                            )?,
+                            since: $crate::domain::Timestamp::from_millis(row.try_get("since")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_participant(
+                &mut self,
+                case: &$crate::domain::CaseId,
+                agency: &$crate::domain::AgencyId,
+                since: $crate::domain::Timestamp,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO case_participants (case_id, agency_id, since) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(case.as_str())
+                .bind(agency.as_str())
+                .bind(since.millis())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn visible_cases(
+                &mut self,
+                agency: &$crate::domain::AgencyId,
+                coordinated: &[$crate::domain::Municipality],
+                municipality: Option<&$crate::domain::Municipality>,
+                after: Option<&$crate::domain::CaseId>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::records::Case>, $crate::store::StoreError> {
+                use $crate::store::queries::{CASE_COLUMNS, join_codes};
+                // Coordinated municipalities travel as one comma-joined parameter, matched with
+                // a delimiter-safe containment test that both SQLite and PostgreSQL understand.
+                let sql = format!(
+                    "SELECT {CASE_COLUMNS} FROM cases WHERE \
+                     (case_id IN (SELECT case_id FROM case_participants WHERE agency_id = $1) \
+                      OR (',' || $2 || ',') LIKE ('%,' || municipality || ',%')) \
+                     AND ($3 = '' OR municipality = $3) \
+                     AND case_id > $4 \
+                     ORDER BY case_id LIMIT $5"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(agency.as_str())
+                    .bind(join_codes(coordinated))
+                    .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
+                    .bind(after.map(|id| id.as_str()).unwrap_or(""))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(case_from_row).collect()
+            }
+
+            async fn insert_consent(
+                &mut self,
+                consent: &$crate::domain::consent::Consent,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::queries::{date_text, join_list, millis};
+                let scope = &consent.scope;
+                sqlx::query(
+                    "INSERT INTO consents (consent_id, case_id, given_by, method, recorded_by, \
+                     staff_name, staff_role, recipient_agencies, recipient_kinds, purposes, \
+                     valid_from, valid_until, recorded_at, withdrawn_at, evidence) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind(consent.id.as_str())
+                .bind(consent.case_id.as_str())
+                .bind(consent.given_by.code())
+                .bind(consent.method.code())
+                .bind(consent.recorded_by.as_str())
+                .bind(&consent.recorded_by_staff.name)
+                .bind(&consent.recorded_by_staff.role)
+                .bind(join_list(&scope.recipient_agencies.iter().map(|a| a.as_str()).collect::<Vec<_>>()))
+                .bind(join_list(&scope.recipient_kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>()))
+                .bind(join_list(&scope.purposes.iter().map(|p| p.as_str()).collect::<Vec<_>>()))
+                .bind(date_text(consent.valid_from))
+                .bind(consent.valid_until.map(date_text))
+                .bind(consent.recorded_at.millis())
+                .bind(millis(consent.withdrawn_at))
+                .bind(consent.evidence.as_ref().map(|e| e.0.clone()))
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn consent(
+                &mut self,
+                id: &$crate::domain::ConsentId,
+            ) -> Result<Option<$crate::domain::consent::Consent>, $crate::store::StoreError> {
+                use $crate::store::queries::CONSENT_COLUMNS;
+                let row = sqlx::query(&format!(
+                    "SELECT {CONSENT_COLUMNS} FROM consents WHERE consent_id = $1"
+                ))
+                .bind(id.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                row.as_ref().map(consent_from_row).transpose()
+            }
+
+            async fn consents(
+                &mut self,
+                case: &$crate::domain::CaseId,
+            ) -> Result<Vec<$crate::domain::consent::Consent>, $crate::store::StoreError> {
+                use $crate::store::queries::CONSENT_COLUMNS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {CONSENT_COLUMNS} FROM consents WHERE case_id = $1 \
+                     ORDER BY recorded_at, consent_id"
+                ))
+                .bind(case.as_str())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(consent_from_row).collect()
+            }
+
+            async fn withdraw_consent(
+                &mut self,
+                id: &$crate::domain::ConsentId,
+                at: $crate::domain::Timestamp,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "UPDATE consents SET withdrawn_at = $1 WHERE consent_id = $2 \
+                     AND withdrawn_at IS NULL",
+                )
+                .bind(at.millis())
+                .bind(id.as_str())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_referral(
+                &mut self,
+                referral: &$crate::domain::records::Referral,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::queries::millis;
+                let r = referral;
+                let s = &r.state;
+                sqlx::query(
+                    "INSERT INTO referrals (referral_id, case_id, municipality, from_agency, \
+                     to_agency, purpose, urgency, basis, consent_id, justification, hide_sender, \
+                     body, staff_name, staff_role, sent_at, deliver_by, respond_by, connect_by, \
+                     confirm_by, delivery, delivered_at, response, responded_at, response_reason, \
+                     connection, connection_updated_at, contact_attempts, not_connected_reason, \
+                     linked_referral_id, confirmed_at, confirmed_by, closed) VALUES ($1, $2, $3, \
+                     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+                     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
+                )
+                .bind(r.id.as_str())
+                .bind(r.case_id.as_str())
+                .bind(r.municipality.as_str())
+                .bind(r.from_agency.as_str())
+                .bind(r.to_agency.as_str())
+                .bind(r.purpose.as_str())
+                .bind(r.urgency.code())
+                .bind(r.basis.code())
+                .bind(r.consent_id.as_ref().map(|c| c.as_str().to_owned()))
+                .bind(r.justification.clone())
+                .bind(i64::from(r.hide_sender))
+                .bind(&r.body.0)
+                .bind(&r.staff.name)
+                .bind(&r.staff.role)
+                .bind(r.sent_at.millis())
+                .bind(r.deadlines.deliver_by.millis())
+                .bind(r.deadlines.respond_by.millis())
+                .bind(r.deadlines.connect_by.millis())
+                .bind(r.deadlines.confirm_by.millis())
+                .bind(s.delivery.code())
+                .bind(millis(s.delivered_at))
+                .bind(s.response.code())
+                .bind(millis(s.responded_at))
+                .bind(s.response_reason.clone())
+                .bind(s.connection.code())
+                .bind(millis(s.connection_updated_at))
+                .bind(i64::from(s.contact_attempts))
+                .bind(s.not_connected_reason.map(|c| c.code()))
+                .bind(s.linked_referral_id.as_ref().map(|id| id.as_str().to_owned()))
+                .bind(millis(s.confirmed_at))
+                .bind(s.confirmed_by.as_ref().map(|a| a.as_str().to_owned()))
+                .bind(i64::from(s.is_closed()))
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn referral(
+                &mut self,
+                id: &$crate::domain::ReferralId,
+            ) -> Result<Option<$crate::domain::records::Referral>, $crate::store::StoreError> {
+                use $crate::store::queries::REFERRAL_COLUMNS;
+                let row = sqlx::query(&format!(
+                    "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE referral_id = $1"
+                ))
+                .bind(id.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                row.as_ref().map(referral_from_row).transpose()
+            }
+
+            async fn update_referral_state(
+                &mut self,
+                id: &$crate::domain::ReferralId,
+                s: &$crate::domain::referral::ReferralState,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::queries::millis;
+                sqlx::query(
+                    "UPDATE referrals SET delivery = $1, delivered_at = $2, response = $3, \
+                     responded_at = $4, response_reason = $5, connection = $6, \
+                     connection_updated_at = $7, contact_attempts = $8, not_connected_reason = $9, \
+                     linked_referral_id = $10, confirmed_at = $11, confirmed_by = $12, closed = $13 \
+                     WHERE referral_id = $14",
+                )
+                .bind(s.delivery.code())
+                .bind(millis(s.delivered_at))
+                .bind(s.response.code())
+                .bind(millis(s.responded_at))
+                .bind(s.response_reason.clone())
+                .bind(s.connection.code())
+                .bind(millis(s.connection_updated_at))
+                .bind(i64::from(s.contact_attempts))
+                .bind(s.not_connected_reason.map(|c| c.code()))
+                .bind(s.linked_referral_id.as_ref().map(|id| id.as_str().to_owned()))
+                .bind(millis(s.confirmed_at))
+                .bind(s.confirmed_by.as_ref().map(|a| a.as_str().to_owned()))
+                .bind(i64::from(s.is_closed()))
+                .bind(id.as_str())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn case_referrals(
+                &mut self,
+                case: &$crate::domain::CaseId,
+            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
+                use $crate::store::queries::REFERRAL_COLUMNS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE case_id = $1 \
+                     ORDER BY sent_at, referral_id"
+                ))
+                .bind(case.as_str())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(referral_from_row).collect()
+            }
+
+            async fn agency_referrals(
+                &mut self,
+                query: &$crate::store::ReferralQuery<'_>,
+            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
+                use $crate::store::queries::REFERRAL_COLUMNS;
+                let sql = format!(
+                    "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE \
+                     (($2 = 1 AND from_agency = $1) OR ($3 = 1 AND to_agency = $1)) \
+                     AND ($4 = '' OR case_id = $4) \
+                     AND ($5 = 1 OR closed = 0) \
+                     AND ($6 = '' OR referral_id < $6) \
+                     ORDER BY referral_id DESC LIMIT $7"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(query.agency.as_str())
+                    .bind(i64::from(query.sent))
+                    .bind(i64::from(query.received))
+                    .bind(query.case.map(|c| c.as_str()).unwrap_or(""))
+                    .bind(i64::from(query.include_closed))
+                    .bind(query.before.map(|r| r.as_str()).unwrap_or(""))
+                    .bind(i64::from(query.limit))
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(referral_from_row).collect()
+            }
+
+            async fn open_referrals_due(
+                &mut self,
+                due_by: $crate::domain::Timestamp,
+                municipality: Option<&$crate::domain::Municipality>,
+            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
+                use $crate::store::queries::REFERRAL_COLUMNS;
+                // The deliver-by deadline is the earliest of the four, so an open referral with
+                // nothing due yet is skipped by the index alone.
+                let rows = sqlx::query(&format!(
+                    "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE closed = 0 \
+                     AND ($2 = '' OR municipality = $2) \
+                     AND (deliver_by <= $1 OR respond_by <= $1 OR connect_by <= $1 OR confirm_by <= $1) \
+                     ORDER BY referral_id"
+                ))
+                .bind(due_by.millis())
+                .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(referral_from_row).collect()
+            }
+
+            async fn open_referrals_without_consent(
+                &mut self,
+                municipality: &$crate::domain::Municipality,
+            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
+                use $crate::store::queries::REFERRAL_COLUMNS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE closed = 0 \
+                     AND municipality = $1 AND basis <> 'consent' ORDER BY referral_id"
+                ))
+                .bind(municipality.as_str())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(referral_from_row).collect()
+            }
+
+            async fn insert_referral_event(
+                &mut self,
+                event: &$crate::domain::records::ReferralEvent,
+            ) -> Result<(), $crate::store::StoreError> {
+                let (kind, action, timer) = $crate::store::queries::event_kind_columns(&event.kind);
+                sqlx::query(
+                    "INSERT INTO referral_events (event_id, referral_id, case_id, kind, action, \
+                     timer, actor_agency, staff_name, staff_role, occurred_at, recorded_at, \
+                     reason_code, not_connected_reason, note, delivery, response, connection) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                     $16, $17)",
+                )
+                .bind(event.id.as_str())
+                .bind(event.referral_id.as_str())
+                .bind(event.case_id.as_str())
+                .bind(kind)
+                .bind(action)
+                .bind(timer)
+                .bind(event.actor_agency.as_ref().map(|a| a.as_str().to_owned()))
+                .bind(event.actor_staff.as_ref().map(|s| s.name.clone()))
+                .bind(event.actor_staff.as_ref().map(|s| s.role.clone()))
+                .bind(event.occurred_at.millis())
+                .bind(event.recorded_at.millis())
+                .bind(event.reason_code.clone())
+                .bind(event.not_connected_reason.map(|r| r.code()))
+                .bind(event.note.as_ref().map(|n| n.0.clone()))
+                .bind(event.delivery.code())
+                .bind(event.response.code())
+                .bind(event.connection.code())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn referral_events(
+                &mut self,
+                referral: &$crate::domain::ReferralId,
+            ) -> Result<Vec<$crate::domain::records::ReferralEvent>, $crate::store::StoreError> {
+                use $crate::store::queries::EVENT_COLUMNS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM referral_events WHERE referral_id = $1 \
+                     ORDER BY recorded_at, event_id"
+                ))
+                .bind(referral.as_str())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(event_from_row).collect()
+            }
+
+            async fn case_referral_events(
+                &mut self,
+                case: &$crate::domain::CaseId,
+                since: Option<$crate::domain::Timestamp>,
+            ) -> Result<Vec<$crate::domain::records::ReferralEvent>, $crate::store::StoreError> {
+                use $crate::store::queries::EVENT_COLUMNS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM referral_events WHERE case_id = $1 \
+                     AND recorded_at >= $2 ORDER BY recorded_at, event_id"
+                ))
+                .bind(case.as_str())
+                .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(event_from_row).collect()
+            }
+
+            async fn record_escalation(
+                &mut self,
+                referral: &$crate::domain::ReferralId,
+                timer: $crate::domain::referral::TimerKind,
+                tier: $crate::domain::records::EscalationTier,
+                at: $crate::domain::Timestamp,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let result = sqlx::query(
+                    "INSERT INTO escalations (referral_id, timer, tier, raised_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(referral.as_str())
+                .bind(timer.code())
+                .bind(tier.code())
+                .bind(at.millis())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn insert_note(
+                &mut self,
+                note: &$crate::domain::records::Note,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO notes (note_id, case_id, from_agency, staff_name, staff_role, \
+                     purpose, basis, consent_id, justification, hide_sender, body, sent_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(note.id.as_str())
+                .bind(note.case_id.as_str())
+                .bind(note.from_agency.as_str())
+                .bind(&note.staff.name)
+                .bind(&note.staff.role)
+                .bind(note.purpose.as_str())
+                .bind(note.basis.code())
+                .bind(note.consent_id.as_ref().map(|c| c.as_str().to_owned()))
+                .bind(note.justification.clone())
+                .bind(i64::from(note.hide_sender))
+                .bind(&note.body.0)
+                .bind(note.sent_at.millis())
+                .execute(&mut *self.tx)
+                .await?;
+                for recipient in &note.recipients {
+                    sqlx::query(
+                        "INSERT INTO note_recipients (note_id, agency_id, acknowledged_at) \
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(note.id.as_str())
+                    .bind(recipient.agency_id.as_str())
+                    .bind($crate::store::queries::millis(recipient.acknowledged_at))
+                    .execute(&mut *self.tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn note(
+                &mut self,
+                id: &$crate::domain::NoteId,
+            ) -> Result<Option<$crate::domain::records::Note>, $crate::store::StoreError> {
+                use $crate::store::queries::NOTE_COLUMNS;
+                let row = sqlx::query(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE note_id = $1"))
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                let Some(mut note) = row.as_ref().map(note_from_row).transpose()? else {
+                    return Ok(None);
+                };
+                note.recipients = self.note_recipients(&note.id).await?;
+                Ok(Some(note))
+            }
+
+            async fn case_notes(
+                &mut self,
+                case: &$crate::domain::CaseId,
+                since: Option<$crate::domain::Timestamp>,
+            ) -> Result<Vec<$crate::domain::records::Note>, $crate::store::StoreError> {
+                use $crate::store::queries::NOTE_COLUMNS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {NOTE_COLUMNS} FROM notes WHERE case_id = $1 AND sent_at >= $2 \
+                     ORDER BY sent_at, note_id"
+                ))
+                .bind(case.as_str())
+                .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let mut notes = rows
+                    .iter()
+                    .map(note_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                for note in &mut notes {
+                    note.recipients = self.note_recipients(&note.id).await?;
+                }
+                Ok(notes)
+            }
+
+            async fn acknowledge_note(
+                &mut self,
+                note: &$crate::domain::NoteId,
+                agency: &$crate::domain::AgencyId,
+                at: $crate::domain::Timestamp,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "UPDATE note_recipients SET acknowledged_at = $1 WHERE note_id = $2 \
+                     AND agency_id = $3 AND acknowledged_at IS NULL",
+                )
+                .bind(at.millis())
+                .bind(note.as_str())
+                .bind(agency.as_str())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn append_feed(
+                &mut self,
+                entry: &$crate::domain::records::FeedEntry,
+            ) -> Result<u64, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "INSERT INTO feed_events (agency_id, event_id, kind, case_id, referral_id, \
+                     note_id, referral_event_id, recorded_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING cursor",
+                )
+                .bind(entry.agency_id.as_str())
+                .bind(entry.event_id.as_str())
+                .bind(entry.kind.code())
+                .bind(entry.case_id.as_ref().map(|c| c.as_str().to_owned()))
+                .bind(entry.referral_id.as_ref().map(|r| r.as_str().to_owned()))
+                .bind(entry.note_id.as_ref().map(|n| n.as_str().to_owned()))
+                .bind(entry.referral_event_id.as_ref().map(|e| e.as_str().to_owned()))
+                .bind(entry.recorded_at.millis())
+                .fetch_one(&mut *self.tx)
+                .await?;
+                let cursor: i64 = row.try_get("cursor")?;
+                u64::try_from(cursor).map_err(|_| $crate::store::StoreError::corrupt("feed_events", "cursor"))
+            }
+
+            async fn feed(
+                &mut self,
+                agency: &$crate::domain::AgencyId,
+                after: u64,
+                limit: u32,
+            ) -> Result<
+                Vec<($crate::domain::records::FeedEvent, Option<$crate::domain::records::ReferralEvent>)>,
+                $crate::store::StoreError,
+            > {
+                let sql = "SELECT f.cursor, f.agency_id, f.event_id AS feed_event_id, \
+                     f.kind AS feed_kind, f.case_id AS feed_case_id, \
+                     f.referral_id AS feed_referral_id, f.note_id, f.referral_event_id, \
+                     f.recorded_at AS feed_recorded_at, e.event_id, e.referral_id, e.case_id, \
+                     e.kind, e.action, e.timer, e.actor_agency, e.staff_name, e.staff_role, \
+                     e.occurred_at, e.recorded_at, e.reason_code, e.not_connected_reason, e.note, \
+                     e.delivery, e.response, e.connection \
+                     FROM feed_events f LEFT JOIN referral_events e \
+                     ON e.event_id = f.referral_event_id \
+                     WHERE f.agency_id = $1 AND f.cursor > $2 ORDER BY f.cursor LIMIT $3";
+                let rows = sqlx::query(sql)
+                    .bind(agency.as_str())
+                    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(feed_from_row).collect()
+            }
+
+            async fn feed_end(
+                &mut self,
+                agency: &$crate::domain::AgencyId,
+            ) -> Result<u64, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT COALESCE(MAX(cursor), 0) AS last FROM feed_events WHERE agency_id = $1",
+                )
+                .bind(agency.as_str())
+                .fetch_one(&mut *self.tx)
+                .await?;
+                let last: i64 = row.try_get("last")?;
+                Ok(u64::try_from(last).unwrap_or(0))
+            }
+
+            async fn feed_acknowledged(
+                &mut self,
+                agency: &$crate::domain::AgencyId,
+            ) -> Result<u64, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query("SELECT cursor FROM feed_acknowledgements WHERE agency_id = $1")
+                    .bind(agency.as_str())
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                match row {
+                    Some(row) => Ok(u64::try_from(row.try_get::<i64, _>("cursor")?).unwrap_or(0)),
+                    None => Ok(0),
+                }
+            }
+
+            async fn acknowledge_feed(
+                &mut self,
+                agency: &$crate::domain::AgencyId,
+                cursor: u64,
+                at: $crate::domain::Timestamp,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO feed_acknowledgements (agency_id, cursor, acknowledged_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (agency_id) DO UPDATE \
+                     SET cursor = excluded.cursor, acknowledged_at = excluded.acknowledged_at \
+                     WHERE feed_acknowledgements.cursor < excluded.cursor",
+                )
+                .bind(agency.as_str())
+                .bind(i64::try_from(cursor).unwrap_or(i64::MAX))
+                .bind(at.millis())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn idempotent_response(
+                &mut self,
+                agency: &$crate::domain::AgencyId,
+                operation: &str,
+                key: &str,
+            ) -> Result<Option<(Vec<u8>, Vec<u8>)>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT request_digest, response FROM idempotency_keys \
+                     WHERE agency_id = $1 AND operation = $2 AND idempotency_key = $3",
+                )
+                .bind(agency.as_str())
+                .bind(operation)
+                .bind(key)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                match row {
+                    Some(row) => Ok(Some((row.try_get("request_digest")?, row.try_get("response")?))),
+                    None => Ok(None),
+                }
+            }
+
+            async fn record_idempotent_response(
+                &mut self,
+                agency: &$crate::domain::AgencyId,
+                operation: &str,
+                key: &str,
+                digest: &[u8],
+                response: &[u8],
+                at: $crate::domain::Timestamp,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (agency_id, operation, idempotency_key, \
+                     request_digest, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(agency.as_str())
+                .bind(operation)
+                .bind(key)
+                .bind(digest)
+                .bind(response)
+                .bind(at.millis())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+        }
+
+        impl $tx {
+            async fn note_recipients(
+                &mut self,
+                note: &$crate::domain::NoteId,
+            ) -> Result<Vec<$crate::domain::records::NoteRecipient>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT agency_id, acknowledged_at FROM note_recipients WHERE note_id = $1 \
+                     ORDER BY agency_id",
+                )
+                .bind(note.as_str())
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let agency: String = row.try_get("agency_id")?;
+                        Ok($crate::domain::records::NoteRecipient {
+                            agency_id: $crate::store::queries::code(
+                                "note_recipients",
+                                "agency_id",
+                                &agency,
+                                $crate::domain::AgencyId::parse,
+                            )?,
+                            acknowledged_at: $crate::store::queries::timestamp(
+                                row.try_get("acknowledged_at")?,
+                            ),
+                        })
+                    })
+                    .collect()
             }
         }
     };

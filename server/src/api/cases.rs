@@ -1,0 +1,253 @@
+//! CaseService: cases, participants, consent records and the case thread.
+
+use std::collections::HashMap;
+
+use tonic::{Request, Response, Status};
+use tsunagu_proto::v1 as pb;
+use tsunagu_proto::v1::case_service_server::CaseService;
+
+use super::{Hub, convert, remember, replay, request_digest};
+use crate::casework::cases::{self, CaseView, OpenCase, RecordConsent, ThreadItem};
+use crate::domain::{Agency, AgencyId, CaseId, ConsentId};
+use crate::error::Error;
+use crate::identity::caller;
+use crate::store::Transaction;
+
+/// Display names and kinds of every agency, to describe participants.
+pub async fn directory(tx: &mut dyn Transaction) -> Result<HashMap<AgencyId, Agency>, Error> {
+    Ok(tx
+        .agencies()
+        .await?
+        .into_iter()
+        .map(|agency| (agency.id.clone(), agency))
+        .collect())
+}
+
+/// A case as its viewer may see it.
+pub fn case_out(view: &CaseView, agencies: &HashMap<AgencyId, Agency>) -> pb::Case {
+    let case = &view.case;
+    pb::Case {
+        case_id: case.id.to_string(),
+        municipality: case.municipality.to_string(),
+        category: convert::category_out(case.category) as i32,
+        stage: convert::stage_out(case.stage) as i32,
+        opened_by: if view.hidden.contains(&case.opened_by) {
+            String::new()
+        } else {
+            case.opened_by.to_string()
+        },
+        opened_at: Some(convert::timestamp(case.opened_at)),
+        participants: view
+            .participants
+            .iter()
+            .filter(|p| !view.hidden.contains(&p.agency_id))
+            .map(|p| {
+                let agency = agencies.get(&p.agency_id);
+                pb::Participant {
+                    agency_id: p.agency_id.to_string(),
+                    display_name: agency.map(|a| a.display_name.clone()).unwrap_or_default(),
+                    kind: agency.map(|a| a.kind.to_string()).unwrap_or_default(),
+                    since: Some(convert::timestamp(p.since)),
+                }
+            })
+            .collect(),
+        header: Some(convert::sealed_out(&case.header)),
+        council_registered: case.council_registered,
+    }
+}
+
+#[tonic::async_trait]
+impl CaseService for Hub {
+    async fn open_case(
+        &self,
+        request: Request<pb::OpenCaseRequest>,
+    ) -> Result<Response<pb::OpenCaseResponse>, Status> {
+        const OPERATION: &str = "OpenCase";
+        let agency = caller(&request)?.agency.clone();
+        let body = request.into_inner();
+        let key = convert::idempotency_key(&body.idempotency_key)?;
+        let open = OpenCase {
+            municipality: convert::municipality("municipality", &body.municipality)?,
+            category: convert::category("category", body.category)?,
+            stage: convert::stage("stage", body.stage)?,
+            header: convert::sealed("header", body.header.as_ref(), self.max_sealed())?,
+            staff: convert::staff(body.staff.as_ref())?,
+        };
+        let digest = request_digest(&body);
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await.map_err(Error::from)?;
+        if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
+            return Ok(Response::new(first));
+        }
+        let view = cases::open_case(&mut *tx, &agency, open, now).await?;
+        let agencies = directory(&mut *tx).await?;
+        let response = pb::OpenCaseResponse {
+            case: Some(case_out(&view, &agencies)),
+        };
+        remember(
+            &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
+        )
+        .await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_case(
+        &self,
+        request: Request<pb::GetCaseRequest>,
+    ) -> Result<Response<pb::GetCaseResponse>, Status> {
+        let agency = caller(&request)?.agency.clone();
+        let case_id = convert::required_id("case_id", &request.get_ref().case_id, CaseId::parse)?;
+        let mut tx = self.store.read().await.map_err(Error::from)?;
+        let view = cases::case_view(&mut *tx, &agency, &case_id).await?;
+        let agencies = directory(&mut *tx).await?;
+        Ok(Response::new(pb::GetCaseResponse {
+            case: Some(case_out(&view, &agencies)),
+        }))
+    }
+
+    async fn list_cases(
+        &self,
+        request: Request<pb::ListCasesRequest>,
+    ) -> Result<Response<pb::ListCasesResponse>, Status> {
+        let agency = caller(&request)?.agency.clone();
+        let query = request.get_ref();
+        let municipality = convert::optional_municipality("municipality", &query.municipality)?;
+        let limit = convert::limit("limit", query.limit, 100, 500)?;
+        let after = convert::optional_id("page_token", &query.page_token, CaseId::parse)?;
+        let mut tx = self.store.read().await.map_err(Error::from)?;
+        let views = cases::list_cases(
+            &mut *tx,
+            &agency,
+            municipality.as_ref(),
+            after.as_ref(),
+            limit,
+        )
+        .await?;
+        let agencies = directory(&mut *tx).await?;
+        let next_page_token = if views.len() == limit as usize {
+            views
+                .last()
+                .map(|v| v.case.id.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListCasesResponse {
+            cases: views.iter().map(|v| case_out(v, &agencies)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn record_consent(
+        &self,
+        request: Request<pb::RecordConsentRequest>,
+    ) -> Result<Response<pb::RecordConsentResponse>, Status> {
+        const OPERATION: &str = "RecordConsent";
+        let agency = caller(&request)?.agency.clone();
+        let body = request.into_inner();
+        let key = convert::idempotency_key(&body.idempotency_key)?;
+        let today = self.clock.now().date_in_japan();
+        let record = RecordConsent {
+            case_id: convert::required_id("case_id", &body.case_id, CaseId::parse)?,
+            given_by: convert::consent_giver("given_by", body.given_by)?,
+            method: convert::consent_method("method", body.method)?,
+            scope: convert::consent_scope(body.scope.as_ref())?,
+            valid_from: convert::optional_date("valid_from", &body.valid_from)?.unwrap_or(today),
+            valid_until: convert::optional_date("valid_until", &body.valid_until)?,
+            evidence: convert::optional_sealed(
+                "evidence",
+                body.evidence.as_ref(),
+                self.max_sealed(),
+            )?,
+            staff: convert::staff(body.staff.as_ref())?,
+        };
+        let digest = request_digest(&body);
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await.map_err(Error::from)?;
+        if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
+            return Ok(Response::new(first));
+        }
+        let consent = cases::record_consent(&mut *tx, &agency, record, now).await?;
+        let response = pb::RecordConsentResponse {
+            consent: Some(convert::consent(&consent)),
+        };
+        remember(
+            &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
+        )
+        .await?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(response))
+    }
+
+    async fn withdraw_consent(
+        &self,
+        request: Request<pb::WithdrawConsentRequest>,
+    ) -> Result<Response<pb::WithdrawConsentResponse>, Status> {
+        let agency = caller(&request)?.agency.clone();
+        let body = request.get_ref();
+        let consent_id = convert::required_id("consent_id", &body.consent_id, ConsentId::parse)?;
+        convert::staff(body.staff.as_ref())?;
+        let now = self.clock.now();
+        let at =
+            convert::parse_timestamp("withdrawn_at", body.withdrawn_at.as_ref())?.unwrap_or(now);
+        if at > now {
+            return Err(Error::invalid("withdrawn_at", "is in the future").into());
+        }
+        let mut tx = self.store.begin().await.map_err(Error::from)?;
+        let consent = cases::withdraw_consent(&mut *tx, &agency, &consent_id, at).await?;
+        tx.commit().await.map_err(Error::from)?;
+        self.signal_feed();
+        Ok(Response::new(pb::WithdrawConsentResponse {
+            consent: Some(convert::consent(&consent)),
+        }))
+    }
+
+    async fn list_consents(
+        &self,
+        request: Request<pb::ListConsentsRequest>,
+    ) -> Result<Response<pb::ListConsentsResponse>, Status> {
+        let agency = caller(&request)?.agency.clone();
+        let case_id = convert::required_id("case_id", &request.get_ref().case_id, CaseId::parse)?;
+        let mut tx = self.store.read().await.map_err(Error::from)?;
+        let consents = cases::consents(&mut *tx, &agency, &case_id).await?;
+        Ok(Response::new(pb::ListConsentsResponse {
+            consents: consents.iter().map(convert::consent).collect(),
+        }))
+    }
+
+    async fn get_case_thread(
+        &self,
+        request: Request<pb::GetCaseThreadRequest>,
+    ) -> Result<Response<pb::GetCaseThreadResponse>, Status> {
+        let agency = caller(&request)?.agency.clone();
+        let body = request.get_ref();
+        let case_id = convert::required_id("case_id", &body.case_id, CaseId::parse)?;
+        let since = convert::parse_timestamp("since", body.since.as_ref())?;
+        let mut tx = self.store.read().await.map_err(Error::from)?;
+        let thread = cases::thread(&mut *tx, &agency, &case_id, since).await?;
+        let agencies = directory(&mut *tx).await?;
+        let referrals: HashMap<_, _> = thread.referrals.iter().map(|r| (r.id.clone(), r)).collect();
+        let entries = thread
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                ThreadItem::ReferralEvent(event) => {
+                    let referral = referrals.get(&event.referral_id)?;
+                    let hide = convert::hides_actor(event, referral, &agency.id);
+                    Some(pb::thread_entry::Entry::ReferralEvent(
+                        convert::referral_event(event, hide),
+                    ))
+                }
+                ThreadItem::Note(note) => Some(pb::thread_entry::Entry::Note(convert::note(
+                    note, &agency.id,
+                ))),
+            })
+            .map(|entry| pb::ThreadEntry { entry: Some(entry) })
+            .collect();
+        Ok(Response::new(pb::GetCaseThreadResponse {
+            case: Some(case_out(&thread.view, &agencies)),
+            entries,
+        }))
+    }
+}

@@ -1,0 +1,146 @@
+//! EventService: each agency's own feed, read by cursor or streamed live, and acknowledged.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+use tsunagu_proto::v1 as pb;
+use tsunagu_proto::v1::event_service_server::EventService;
+
+use super::{Hub, convert};
+use crate::domain::AgencyId;
+use crate::error::Error;
+use crate::identity::caller;
+
+/// How many entries a subscription reads from the store at a time.
+const SUBSCRIBE_PAGE: u32 = 500;
+/// A subscriber looks at the store at least this often even without a signal, so that entries
+/// written by another hub instance on the same database arrive too.
+const SUBSCRIBE_POLL: Duration = Duration::from_secs(1);
+
+impl Hub {
+    async fn feed_page(
+        &self,
+        agency: &AgencyId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<pb::FeedEvent>, Error> {
+        let mut tx = self.store.read().await?;
+        let page = tx.feed(agency, after, limit).await?;
+        Ok(page
+            .iter()
+            .map(|(event, about)| convert::feed_event(event, about.as_ref()))
+            .collect())
+    }
+}
+
+type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::FeedEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventService for Hub {
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let agency = caller(&request)?.agency.id.clone();
+        let query = request.get_ref();
+        let limit = convert::limit("limit", query.limit, 100, 1000)?;
+        let events = self.feed_page(&agency, query.after_cursor, limit).await?;
+        let mut tx = self.store.read().await.map_err(Error::from)?;
+        let acknowledged_cursor = tx.feed_acknowledged(&agency).await.map_err(Error::from)?;
+        Ok(Response::new(pb::ListEventsResponse {
+            last_cursor: events.last().map_or(query.after_cursor, |e| e.cursor),
+            events,
+            acknowledged_cursor,
+        }))
+    }
+
+    type SubscribeStream = FeedStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let agency = caller(&request)?.agency.id.clone();
+        let query = request.get_ref();
+        let mut cursor = if query.from_acknowledged {
+            if query.after_cursor != 0 {
+                return Err(Error::invalid(
+                    "after_cursor",
+                    "must be 0 when from_acknowledged is set",
+                )
+                .into());
+            }
+            let mut tx = self.store.read().await.map_err(Error::from)?;
+            tx.feed_acknowledged(&agency).await.map_err(Error::from)?
+        } else {
+            query.after_cursor
+        };
+        let (sender, receiver) = mpsc::channel(64);
+        let hub = self.clone();
+        let mut signal = self.feed_signal.subscribe();
+        tokio::spawn(async move {
+            loop {
+                // Mark the signal seen before reading, so a write committed after the read
+                // wakes the wait below.
+                signal.borrow_and_update();
+                let page = match hub.feed_page(&agency, cursor, SUBSCRIBE_PAGE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let _ = sender.send(Err(Status::from(error))).await;
+                        return;
+                    }
+                };
+                if page.is_empty() {
+                    tokio::select! {
+                        changed = signal.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                        }
+                        () = tokio::time::sleep(SUBSCRIBE_POLL) => {}
+                        () = sender.closed() => return,
+                    }
+                    continue;
+                }
+                for event in page {
+                    cursor = event.cursor;
+                    if sender.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
+    async fn ack_events(
+        &self,
+        request: Request<pb::AckEventsRequest>,
+    ) -> Result<Response<pb::AckEventsResponse>, Status> {
+        let agency = caller(&request)?.agency.id.clone();
+        let cursor = request.get_ref().cursor;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await.map_err(Error::from)?;
+        let end = tx.feed_end(&agency).await.map_err(Error::from)?;
+        if cursor > end {
+            return Err(Error::invalid(
+                "cursor",
+                format!("{cursor} is past the end of your feed (last cursor {end})"),
+            )
+            .into());
+        }
+        tx.acknowledge_feed(&agency, cursor, now)
+            .await
+            .map_err(Error::from)?;
+        let acknowledged_cursor = tx.feed_acknowledged(&agency).await.map_err(Error::from)?;
+        tx.commit().await.map_err(Error::from)?;
+        Ok(Response::new(pb::AckEventsResponse {
+            acknowledged_cursor,
+        }))
+    }
+}

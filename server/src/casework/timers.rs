@@ -1,0 +1,109 @@
+//! The timer task's work: raise an escalation event, once per timer and tier, for every deadline
+//! that passed while its layer had not moved.
+
+use super::{FeedAbout, coordinators, followups::responsible_agency, notify};
+use crate::domain::records::{EscalationTier, FeedEventKind, ReferralEvent, ReferralEventKind};
+use crate::domain::referral::{DeadlinePolicy, overdue};
+use crate::domain::{EventId, Timestamp};
+use crate::error::Error;
+use crate::store::Transaction;
+
+/// Escalates every passed timer not escalated yet; returns how many escalations were raised.
+pub async fn escalate_due(
+    tx: &mut dyn Transaction,
+    policy: &DeadlinePolicy,
+    now: Timestamp,
+) -> Result<usize, Error> {
+    let grace = policy.coordinator_grace();
+    let mut raised = 0;
+    for referral in tx.open_referrals_due(now, None).await? {
+        for timer in overdue(&referral.state, &referral.deadlines, now) {
+            let due_at = referral.deadlines.get(timer);
+            let mut tiers = vec![EscalationTier::Responsible];
+            if now > due_at.plus(grace) {
+                tiers.push(EscalationTier::Coordinator);
+            }
+            for tier in tiers {
+                if !tx.record_escalation(&referral.id, timer, tier, now).await? {
+                    continue;
+                }
+                let event = ReferralEvent {
+                    id: EventId::generate(),
+                    referral_id: referral.id.clone(),
+                    case_id: referral.case_id.clone(),
+                    kind: ReferralEventKind::Escalated { timer, tier },
+                    actor_agency: None,
+                    actor_staff: None,
+                    occurred_at: due_at,
+                    recorded_at: now,
+                    reason_code: None,
+                    not_connected_reason: None,
+                    note: None,
+                    delivery: referral.state.delivery,
+                    response: referral.state.response,
+                    connection: referral.state.connection,
+                };
+                tx.insert_referral_event(&event).await?;
+                let to_tell: Vec<_> = match tier {
+                    EscalationTier::Responsible => vec![
+                        responsible_agency(&referral, timer),
+                        referral.from_agency.clone(),
+                    ],
+                    EscalationTier::Coordinator => coordinators(tx, &referral.municipality)
+                        .await?
+                        .into_iter()
+                        .map(|agency| agency.id)
+                        .collect(),
+                };
+                notify(
+                    tx,
+                    to_tell,
+                    FeedEventKind::Escalation,
+                    FeedAbout {
+                        case_id: Some(referral.case_id.clone()),
+                        referral_id: Some(referral.id.clone()),
+                        note_id: None,
+                        referral_event_id: Some(event.id.clone()),
+                    },
+                    now,
+                )
+                .await?;
+                raised += 1;
+            }
+        }
+    }
+    Ok(raised)
+}
+
+/// Runs `escalate_due` every `timer_interval` until aborted. A failed round is logged and retried
+/// at the next tick: passed timers stay passed, so nothing is lost by waiting.
+pub fn spawn(hub: crate::api::Hub) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(hub.settings.timer_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match escalate_round(&hub).await {
+                Ok(0) => {}
+                Ok(raised) => {
+                    tracing::info!(raised, "escalations raised");
+                    hub.signal_feed();
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = %crate::error::cause_chain(&error),
+                        "escalation round failed; retrying at the next tick"
+                    );
+                }
+            }
+        }
+    })
+}
+
+async fn escalate_round(hub: &crate::api::Hub) -> Result<usize, Error> {
+    let now = hub.clock.now();
+    let mut tx = hub.store.begin().await?;
+    let raised = escalate_due(&mut *tx, &hub.settings.deadlines, now).await?;
+    tx.commit().await?;
+    Ok(raised)
+}
