@@ -336,3 +336,5 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
         .unwrap_or_else(|| root.join("target"));
     target.join("debug").join(name)
 }
+
+pub mod fixtures;

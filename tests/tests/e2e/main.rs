@@ -1,5 +1,9 @@
 //! End-to-end tests of the hub over real mutual TLS. One test binary for all of them.
 
+mod cases;
 mod directory;
+mod durability;
+mod feed;
 mod identity;
 mod operator;
+mod referrals;

@@ -1,0 +1,640 @@
+//! Builders for the end-to-end tests of cases, consent, referrals, notes and the event feed:
+//! real age files, staff, idempotency keys, and the calls that set a scenario up over mTLS.
+
+use std::fmt::Debug;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use tonic::{Code, Status};
+use tsunagu_client::Hub;
+use tsunagu_hub::domain::Clock;
+use tsunagu_proto::v1 as pb;
+
+use crate::MUNICIPALITY;
+
+/// 産後ケア
+pub const POSTNATAL_CARE: &str = "postnatal_care";
+/// 養育支援訪問
+pub const HOME_VISIT_SUPPORT: &str = "home_visit_support";
+/// 保育所入所
+pub const NURSERY_ADMISSION: &str = "nursery_admission";
+/// 児童保護
+pub const CHILD_PROTECTION: &str = "child_protection";
+
+/// An age file (binary format) of `text`, encrypted to a freshly generated X25519 identity.
+pub fn sealed(text: &str) -> pb::Sealed {
+    sealed_bytes(text.as_bytes())
+}
+
+/// An age file (binary format) of `plaintext`.
+pub fn sealed_bytes(plaintext: &[u8]) -> pb::Sealed {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .unwrap();
+    let mut out = Vec::new();
+    let mut writer = encryptor.wrap_output(&mut out).unwrap();
+    writer.write_all(plaintext).unwrap();
+    writer.finish().unwrap();
+    pb::Sealed { age: out }
+}
+
+/// An ASCII-armoured age file of `text`.
+pub fn sealed_armored(text: &str) -> pb::Sealed {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public();
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+            .unwrap();
+    let mut out = Vec::new();
+    let armor =
+        age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor).unwrap();
+    let mut writer = encryptor.wrap_output(armor).unwrap();
+    writer.write_all(text.as_bytes()).unwrap();
+    writer.finish().and_then(|armor| armor.finish()).unwrap();
+    pb::Sealed { age: out }
+}
+
+/// An age file at least `len` bytes long (its plaintext is `len` bytes).
+pub fn sealed_of_at_least(len: usize) -> pb::Sealed {
+    let sealed = sealed_bytes(&vec![b'x'; len]);
+    assert!(sealed.age.len() >= len);
+    sealed
+}
+
+/// Bytes that are not an age file at all.
+pub fn not_sealed() -> pb::Sealed {
+    pb::Sealed {
+        age: "母子の氏名: 山田花子 (plaintext)".as_bytes().to_vec(),
+    }
+}
+
+/// The staff member every test acts as.
+pub fn staff() -> pb::Staff {
+    pb::Staff {
+        name: "保健師 山田".to_owned(),
+        role: "保健師".to_owned(),
+    }
+}
+
+/// A fresh idempotency key.
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The civil date in Japan `days` days from the hub clock's today, as YYYY-MM-DD.
+pub fn japan_date(clock: &dyn Clock, days: i64) -> String {
+    let date = clock.now().date_in_japan() + time::Duration::days(days);
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// The hub clock's now plus `hours`, as a protobuf timestamp (whole milliseconds).
+pub fn hours_from_now(clock: &dyn Clock, hours: i64) -> prost_types::Timestamp {
+    let at = clock.now().millis() + hours * 3_600_000;
+    prost_types::Timestamp {
+        seconds: at.div_euclid(1000),
+        nanos: (at.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// Milliseconds since the epoch of a timestamp that must be set.
+pub fn millis(at: &Option<prost_types::Timestamp>) -> i64 {
+    let at = at.as_ref().expect("timestamp is set");
+    at.seconds * 1000 + i64::from(at.nanos) / 1_000_000
+}
+
+/// Asserts that `result` failed with `code` and that its message contains every needle.
+#[track_caller]
+pub fn assert_refused<T: Debug>(result: Result<T, Status>, code: Code, needles: &[&str]) -> Status {
+    let status = match result {
+        Ok(value) => panic!("expected {code:?}, the call succeeded with {value:?}"),
+        Err(status) => status,
+    };
+    assert_eq!(status.code(), code, "{status:?}");
+    for needle in needles {
+        assert!(
+            status.message().contains(needle),
+            "{needle:?} missing from {status:?}"
+        );
+    }
+    status
+}
+
+/// Asserts an INVALID_ARGUMENT whose message starts with `field` followed by a colon (or by a
+/// dot and a subfield: `staff` is named by "staff.name: ..." too).
+#[track_caller]
+pub fn assert_invalid<T: Debug>(result: Result<T, Status>, field: &str) -> Status {
+    let status = assert_refused(result, Code::InvalidArgument, &[]);
+    let rest = status.message().strip_prefix(field);
+    assert!(
+        rest.is_some_and(|rest| rest.starts_with(':') || rest.starts_with('.')),
+        "the message does not start with {field:?}: {status:?}"
+    );
+    status
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `within`.
+pub async fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// Cases and consent.
+
+/// The request kodomo (or anyone) sends to open a 特定妊婦 case in the pregnancy stage.
+pub fn open_case_request(municipality: &str) -> pb::OpenCaseRequest {
+    pb::OpenCaseRequest {
+        municipality: municipality.to_owned(),
+        category: pb::CaseCategory::SpecificExpectantMother as i32,
+        stage: pb::CaseStage::Pregnancy as i32,
+        header: Some(sealed("氏名: 山田花子 / 出産予定日: 2026-09-01")),
+        staff: Some(staff()),
+        idempotency_key: key(),
+    }
+}
+
+pub async fn try_open_case(client: &Hub, request: pb::OpenCaseRequest) -> Result<pb::Case, Status> {
+    let response = client.cases().open_case(request).await?.into_inner();
+    Ok(response.case.expect("OpenCaseResponse.case"))
+}
+
+/// The caller opens a 特定妊婦 / pregnancy case in 141178.
+pub async fn open_case(client: &Hub) -> pb::Case {
+    try_open_case(client, open_case_request(MUNICIPALITY))
+        .await
+        .unwrap()
+}
+
+pub async fn get_case(client: &Hub, case_id: &str) -> Result<pb::Case, Status> {
+    let response = client
+        .cases()
+        .get_case(pb::GetCaseRequest {
+            case_id: case_id.to_owned(),
+        })
+        .await?
+        .into_inner();
+    Ok(response.case.expect("GetCaseResponse.case"))
+}
+
+/// Every case the caller may see (all pages).
+pub async fn list_cases(client: &Hub) -> Vec<pb::Case> {
+    let mut cases = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .cases()
+            .list_cases(pb::ListCasesRequest {
+                municipality: String::new(),
+                limit: 0,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        cases.extend(page.cases);
+        if page.next_page_token.is_empty() {
+            return cases;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The agency ids of a case's participants, sorted.
+pub fn participant_ids(case: &pb::Case) -> Vec<String> {
+    let mut ids: Vec<String> = case
+        .participants
+        .iter()
+        .map(|p| p.agency_id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A written guardian consent.
+pub fn consent_request(
+    case_id: &str,
+    recipients: &[&str],
+    kinds: &[&str],
+    purposes: &[&str],
+    valid_from: &str,
+    valid_until: &str,
+) -> pb::RecordConsentRequest {
+    let owned = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    pb::RecordConsentRequest {
+        case_id: case_id.to_owned(),
+        given_by: pb::ConsentGiver::Guardian as i32,
+        method: pb::ConsentMethod::Written as i32,
+        scope: Some(pb::ConsentScope {
+            recipient_agencies: owned(recipients),
+            recipient_kinds: owned(kinds),
+            purposes: owned(purposes),
+        }),
+        valid_from: valid_from.to_owned(),
+        valid_until: valid_until.to_owned(),
+        evidence: Some(sealed("同意書 (署名済み) のスキャン")),
+        staff: Some(staff()),
+        idempotency_key: key(),
+    }
+}
+
+pub async fn try_record_consent(
+    client: &Hub,
+    request: pb::RecordConsentRequest,
+) -> Result<pb::Consent, Status> {
+    let response = client.cases().record_consent(request).await?.into_inner();
+    Ok(response.consent.expect("RecordConsentResponse.consent"))
+}
+
+/// Records a written guardian consent; panics when the hub refuses it.
+pub async fn record_consent(
+    client: &Hub,
+    case_id: &str,
+    recipients: &[&str],
+    kinds: &[&str],
+    purposes: &[&str],
+    valid_from: &str,
+    valid_until: &str,
+) -> pb::Consent {
+    try_record_consent(
+        client,
+        consent_request(
+            case_id,
+            recipients,
+            kinds,
+            purposes,
+            valid_from,
+            valid_until,
+        ),
+    )
+    .await
+    .unwrap()
+}
+
+pub async fn withdraw_consent(client: &Hub, consent_id: &str) -> Result<pb::Consent, Status> {
+    let response = client
+        .cases()
+        .withdraw_consent(pb::WithdrawConsentRequest {
+            consent_id: consent_id.to_owned(),
+            staff: Some(staff()),
+            withdrawn_at: None,
+        })
+        .await?
+        .into_inner();
+    Ok(response.consent.expect("WithdrawConsentResponse.consent"))
+}
+
+pub async fn list_consents(client: &Hub, case_id: &str) -> Result<Vec<pb::Consent>, Status> {
+    Ok(client
+        .cases()
+        .list_consents(pb::ListConsentsRequest {
+            case_id: case_id.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .consents)
+}
+
+pub async fn case_thread(client: &Hub, case_id: &str) -> Result<pb::GetCaseThreadResponse, Status> {
+    Ok(client
+        .cases()
+        .get_case_thread(pb::GetCaseThreadRequest {
+            case_id: case_id.to_owned(),
+            since: None,
+        })
+        .await?
+        .into_inner())
+}
+
+/// `client` opens a case in 141178 and records a consent, valid from today for a year, covering
+/// `recipients` for `purposes`.
+pub async fn consented_case(
+    clock: &dyn Clock,
+    client: &Hub,
+    recipients: &[&str],
+    purposes: &[&str],
+) -> (pb::Case, pb::Consent) {
+    let case = open_case(client).await;
+    let consent = record_consent(
+        client,
+        &case.case_id,
+        recipients,
+        &[],
+        purposes,
+        &japan_date(clock, 0),
+        &japan_date(clock, 365),
+    )
+    .await;
+    (case, consent)
+}
+
+// Referrals.
+
+/// A consent basis with no consent id: the hub finds a covering record.
+pub fn by_consent() -> pb::LegalBasis {
+    pb::LegalBasis {
+        kind: pb::LegalBasisKind::Consent as i32,
+        consent_id: String::new(),
+        justification: String::new(),
+    }
+}
+
+/// A basis other than consent, with its justification.
+pub fn basis(kind: pb::LegalBasisKind, justification: &str) -> pb::LegalBasis {
+    pb::LegalBasis {
+        kind: kind as i32,
+        consent_id: String::new(),
+        justification: justification.to_owned(),
+    }
+}
+
+/// A routine referral with a sealed body and default deadlines.
+pub fn referral_request(
+    case_id: &str,
+    to: &str,
+    purpose: &str,
+    basis: pb::LegalBasis,
+) -> pb::SendReferralRequest {
+    pb::SendReferralRequest {
+        case_id: case_id.to_owned(),
+        to_agency: to.to_owned(),
+        purpose: purpose.to_owned(),
+        urgency: pb::Urgency::Routine as i32,
+        basis: Some(basis),
+        body: Some(sealed("産後ケア事業の利用を依頼します。母は産後うつの傾向あり。")),
+        deadlines: None,
+        staff: Some(staff()),
+        idempotency_key: key(),
+    }
+}
+
+pub async fn send(client: &Hub, request: pb::SendReferralRequest) -> Result<pb::Referral, Status> {
+    let response = client.referrals().send_referral(request).await?.into_inner();
+    Ok(response.referral.expect("SendReferralResponse.referral"))
+}
+
+/// Sends a routine referral.
+pub async fn send_referral(
+    client: &Hub,
+    case_id: &str,
+    to: &str,
+    purpose: &str,
+    basis: pb::LegalBasis,
+) -> Result<pb::Referral, Status> {
+    send(client, referral_request(case_id, to, purpose, basis)).await
+}
+
+pub async fn get_referral(
+    client: &Hub,
+    referral_id: &str,
+) -> Result<pb::GetReferralResponse, Status> {
+    Ok(client
+        .referrals()
+        .get_referral(pb::GetReferralRequest {
+            referral_id: referral_id.to_owned(),
+        })
+        .await?
+        .into_inner())
+}
+
+/// Every referral the caller sent and/or received, closed ones included (all pages).
+pub async fn list_referrals(
+    client: &Hub,
+    direction: pb::ReferralDirection,
+    case_id: &str,
+) -> Vec<pb::Referral> {
+    let mut referrals = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .referrals()
+            .list_referrals(pb::ListReferralsRequest {
+                direction: direction as i32,
+                case_id: case_id.to_owned(),
+                include_closed: true,
+                limit: 0,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        referrals.extend(page.referrals);
+        if page.next_page_token.is_empty() {
+            return referrals;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// The ids of every referral the caller sent or received.
+pub async fn referral_ids(client: &Hub) -> Vec<String> {
+    let mut ids: Vec<String> = list_referrals(client, pb::ReferralDirection::All, "")
+        .await
+        .into_iter()
+        .map(|r| r.referral_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// An action with no reason, note or link.
+pub fn action_request(referral_id: &str, action: pb::ReferralAction) -> pb::RecordReferralActionRequest {
+    pb::RecordReferralActionRequest {
+        referral_id: referral_id.to_owned(),
+        action: action as i32,
+        reason_code: String::new(),
+        not_connected_reason: 0,
+        linked_referral_id: String::new(),
+        note: None,
+        staff: Some(staff()),
+        occurred_at: None,
+        idempotency_key: key(),
+    }
+}
+
+/// An action with a reason code (decline, fail, cancel).
+pub fn action_with_reason(
+    referral_id: &str,
+    action: pb::ReferralAction,
+    reason_code: &str,
+) -> pb::RecordReferralActionRequest {
+    pb::RecordReferralActionRequest {
+        reason_code: reason_code.to_owned(),
+        ..action_request(referral_id, action)
+    }
+}
+
+/// A not-connected report.
+pub fn not_connected_request(
+    referral_id: &str,
+    reason: pb::NotConnectedReason,
+    linked_referral_id: &str,
+) -> pb::RecordReferralActionRequest {
+    pb::RecordReferralActionRequest {
+        not_connected_reason: reason as i32,
+        linked_referral_id: linked_referral_id.to_owned(),
+        ..action_request(referral_id, pb::ReferralAction::ReportNotConnected)
+    }
+}
+
+pub async fn act_with(
+    client: &Hub,
+    request: pb::RecordReferralActionRequest,
+) -> Result<pb::RecordReferralActionResponse, Status> {
+    Ok(client
+        .referrals()
+        .record_referral_action(request)
+        .await?
+        .into_inner())
+}
+
+/// Takes an action that needs no reason; returns the referral after it.
+pub async fn act(
+    client: &Hub,
+    referral_id: &str,
+    action: pb::ReferralAction,
+) -> Result<pb::Referral, Status> {
+    let response = act_with(client, action_request(referral_id, action)).await?;
+    Ok(response.referral.expect("RecordReferralActionResponse.referral"))
+}
+
+/// The caller's worklist. `municipality` empty: the caller's own items.
+pub async fn follow_ups(client: &Hub, municipality: &str) -> Vec<pb::FollowUpItem> {
+    client
+        .referrals()
+        .follow_ups(pb::FollowUpsRequest {
+            municipality: municipality.to_owned(),
+            due_within_hours: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .items
+}
+
+/// The (status, timer) pairs of the worklist items about one referral, sorted.
+pub fn items_for(items: &[pb::FollowUpItem], referral_id: &str) -> Vec<(i32, i32)> {
+    let mut found: Vec<(i32, i32)> = items
+        .iter()
+        .filter(|item| {
+            item.referral
+                .as_ref()
+                .is_some_and(|r| r.referral_id == referral_id)
+        })
+        .map(|item| (item.status, item.timer))
+        .collect();
+    found.sort();
+    found
+}
+
+// Notes.
+
+pub fn note_request(
+    case_id: &str,
+    to: &[&str],
+    purpose: &str,
+    basis: pb::LegalBasis,
+) -> pb::SendNoteRequest {
+    pb::SendNoteRequest {
+        case_id: case_id.to_owned(),
+        to_agencies: to.iter().map(|s| (*s).to_owned()).collect(),
+        purpose: purpose.to_owned(),
+        basis: Some(basis),
+        body: Some(sealed("本日の家庭訪問: 母の表情は明るい。")),
+        staff: Some(staff()),
+        idempotency_key: key(),
+    }
+}
+
+pub async fn send_note(client: &Hub, request: pb::SendNoteRequest) -> Result<pb::Note, Status> {
+    let response = client.referrals().send_note(request).await?.into_inner();
+    Ok(response.note.expect("SendNoteResponse.note"))
+}
+
+pub async fn acknowledge_note(client: &Hub, note_id: &str) -> Result<pb::Note, Status> {
+    let response = client
+        .referrals()
+        .acknowledge_note(pb::AcknowledgeNoteRequest {
+            note_id: note_id.to_owned(),
+            staff: Some(staff()),
+            idempotency_key: key(),
+        })
+        .await?
+        .into_inner();
+    Ok(response.note.expect("AcknowledgeNoteResponse.note"))
+}
+
+// The event feed.
+
+/// The caller's feed after `after`, every page.
+pub async fn events_after(client: &Hub, after: u64) -> Vec<pb::FeedEvent> {
+    let mut events = Vec::new();
+    let mut cursor = after;
+    loop {
+        let page = client
+            .events()
+            .list_events(pb::ListEventsRequest {
+                after_cursor: cursor,
+                limit: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if page.events.is_empty() {
+            return events;
+        }
+        cursor = page.last_cursor;
+        events.extend(page.events);
+    }
+}
+
+/// The caller's whole feed.
+pub async fn all_events(client: &Hub) -> Vec<pb::FeedEvent> {
+    events_after(client, 0).await
+}
+
+/// The caller's feed events of one kind about one referral.
+pub fn of_kind<'a>(
+    events: &'a [pb::FeedEvent],
+    kind: pb::FeedEventKind,
+    referral_id: &str,
+) -> Vec<&'a pb::FeedEvent> {
+    events
+        .iter()
+        .filter(|e| e.kind == kind as i32 && e.referral_id == referral_id)
+        .collect()
+}
+
+/// Asserts the feed's cursors strictly increase and its event ids are unique.
+#[track_caller]
+pub fn assert_well_ordered(events: &[pb::FeedEvent]) {
+    for pair in events.windows(2) {
+        assert!(
+            pair[0].cursor < pair[1].cursor,
+            "cursors do not increase: {} then {}",
+            pair[0].cursor,
+            pair[1].cursor
+        );
+    }
+    let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "duplicate event ids in the feed");
+    assert!(events.iter().all(|e| !e.event_id.is_empty()));
+}
