@@ -148,6 +148,7 @@ impl Application {
         );
         let reloader = tls.spawn_reloader();
         let timers = crate::casework::timers::spawn(hub.clone());
+        let change_listener = store.spawn_change_listener(Arc::clone(&hub.feed_signal));
         let incoming = tls::incoming(listener, Arc::clone(&tls), settings.tls.handshake_timeout);
 
         tracing::info!(%local_addr, "tsunagu hub listening");
@@ -178,6 +179,9 @@ impl Application {
             .await;
         reloader.abort();
         timers.abort();
+        if let Some(listener) = change_listener {
+            listener.abort();
+        }
         store.close().await;
         tracing::info!("tsunagu hub stopped");
         result.map_err(StartupError::from)

@@ -186,7 +186,7 @@ pub struct TestHub {
     pub pki: TestPki,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
-    pub database_path: PathBuf,
+    pub database: TestDatabase,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -204,10 +204,10 @@ impl TestHub {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(dir.path());
-        let database_path = dir.path().join("hub.db");
+        let database = TestDatabase::create(dir.path()).await;
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: format!("sqlite://{}", database_path.display()),
+            database_url: database.url.clone(),
             trust_domain: TRUST_DOMAIN.to_owned(),
             tls: pki.tls_settings(),
             register_dev_agencies: false,
@@ -245,7 +245,7 @@ impl TestHub {
             pki,
             store,
             clock,
-            database_path,
+            database,
             settings,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -289,6 +289,8 @@ impl TestHub {
         if let Some(server) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
         }
+        self.store.close().await;
+        self.database.drop_database().await;
     }
 }
 
@@ -338,3 +340,105 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
 }
 
 pub mod fixtures;
+
+/// The PostgreSQL server the suite runs against when `TSUNAGU_TEST_POSTGRES_URL` is set
+/// (`.ci/run` sets it); each test then gets a database of its own.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TSUNAGU_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// For tests that only make sense on PostgreSQL: the server URL, or `None` to skip — except
+/// where `TSUNAGU_REQUIRE_POSTGRES=1` (CI), where a missing server fails the test.
+pub fn postgres_or_skip(test: &str) -> Option<String> {
+    let url = postgres_url();
+    if url.is_none() {
+        assert!(
+            std::env::var("TSUNAGU_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "{test} needs PostgreSQL: set TSUNAGU_TEST_POSTGRES_URL"
+        );
+        eprintln!("{test}: skipped, TSUNAGU_TEST_POSTGRES_URL is not set");
+    }
+    url
+}
+
+/// A database for one test: a SQLite file in the test's directory, or a fresh PostgreSQL
+/// database (created here, dropped by `drop_database`) when the suite runs on PostgreSQL.
+pub struct TestDatabase {
+    pub url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create(dir: &Path) -> TestDatabase {
+        let Some(server) = postgres_url() else {
+            return TestDatabase {
+                url: format!("sqlite://{}", dir.join("hub.db").display()),
+                postgres: None,
+            };
+        };
+        let name = format!("tsunagu_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = connect_postgres(&server).await;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        TestDatabase {
+            url: database_url(&server, &name),
+            postgres: Some((server, name)),
+        }
+    }
+
+    /// Drops a PostgreSQL test database (a SQLite file goes with its directory).
+    pub async fn drop_database(&mut self) {
+        if let Some((server, name)) = self.postgres.take() {
+            let mut admin = connect_postgres(&server).await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.postgres.is_some() {
+            // A test that panicked before stopping its hub still cleans up after itself.
+            let mut database = TestDatabase {
+                url: self.url.clone(),
+                postgres: self.postgres.take(),
+            };
+            let _ = std::thread::spawn(move || {
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    runtime.block_on(database.drop_database());
+                }
+            })
+            .join();
+        }
+    }
+}
+
+async fn connect_postgres(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection as _;
+    sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at {url}: {error}"))
+}
+
+/// `server` with its database name replaced by `name`.
+fn database_url(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (server, String::new()),
+    };
+    let authority_end = base
+        .find("://")
+        .map(|scheme| scheme + 3)
+        .and_then(|start| base[start..].find('/').map(|slash| start + slash))
+        .unwrap_or(base.len());
+    format!("{}/{name}{query}", &base[..authority_end])
+}

@@ -1,6 +1,7 @@
 //! Persistence: one store trait with a unit-of-work transaction, implemented for SQLite (embedded,
 //! the default) and, from the same SQL, for PostgreSQL.
 
+pub mod postgres;
 pub(crate) mod queries;
 pub mod sqlite;
 
@@ -70,6 +71,14 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes every connection.
     async fn close(&self);
+    /// For a database shared by several hub instances: a task that bumps `signal` whenever
+    /// another instance commits, so local subscribers look at their feeds at once.
+    fn spawn_change_listener(
+        &self,
+        _signal: Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
 }
 
 /// One unit of work. Dropping it without `commit` rolls everything back.
@@ -241,6 +250,8 @@ pub struct ReferralQuery<'a> {
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PostgresStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

@@ -426,7 +426,8 @@ macro_rules! transaction_queries {
 
         #[async_trait::async_trait]
         impl $crate::store::Transaction for $tx {
-            async fn commit(self: Box<Self>) -> Result<(), $crate::store::StoreError> {
+            async fn commit(mut self: Box<Self>) -> Result<(), $crate::store::StoreError> {
+                self.before_commit().await?;
                 self.tx.commit().await?;
                 Ok(())
             }

@@ -29,6 +29,14 @@ pub struct SqliteTransaction {
 
 super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
 
+impl SqliteTransaction {
+    /// Nothing to do before a commit: every subscriber shares this process's signal.
+    #[allow(clippy::unused_async)]
+    async fn before_commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database at `url` (`sqlite://path`).
     pub async fn open(url: &str) -> Result<Self, StoreError> {

@@ -8,7 +8,9 @@ use tsunagu_client::Hub;
 use tsunagu_hub::domain::{Clock, SystemClock};
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::*;
-use tsunagu_tests::{AGENCIES, TRUST_DOMAIN, TestPki, test_agency, workspace_binary};
+use tsunagu_tests::{
+    AGENCIES, TRUST_DOMAIN, TestDatabase, TestPki, test_agency, workspace_binary,
+};
 
 use crate::operator::{ChildGuard, free_port, wait_for_port};
 
@@ -71,7 +73,8 @@ async fn referrals_actions_and_acknowledgements_the_hub_answered_survive_a_sigki
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tls")).unwrap();
     let pki = TestPki::generate(&dir.path().join("tls"));
-    let database_url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let database = TestDatabase::create(dir.path()).await;
+    let database_url = database.url.clone();
     register_agencies(&database_url).await;
 
     // First life: a case, a consent and five referrals; killed the instant the last is answered.
@@ -193,7 +196,8 @@ async fn concurrent_sends_answered_before_a_sigkill_are_all_stored() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tls")).unwrap();
     let pki = TestPki::generate(&dir.path().join("tls"));
-    let database_url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let database = TestDatabase::create(dir.path()).await;
+    let database_url = database.url.clone();
     register_agencies(&database_url).await;
 
     let (hub, addr) = start_hub(dir.path(), &database_url);

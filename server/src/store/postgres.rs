@@ -1,0 +1,143 @@
+//! The PostgreSQL backend, for several stateless hub instances sharing one database. Write
+//! transactions take one advisory lock, so writers are serialised across instances exactly as on
+//! SQLite: feed cursors commit in order (no subscriber ever skips one), each idempotency key and
+//! each escalation is written once, and audit records keep a single writer. Commits notify the
+//! other instances (LISTEN/NOTIFY) so that their subscribers look at the feed at once.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+
+use super::{Store, StoreError, Transaction};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock key every write transaction holds ("tsunagu" in ASCII, as a number).
+const WRITER_LOCK: i64 = 0x7473_756e_6167_75;
+/// The channel commits notify on.
+pub const FEED_CHANNEL: &str = "tsunagu_feed";
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    options: PgConnectOptions,
+}
+
+/// A transaction on PostgreSQL.
+pub struct PostgresTransaction {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    writes: bool,
+}
+
+super::queries::transaction_queries!(PostgresTransaction, PgRow);
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://...`) and migrates the schema.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("tsunagu-hub");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            // A database that does not answer turns into UNAVAILABLE quickly, well within a
+            // caller's deadline, instead of a hung call.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options.clone())
+            .await?;
+        MIGRATIONS.run(&pool).await?;
+        Ok(Self { pool, options })
+    }
+
+    /// Listens for commits of other instances and bumps `signal` for each, reconnecting after
+    /// any failure. Returns the task; abort it to stop listening.
+    pub fn spawn_listener(
+        &self,
+        signal: Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let options = self.options.clone();
+        tokio::spawn(async move {
+            loop {
+                match listen(&options, &signal).await {
+                    Ok(()) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "feed listener lost its connection; reconnecting");
+                    }
+                }
+                // Whatever was missed while disconnected is picked up by the subscribers' poll.
+                signal.send_modify(|generation| *generation += 1);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+}
+
+async fn listen(
+    options: &PgConnectOptions,
+    signal: &tokio::sync::watch::Sender<u64>,
+) -> Result<(), sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(FEED_CHANNEL).await?;
+    loop {
+        listener.recv().await?;
+        signal.send_modify(|generation| *generation += 1);
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITER_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(Box::new(PostgresTransaction { tx, writes: true }))
+    }
+
+    async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // One consistent snapshot for the whole read.
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(Box::new(PostgresTransaction { tx, writes: false }))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn spawn_change_listener(
+        &self,
+        signal: Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        Some(self.spawn_listener(signal))
+    }
+}
+
+impl PostgresTransaction {
+    /// Called by `commit` before committing: other instances' subscribers hear of the change
+    /// when (and only if) it commits.
+    async fn before_commit(&mut self) -> Result<(), StoreError> {
+        if self.writes {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(FEED_CHANNEL)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
