@@ -31,7 +31,10 @@ pub enum Error {
         limit: usize,
     },
     /// The database cannot be reached; nothing was written and retrying is safe.
-    #[error("the hub's database is unavailable; nothing was written and retrying is safe")]
+    #[error(
+        "the hub's database is unavailable right now; retrying with the same idempotency key is \
+         safe and never writes twice"
+    )]
     Unavailable(#[source] StoreError),
     /// A bug or an unexpected failure; logged with its cause chain, never shown to the peer.
     #[error("internal error")]

@@ -149,6 +149,7 @@ impl Application {
         let reloader = tls.spawn_reloader();
         let timers = crate::casework::timers::spawn(hub.clone());
         let change_listener = store.spawn_change_listener(Arc::clone(&hub.feed_signal));
+        let health_watch = spawn_health_watch(Arc::clone(&store), health_reporter.clone());
         let incoming = tls::incoming(listener, Arc::clone(&tls), settings.tls.handshake_timeout);
 
         tracing::info!(%local_addr, "tsunagu hub listening");
@@ -179,6 +180,7 @@ impl Application {
             .await;
         reloader.abort();
         timers.abort();
+        health_watch.abort();
         if let Some(listener) = change_listener {
             listener.abort();
         }
@@ -186,6 +188,47 @@ impl Application {
         tracing::info!("tsunagu hub stopped");
         result.map_err(StartupError::from)
     }
+}
+
+/// The services whose health follows the database's.
+const SERVICES: [&str; 4] = [
+    "tsunagu.v1.DirectoryService",
+    "tsunagu.v1.CaseService",
+    "tsunagu.v1.ReferralService",
+    "tsunagu.v1.EventService",
+];
+
+/// Pings the database every second and reports NOT_SERVING while it does not answer, so that a
+/// load balancer sends callers elsewhere; SERVING again as soon as it does.
+fn spawn_health_watch(
+    store: Arc<dyn Store>,
+    reporter: tonic_health::server::HealthReporter,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut serving = true;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let ping = tokio::time::timeout(std::time::Duration::from_secs(3), store.ping()).await;
+            let healthy = matches!(ping, Ok(Ok(())));
+            if healthy == serving {
+                continue;
+            }
+            serving = healthy;
+            let status = if healthy {
+                tracing::info!("database reachable again: SERVING");
+                tonic_health::ServingStatus::Serving
+            } else {
+                tracing::warn!("database unreachable: NOT_SERVING");
+                tonic_health::ServingStatus::NotServing
+            };
+            reporter.set_service_status("", status).await;
+            for service in SERVICES {
+                reporter.set_service_status(service, status).await;
+            }
+        }
+    })
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

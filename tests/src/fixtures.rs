@@ -376,7 +376,9 @@ pub fn referral_request(
         purpose: purpose.to_owned(),
         urgency: pb::Urgency::Routine as i32,
         basis: Some(basis),
-        body: Some(sealed("産後ケア事業の利用を依頼します。母は産後うつの傾向あり。")),
+        body: Some(sealed(
+            "産後ケア事業の利用を依頼します。母は産後うつの傾向あり。",
+        )),
         deadlines: None,
         staff: Some(staff()),
         idempotency_key: key(),
@@ -384,7 +386,11 @@ pub fn referral_request(
 }
 
 pub async fn send(client: &Hub, request: pb::SendReferralRequest) -> Result<pb::Referral, Status> {
-    let response = client.referrals().send_referral(request).await?.into_inner();
+    let response = client
+        .referrals()
+        .send_referral(request)
+        .await?
+        .into_inner();
     Ok(response.referral.expect("SendReferralResponse.referral"))
 }
 
@@ -453,7 +459,10 @@ pub async fn referral_ids(client: &Hub) -> Vec<String> {
 }
 
 /// An action with no reason, note or link.
-pub fn action_request(referral_id: &str, action: pb::ReferralAction) -> pb::RecordReferralActionRequest {
+pub fn action_request(
+    referral_id: &str,
+    action: pb::ReferralAction,
+) -> pb::RecordReferralActionRequest {
     pb::RecordReferralActionRequest {
         referral_id: referral_id.to_owned(),
         action: action as i32,
@@ -510,7 +519,9 @@ pub async fn act(
     action: pb::ReferralAction,
 ) -> Result<pb::Referral, Status> {
     let response = act_with(client, action_request(referral_id, action)).await?;
-    Ok(response.referral.expect("RecordReferralActionResponse.referral"))
+    Ok(response
+        .referral
+        .expect("RecordReferralActionResponse.referral"))
 }
 
 /// The caller's worklist. `municipality` empty: the caller's own items.

@@ -180,6 +180,13 @@ pub fn test_agency(row: &(&str, &str, &str, &str, bool, bool)) -> Agency {
     }
 }
 
+/// A second hub instance started by `TestHub::another_instance`.
+pub struct Instance {
+    pub addr: SocketAddr,
+    _shutdown: oneshot::Sender<()>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
 /// A hub running in this process on a free port, with its own PKI, database and clock.
 pub struct TestHub {
     pub addr: SocketAddr,
@@ -251,6 +258,39 @@ impl TestHub {
             server: Some(server),
             _dir: dir,
         }
+    }
+
+    /// Another hub instance on the same database, PKI and settings (scale-out), listening on a
+    /// port of its own. It stops when dropped.
+    pub async fn another_instance(&self) -> Instance {
+        let mut settings = self.settings.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        let application =
+            Application::build_with_clock(settings, self.clock.clone() as Arc<dyn Clock>)
+                .await
+                .unwrap();
+        let addr = application.local_addr();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = application
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Instance {
+            addr,
+            _shutdown: shutdown,
+            _server: server,
+        }
+    }
+
+    /// A client of another instance, connected as a registered test agency.
+    pub async fn client_of(&self, instance: &Instance, agency_id: &str) -> Hub {
+        let certificate = self.pki.agency_certificate(agency_id);
+        Hub::connect(&self.pki.connect_options(instance.addr, Some(&certificate)))
+            .await
+            .unwrap()
     }
 
     /// A client connected as a registered test agency.
@@ -340,6 +380,7 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
 }
 
 pub mod fixtures;
+pub mod proxy;
 
 /// The PostgreSQL server the suite runs against when `TSUNAGU_TEST_POSTGRES_URL` is set
 /// (`.ci/run` sets it); each test then gets a database of its own.

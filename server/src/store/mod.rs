@@ -39,6 +39,17 @@ impl StoreError {
     /// Whether the database could not be reached (safe to retry) rather than a bug.
     pub fn is_unavailable(&self) -> bool {
         match self {
+            Self::Database(sqlx::Error::Database(error)) => {
+                // SQLSTATE class 08 (connection exception), 57P (operator intervention: the
+                // server is shutting down or restarting), 53300 (too many connections); SQLite's
+                // BUSY (5) and LOCKED (6) when another process holds the file too long.
+                let code = error.code().unwrap_or_default();
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || code == "5"
+                    || code == "6"
+            }
             Self::Database(error) => matches!(
                 error,
                 sqlx::Error::Io(_)
@@ -46,6 +57,7 @@ impl StoreError {
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::WorkerCrashed
                     | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
             ),
             _ => false,
         }

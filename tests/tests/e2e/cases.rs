@@ -16,16 +16,26 @@ async fn an_agency_opens_a_case_in_its_municipality_and_is_its_first_participant
 
     assert!(uuid::Uuid::parse_str(&case.case_id).is_ok(), "{case:?}");
     assert_eq!(case.municipality, MUNICIPALITY);
-    assert_eq!(case.category, pb::CaseCategory::SpecificExpectantMother as i32);
+    assert_eq!(
+        case.category,
+        pb::CaseCategory::SpecificExpectantMother as i32
+    );
     assert_eq!(case.stage, pb::CaseStage::Pregnancy as i32);
     assert_eq!(case.opened_by, "kodomo");
     assert!(case.opened_at.is_some());
     assert!(!case.council_registered);
     assert_eq!(participant_ids(&case), vec!["kodomo"]);
     assert_eq!(case.participants[0].kind, "health_centre");
-    assert_eq!(case.participants[0].display_name, "青葉区こども家庭センター");
+    assert_eq!(
+        case.participants[0].display_name,
+        "青葉区こども家庭センター"
+    );
     assert!(case.participants[0].since.is_some());
-    assert_eq!(case.header.as_ref(), Some(&header), "the header is stored unchanged");
+    assert_eq!(
+        case.header.as_ref(),
+        Some(&header),
+        "the header is stored unchanged"
+    );
 
     let fetched = get_case(&kodomo, &case.case_id).await.unwrap();
     assert_eq!(fetched, case);
@@ -111,9 +121,15 @@ async fn a_non_participant_gets_permission_denied_for_the_case_its_referrals_and
         &[POSTNATAL_CARE],
     )
     .await;
-    let referral = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let referral = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let note = send_note(
         &kodomo,
         note_request(&case.case_id, &["hospital"], POSTNATAL_CARE, by_consent()),
@@ -127,7 +143,11 @@ async fn a_non_participant_gets_permission_denied_for_the_case_its_referrals_and
         let client = hub.client(outsider).await;
         let before = all_events(&client).await;
 
-        assert_refused(get_case(&client, &case.case_id).await, Code::PermissionDenied, &[]);
+        assert_refused(
+            get_case(&client, &case.case_id).await,
+            Code::PermissionDenied,
+            &[],
+        );
         assert_refused(
             list_consents(&client, &case.case_id).await,
             Code::PermissionDenied,
@@ -144,7 +164,14 @@ async fn a_non_participant_gets_permission_denied_for_the_case_its_referrals_and
             &[],
         );
         assert_refused(
-            send_referral(&client, &case.case_id, "hospital", POSTNATAL_CARE, by_consent()).await,
+            send_referral(
+                &client,
+                &case.case_id,
+                "hospital",
+                POSTNATAL_CARE,
+                by_consent(),
+            )
+            .await,
             Code::PermissionDenied,
             &[],
         );
@@ -188,7 +215,10 @@ async fn a_non_participant_gets_permission_denied_for_the_case_its_referrals_and
     }
     let after = get_case(&kodomo, &case.case_id).await.unwrap();
     assert_eq!(participant_ids(&after), vec!["hospital", "kodomo"]);
-    assert_eq!(referral_ids(&kodomo).await, vec![referral.referral_id.clone()]);
+    assert_eq!(
+        referral_ids(&kodomo).await,
+        vec![referral.referral_id.clone()]
+    );
     let hospital = hub.client("hospital").await;
     assert_eq!(referral_ids(&hospital).await, vec![referral.referral_id]);
 
@@ -222,10 +252,18 @@ async fn the_coordinator_sees_every_case_of_its_municipality_and_no_other() {
 
     // The coordinator of another municipality is not.
     let chiyoda = hub.client("chiyoda").await;
-    assert_refused(get_case(&chiyoda, &case.case_id).await, Code::PermissionDenied, &[]);
+    assert_refused(
+        get_case(&chiyoda, &case.case_id).await,
+        Code::PermissionDenied,
+        &[],
+    );
     assert!(list_cases(&chiyoda).await.is_empty());
     let hospital = hub.client("hospital").await;
-    assert_refused(get_case(&hospital, &case.case_id).await, Code::PermissionDenied, &[]);
+    assert_refused(
+        get_case(&hospital, &case.case_id).await,
+        Code::PermissionDenied,
+        &[],
+    );
     hub.stop().await;
 }
 
@@ -240,9 +278,15 @@ async fn every_agency_a_referral_or_note_went_to_becomes_a_participant() {
         &[POSTNATAL_CARE, NURSERY_ADMISSION],
     )
     .await;
-    send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     send_note(
         &kodomo,
         note_request(&case.case_id, &["nursery"], NURSERY_ADMISSION, by_consent()),
@@ -251,7 +295,10 @@ async fn every_agency_a_referral_or_note_went_to_becomes_a_participant() {
     .unwrap();
 
     let case = get_case(&kodomo, &case.case_id).await.unwrap();
-    assert_eq!(participant_ids(&case), vec!["hospital", "kodomo", "nursery"]);
+    assert_eq!(
+        participant_ids(&case),
+        vec!["hospital", "kodomo", "nursery"]
+    );
     for agency in ["hospital", "nursery"] {
         let client = hub.client(agency).await;
         let seen = get_case(&client, &case.case_id).await.unwrap();
@@ -300,15 +347,26 @@ async fn a_consent_is_listed_as_recorded_and_withdrawal_marks_it_and_what_was_sh
     assert!(consent.recorded_at.is_some());
     assert!(consent.withdrawn_at.is_none());
     assert_eq!(consent.evidence, evidence);
-    assert_eq!(list_consents(&kodomo, &case.case_id).await.unwrap(), vec![consent.clone()]);
+    assert_eq!(
+        list_consents(&kodomo, &case.case_id).await.unwrap(),
+        vec![consent.clone()]
+    );
 
-    let referral = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let referral = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     assert_eq!(referral.consent_id, consent.consent_id);
     assert!(!referral.consent_withdrawn);
 
-    let withdrawn = withdraw_consent(&kodomo, &consent.consent_id).await.unwrap();
+    let withdrawn = withdraw_consent(&kodomo, &consent.consent_id)
+        .await
+        .unwrap();
     assert!(withdrawn.withdrawn_at.is_some());
     let listed = list_consents(&kodomo, &case.case_id).await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -333,11 +391,16 @@ async fn the_case_thread_shows_referral_events_and_notes_oldest_first() {
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) =
-        consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let referral = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let referral = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     hub.clock.advance(std::time::Duration::from_secs(60));
     act(&hospital, &referral.referral_id, pb::ReferralAction::Accept)
         .await
@@ -444,7 +507,10 @@ async fn missing_fields_unknown_enum_values_and_bad_ids_get_invalid_argument_nam
     for (field, request) in cases {
         assert_invalid(try_open_case(&kodomo, request).await, field);
     }
-    assert!(list_cases(&kodomo).await.is_empty(), "a refused case was stored");
+    assert!(
+        list_cases(&kodomo).await.is_empty(),
+        "a refused case was stored"
+    );
 
     // RecordConsent.
     let case = open_case(&kodomo).await;
@@ -520,7 +586,12 @@ async fn missing_fields_unknown_enum_values_and_bad_ids_get_invalid_argument_nam
     for (field, request) in consents {
         assert_invalid(try_record_consent(&kodomo, request).await, field);
     }
-    assert!(list_consents(&kodomo, &case.case_id).await.unwrap().is_empty());
+    assert!(
+        list_consents(&kodomo, &case.case_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Reads and withdrawal take well-formed ids.
     assert_invalid(get_case(&kodomo, "case-1").await, "case_id");

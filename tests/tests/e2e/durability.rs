@@ -8,9 +8,7 @@ use tsunagu_client::Hub;
 use tsunagu_hub::domain::{Clock, SystemClock};
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::*;
-use tsunagu_tests::{
-    AGENCIES, TRUST_DOMAIN, TestDatabase, TestPki, test_agency, workspace_binary,
-};
+use tsunagu_tests::{AGENCIES, TRUST_DOMAIN, TestDatabase, TestPki, test_agency, workspace_binary};
 
 use crate::operator::{ChildGuard, free_port, wait_for_port};
 
@@ -203,13 +201,14 @@ async fn concurrent_sends_answered_before_a_sigkill_are_all_stored() {
     let (hub, addr) = start_hub(dir.path(), &database_url);
     let kodomo = client(&pki, addr, "kodomo").await;
     let (case, _) = consented_case(&SystemClock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let sends = (0..8).map(|_| {
-        let kodomo = kodomo.clone();
-        let case_id = case.case_id.clone();
-        async move {
-            send_referral(&kodomo, &case_id, "hospital", POSTNATAL_CARE, by_consent()).await
-        }
-    });
+    let sends =
+        (0..8).map(|_| {
+            let kodomo = kodomo.clone();
+            let case_id = case.case_id.clone();
+            async move {
+                send_referral(&kodomo, &case_id, "hospital", POSTNATAL_CARE, by_consent()).await
+            }
+        });
     let answered: Vec<pb::Referral> = futures::future::join_all(sends)
         .await
         .into_iter()

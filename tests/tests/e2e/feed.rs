@@ -32,7 +32,11 @@ async fn ack(client: &Hub, cursor: u64) -> Result<u64, tonic::Status> {
         .acknowledged_cursor)
 }
 
-async fn page(client: &Hub, after_cursor: u64, limit: u32) -> Result<pb::ListEventsResponse, tonic::Status> {
+async fn page(
+    client: &Hub,
+    after_cursor: u64,
+    limit: u32,
+) -> Result<pb::ListEventsResponse, tonic::Status> {
     Ok(client
         .events()
         .list_events(pb::ListEventsRequest {
@@ -44,11 +48,19 @@ async fn page(client: &Hub, after_cursor: u64, limit: u32) -> Result<pb::ListEve
 }
 
 async fn subscribe(client: &Hub, request: pb::SubscribeRequest) -> Streaming<pb::FeedEvent> {
-    client.events().subscribe(request).await.unwrap().into_inner()
+    client
+        .events()
+        .subscribe(request)
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// The next event on a subscription not seen before (the feed is at-least-once), within 5 s.
-async fn next_new(stream: &mut Streaming<pb::FeedEvent>, seen: &mut HashSet<String>) -> pb::FeedEvent {
+async fn next_new(
+    stream: &mut Streaming<pb::FeedEvent>,
+    seen: &mut HashSet<String>,
+) -> pb::FeedEvent {
     loop {
         let event = tokio::time::timeout(Duration::from_secs(5), stream.message())
             .await
@@ -73,9 +85,15 @@ async fn the_recipient_is_told_of_a_new_referral_and_each_side_of_the_others_act
         &[POSTNATAL_CARE, HOME_VISIT_SUPPORT],
     )
     .await;
-    let r = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let r = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
 
     let events = all_events(&hospital).await;
     let received = of_kind(&events, pb::FeedEventKind::ReferralReceived, &r.referral_id);
@@ -115,9 +133,15 @@ async fn the_recipient_is_told_of_a_new_referral_and_each_side_of_the_others_act
         vec![A::Confirm as i32]
     );
 
-    let cancelled = send_referral(&kodomo, &case.case_id, "hospital", HOME_VISIT_SUPPORT, by_consent())
-        .await
-        .unwrap();
+    let cancelled = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        HOME_VISIT_SUPPORT,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     act_with(
         &kodomo,
         action_with_reason(&cancelled.referral_id, A::Cancel, "family_moved"),
@@ -126,7 +150,12 @@ async fn the_recipient_is_told_of_a_new_referral_and_each_side_of_the_others_act
     .unwrap();
     let events = all_events(&hospital).await;
     assert_eq!(
-        of_kind(&events, pb::FeedEventKind::ReferralReceived, &cancelled.referral_id).len(),
+        of_kind(
+            &events,
+            pb::FeedEventKind::ReferralReceived,
+            &cancelled.referral_id
+        )
+        .len(),
         1
     );
     let cancel = updates_by(&events, &cancelled.referral_id, "kodomo");
@@ -152,23 +181,48 @@ async fn one_agencys_feed_never_shows_another_agencys_events() {
         &[POSTNATAL_CARE, NURSERY_ADMISSION],
     )
     .await;
-    let to_hospital = send_referral(&kodomo, &first.case_id, "hospital", POSTNATAL_CARE, by_consent())
+    let to_hospital = send_referral(
+        &kodomo,
+        &first.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    let to_nursery = send_referral(
+        &kodomo,
+        &first.case_id,
+        "nursery",
+        NURSERY_ADMISSION,
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    act(&hospital, &to_hospital.referral_id, A::Accept)
         .await
         .unwrap();
-    let to_nursery = send_referral(&kodomo, &first.case_id, "nursery", NURSERY_ADMISSION, by_consent())
+    act(&nursery, &to_nursery.referral_id, A::Accept)
         .await
         .unwrap();
-    act(&hospital, &to_hospital.referral_id, A::Accept).await.unwrap();
-    act(&nursery, &to_nursery.referral_id, A::Accept).await.unwrap();
     act(&nursery, &to_nursery.referral_id, A::ReportConnected)
         .await
         .unwrap();
 
-    let (second, _) = consented_case(&*hub.clock, &jisou, &["hiroba"], &["parenting_support"]).await;
-    let to_hiroba = send_referral(&jisou, &second.case_id, "hiroba", "parenting_support", by_consent())
+    let (second, _) =
+        consented_case(&*hub.clock, &jisou, &["hiroba"], &["parenting_support"]).await;
+    let to_hiroba = send_referral(
+        &jisou,
+        &second.case_id,
+        "hiroba",
+        "parenting_support",
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    act(&hiroba, &to_hiroba.referral_id, A::Accept)
         .await
         .unwrap();
-    act(&hiroba, &to_hiroba.referral_id, A::Accept).await.unwrap();
     act_with(
         &jisou,
         action_with_reason(&to_hiroba.referral_id, A::Cancel, "family_moved"),
@@ -229,9 +283,15 @@ async fn list_events_pages_by_cursor_and_refuses_a_limit_over_a_thousand() {
     let hospital = hub.client("hospital").await;
     let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
     for _ in 0..5 {
-        send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-            .await
-            .unwrap();
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await
+        .unwrap();
     }
     let full = all_events(&hospital).await;
     assert_eq!(full.len(), 5, "{full:?}");
@@ -253,13 +313,13 @@ async fn list_events_pages_by_cursor_and_refuses_a_limit_over_a_thousand() {
         let response = page(&hospital, cursor, 2).await.unwrap();
         assert!(response.events.len() <= 2);
         if response.events.is_empty() {
-            assert_eq!(response.last_cursor, cursor, "an empty page keeps the cursor");
+            assert_eq!(
+                response.last_cursor, cursor,
+                "an empty page keeps the cursor"
+            );
             break;
         }
-        assert_eq!(
-            response.last_cursor,
-            response.events.last().unwrap().cursor
-        );
+        assert_eq!(response.last_cursor, response.events.last().unwrap().cursor);
         cursor = response.last_cursor;
         paged.extend(response.events);
     }
@@ -281,22 +341,34 @@ async fn acknowledging_a_cursor_is_recorded_may_not_pass_the_end_and_never_goes_
     let hospital = hub.client("hospital").await;
     let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
     for _ in 0..4 {
-        send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-            .await
-            .unwrap();
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await
+        .unwrap();
     }
     let full = all_events(&hospital).await;
     assert_eq!(full.len(), 4);
     assert_eq!(page(&hospital, 0, 0).await.unwrap().acknowledged_cursor, 0);
 
-    assert_eq!(ack(&hospital, full[2].cursor).await.unwrap(), full[2].cursor);
+    assert_eq!(
+        ack(&hospital, full[2].cursor).await.unwrap(),
+        full[2].cursor
+    );
     assert_eq!(
         page(&hospital, 0, 0).await.unwrap().acknowledged_cursor,
         full[2].cursor
     );
 
     // Going back is a no-op that reports where it stands.
-    assert_eq!(ack(&hospital, full[0].cursor).await.unwrap(), full[2].cursor);
+    assert_eq!(
+        ack(&hospital, full[0].cursor).await.unwrap(),
+        full[2].cursor
+    );
     assert_eq!(
         page(&hospital, 0, 0).await.unwrap().acknowledged_cursor,
         full[2].cursor
@@ -309,7 +381,10 @@ async fn acknowledging_a_cursor_is_recorded_may_not_pass_the_end_and_never_goes_
         full[2].cursor
     );
 
-    assert_eq!(ack(&hospital, full[3].cursor).await.unwrap(), full[3].cursor);
+    assert_eq!(
+        ack(&hospital, full[3].cursor).await.unwrap(),
+        full[3].cursor
+    );
     // Acknowledgements are per agency.
     assert_eq!(page(&kodomo, 0, 0).await.unwrap().acknowledged_cursor, 0);
     hub.stop().await;
@@ -322,9 +397,15 @@ async fn subscribe_delivers_events_written_while_connected_and_after_a_disconnec
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
     let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let r = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let r = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let id = r.referral_id.as_str();
     act(&hospital, id, A::AcknowledgeDelivery).await.unwrap();
 
@@ -349,17 +430,30 @@ async fn subscribe_delivers_events_written_while_connected_and_after_a_disconnec
     let live = next_new(&mut stream, &mut seen).await;
     assert_eq!(live.kind, pb::FeedEventKind::ReferralUpdated as i32);
     assert_eq!(live.referral_id, id);
-    assert_eq!(live.referral_event.as_ref().unwrap().action, A::Accept as i32);
+    assert_eq!(
+        live.referral_event.as_ref().unwrap().action,
+        A::Accept as i32
+    );
     assert!(live.cursor > backlog.last().unwrap().cursor);
     act(&hospital, id, A::Start).await.unwrap();
     let processed = next_new(&mut stream, &mut seen).await;
-    assert_eq!(processed.referral_event.as_ref().unwrap().action, A::Start as i32);
+    assert_eq!(
+        processed.referral_event.as_ref().unwrap().action,
+        A::Start as i32
+    );
     assert!(processed.cursor > live.cursor);
-    assert_eq!(ack(&kodomo, processed.cursor).await.unwrap(), processed.cursor);
+    assert_eq!(
+        ack(&kodomo, processed.cursor).await.unwrap(),
+        processed.cursor
+    );
 
     // Disconnect; more happens meanwhile.
     drop(stream);
-    for action in [A::RecordContactAttempt, A::RecordContactAttempt, A::ReportConnected] {
+    for action in [
+        A::RecordContactAttempt,
+        A::RecordContactAttempt,
+        A::ReportConnected,
+    ] {
         act(&hospital, id, action).await.unwrap();
     }
     let missed = events_after(&kodomo, processed.cursor).await;
@@ -396,7 +490,10 @@ async fn subscribe_delivers_events_written_while_connected_and_after_a_disconnec
     );
     act(&hospital, id, A::Complete).await.unwrap();
     let after = next_new(&mut resumed, &mut seen_again).await;
-    assert_eq!(after.referral_event.as_ref().unwrap().action, A::Complete as i32);
+    assert_eq!(
+        after.referral_event.as_ref().unwrap().action,
+        A::Complete as i32
+    );
     assert!(after.cursor > missed.last().unwrap().cursor);
 
     // Over both connections, the whole feed arrived once with no gap.
@@ -439,9 +536,15 @@ async fn a_subscription_shows_nothing_of_other_agencies_feeds() {
     )
     .await;
     let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let r = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let r = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     act(&hospital, &r.referral_id, A::Accept).await.unwrap();
     // hiroba's stream stays silent while others' feeds fill.
     let nothing = tokio::time::timeout(Duration::from_millis(500), quiet.message()).await;

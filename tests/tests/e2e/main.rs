@@ -7,3 +7,4 @@ mod feed;
 mod identity;
 mod operator;
 mod referrals;
+mod scale_out;

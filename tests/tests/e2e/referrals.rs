@@ -42,7 +42,11 @@ async fn assert_nothing_shared(sender: &Hub, recipient: &Hub, recipient_id: &str
         !participant_ids(&case).contains(&recipient_id.to_owned()),
         "{recipient_id} became a participant"
     );
-    assert_refused(get_case(recipient, case_id).await, Code::PermissionDenied, &[]);
+    assert_refused(
+        get_case(recipient, case_id).await,
+        Code::PermissionDenied,
+        &[],
+    );
 }
 
 /// The layer states of a referral: (delivery, response, connection).
@@ -91,7 +95,7 @@ async fn a_referral_covered_by_consent_reaches_the_recipient_with_its_default_de
     assert!(!referral.consent_withdrawn);
 
     let sent_at = millis(&referral.sent_at);
-    let deadlines = referral.deadlines.clone().unwrap();
+    let deadlines = referral.deadlines.unwrap();
     assert_eq!(millis(&deadlines.deliver_by) - sent_at, 24 * HOUR_MS);
     assert_eq!(millis(&deadlines.respond_by) - sent_at, 120 * HOUR_MS);
     assert_eq!(millis(&deadlines.connect_by) - sent_at, 336 * HOUR_MS);
@@ -117,7 +121,9 @@ async fn a_referral_covered_by_consent_reaches_the_recipient_with_its_default_de
     );
 
     // One SENT event, by kodomo's staff member.
-    let got = get_referral(&hospital, &referral.referral_id).await.unwrap();
+    let got = get_referral(&hospital, &referral.referral_id)
+        .await
+        .unwrap();
     assert_eq!(got.referral.as_ref(), Some(&inbox[0]));
     assert_eq!(got.events.len(), 1, "{:?}", got.events);
     let sent = &got.events[0];
@@ -135,8 +141,7 @@ async fn a_referral_covered_by_consent_reaches_the_recipient_with_its_default_de
 async fn deadlines_default_per_urgency_and_each_may_be_overridden() {
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
-    let (case, _) =
-        consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
 
     let mut urgent = referral_request(&case.case_id, "hospital", POSTNATAL_CARE, by_consent());
     urgent.urgency = pb::Urgency::Urgent as i32;
@@ -194,7 +199,14 @@ async fn referral_without_consent_is_refused() {
     let hospital = hub.client("hospital").await;
     let case = open_case(&kodomo).await;
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["hospital", POSTNATAL_CARE],
     );
@@ -210,7 +222,14 @@ async fn consent_for_another_purpose_does_not_cover() {
     let (case, consent) =
         consented_case(&*hub.clock, &kodomo, &["hospital"], &[HOME_VISIT_SUPPORT]).await;
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await,
         Code::FailedPrecondition,
         &[POSTNATAL_CARE],
     );
@@ -227,9 +246,15 @@ async fn consent_for_another_purpose_does_not_cover() {
     assert_nothing_shared(&kodomo, &hospital, "hospital", &case.case_id).await;
 
     // The purpose it does cover goes through.
-    send_referral(&kodomo, &case.case_id, "hospital", HOME_VISIT_SUPPORT, by_consent())
-        .await
-        .unwrap();
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        HOME_VISIT_SUPPORT,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     hub.stop().await;
 }
 
@@ -238,17 +263,29 @@ async fn consent_for_another_recipient_does_not_cover() {
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) =
-        consented_case(&*hub.clock, &kodomo, &["nursery"], &[POSTNATAL_CARE]).await;
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["nursery"], &[POSTNATAL_CARE]).await;
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["hospital"],
     );
     assert_nothing_shared(&kodomo, &hospital, "hospital", &case.case_id).await;
-    send_referral(&kodomo, &case.case_id, "nursery", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "nursery",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     hub.stop().await;
 }
 
@@ -268,12 +305,25 @@ async fn consent_naming_an_agency_kind_covers_agencies_of_that_kind_only() {
         "",
     )
     .await;
-    let referral = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let referral = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     assert_eq!(referral.to_agency, "hospital");
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "nursery", POSTNATAL_CARE, by_consent()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "nursery",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["nursery"],
     );
@@ -299,13 +349,26 @@ async fn expired_consent_does_not_cover() {
         &today,
     )
     .await;
-    send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
 
     hub.clock.advance(Duration::from_secs(48 * 3600));
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "nursery", POSTNATAL_CARE, by_consent()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "nursery",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["nursery", "expired"],
     );
@@ -330,7 +393,14 @@ async fn consent_not_yet_valid_does_not_cover() {
     )
     .await;
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["hospital"],
     );
@@ -350,13 +420,28 @@ async fn withdrawn_consent_does_not_cover() {
         &[POSTNATAL_CARE],
     )
     .await;
-    send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    withdraw_consent(&kodomo, &consent.consent_id)
         .await
         .unwrap();
-    withdraw_consent(&kodomo, &consent.consent_id).await.unwrap();
 
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "nursery", POSTNATAL_CARE, by_consent()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "nursery",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["nursery", "withdrawn"],
     );
@@ -371,7 +456,14 @@ async fn withdrawn_consent_does_not_cover() {
     );
     // Nor for the agency that already received something under it.
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["withdrawn"],
     );
@@ -390,8 +482,7 @@ async fn a_consent_of_another_case_does_not_cover() {
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (_, other) =
-        consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let (_, other) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
     let case = open_case(&kodomo).await;
     let named = pb::LegalBasis {
         consent_id: other.consent_id,
@@ -433,11 +524,16 @@ async fn an_abuse_notification_goes_only_to_a_child_guidance_centre_or_the_coord
     let hospital = hub.client("hospital").await;
     let jisou = hub.client("jisou").await;
     let nursery = hub.client("nursery").await;
-    let (case, _) =
-        consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let notification = || {
         basis(
             pb::LegalBasisKind::AbuseNotification,
@@ -446,12 +542,26 @@ async fn an_abuse_notification_goes_only_to_a_child_guidance_centre_or_the_coord
     };
 
     assert_refused(
-        send_referral(&hospital, &case.case_id, "nursery", CHILD_PROTECTION, notification()).await,
+        send_referral(
+            &hospital,
+            &case.case_id,
+            "nursery",
+            CHILD_PROTECTION,
+            notification(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["nursery"],
     );
     assert_refused(
-        send_referral(&kodomo, &case.case_id, "hospital", CHILD_PROTECTION, notification()).await,
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            CHILD_PROTECTION,
+            notification(),
+        )
+        .await,
         Code::FailedPrecondition,
         &["hospital"],
     );
@@ -472,16 +582,27 @@ async fn an_abuse_notification_goes_only_to_a_child_guidance_centre_or_the_coord
     assert_nothing_shared(&hospital, &jisou, "jisou", &case.case_id).await;
     assert_nothing_shared(&hospital, &nursery, "nursery", &case.case_id).await;
 
-    let to_jisou = send_referral(&hospital, &case.case_id, "jisou", CHILD_PROTECTION, notification())
-        .await
-        .unwrap();
+    let to_jisou = send_referral(
+        &hospital,
+        &case.case_id,
+        "jisou",
+        CHILD_PROTECTION,
+        notification(),
+    )
+    .await
+    .unwrap();
     assert_eq!(to_jisou.basis, pb::LegalBasisKind::AbuseNotification as i32);
     assert!(to_jisou.consent_id.is_empty());
     // The municipality's coordinator may receive one, too.
-    let to_kodomo =
-        send_referral(&hospital, &case.case_id, "kodomo", CHILD_PROTECTION, notification())
-            .await
-            .unwrap();
+    let to_kodomo = send_referral(
+        &hospital,
+        &case.case_id,
+        "kodomo",
+        CHILD_PROTECTION,
+        notification(),
+    )
+    .await
+    .unwrap();
     assert_eq!(to_kodomo.to_agency, "kodomo");
     hub.stop().await;
 }
@@ -500,9 +621,15 @@ async fn the_reporter_of_an_abuse_notification_is_hidden_from_every_other_partic
         &[POSTNATAL_CARE, NURSERY_ADMISSION],
     )
     .await;
-    send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let justification = "乳児に説明のつかない打撲痕";
     let report = send_referral(
         &hospital,
@@ -516,9 +643,15 @@ async fn the_reporter_of_an_abuse_notification_is_hidden_from_every_other_partic
     assert_eq!(report.from_agency, "hospital", "the reporter sees itself");
     act(&jisou, &report.referral_id, A::Accept).await.unwrap();
     // nursery becomes a participant after the report.
-    send_referral(&kodomo, &case.case_id, "nursery", NURSERY_ADMISSION, by_consent())
-        .await
-        .unwrap();
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "nursery",
+        NURSERY_ADMISSION,
+        by_consent(),
+    )
+    .await
+    .unwrap();
 
     // The recipient sees who reported, attested by the hub.
     let seen = get_referral(&jisou, &report.referral_id).await.unwrap();
@@ -546,7 +679,10 @@ async fn the_reporter_of_an_abuse_notification_is_hidden_from_every_other_partic
     for (name, client) in [("kodomo", &kodomo), ("nursery", &nursery)] {
         if let Ok(seen) = get_referral(client, &report.referral_id).await {
             assert_eq!(seen.referral.unwrap().from_agency, "", "{name}");
-            assert!(seen.events.iter().all(|e| e.actor_agency != "hospital"), "{name}");
+            assert!(
+                seen.events.iter().all(|e| e.actor_agency != "hospital"),
+                "{name}"
+            );
         }
         let thread = case_thread(client, &case.case_id).await.unwrap();
         for entry in &thread.entries {
@@ -684,9 +820,15 @@ async fn every_invalid_transition_is_refused_and_changes_nothing() {
     let hospital = hub.client("hospital").await;
     let nursery = hub.client("nursery").await;
     let case = busy_case(&hub, &kodomo).await;
-    let referral = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let referral = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let id = referral.referral_id.as_str();
     let observers = [&kodomo, &hospital];
     let plain = |action| action_request(id, action);
@@ -702,8 +844,16 @@ async fn every_invalid_transition_is_refused_and_changes_nothing() {
 
     // Requested.
     run(vec![
-        (&hospital, plain(A::ReportConnected), Code::FailedPrecondition),
-        (&hospital, plain(A::RecordContactAttempt), Code::FailedPrecondition),
+        (
+            &hospital,
+            plain(A::ReportConnected),
+            Code::FailedPrecondition,
+        ),
+        (
+            &hospital,
+            plain(A::RecordContactAttempt),
+            Code::FailedPrecondition,
+        ),
         (&hospital, plain(A::Start), Code::FailedPrecondition),
         (&hospital, plain(A::Complete), Code::FailedPrecondition),
         (&hospital, reason(A::Fail), Code::FailedPrecondition),
@@ -714,7 +864,11 @@ async fn every_invalid_transition_is_refused_and_changes_nothing() {
         ),
         (&kodomo, plain(A::Confirm), Code::FailedPrecondition),
         (&kodomo, plain(A::Accept), Code::PermissionDenied),
-        (&kodomo, plain(A::AcknowledgeDelivery), Code::PermissionDenied),
+        (
+            &kodomo,
+            plain(A::AcknowledgeDelivery),
+            Code::PermissionDenied,
+        ),
         (&kodomo, reason(A::Decline), Code::PermissionDenied),
         (&hospital, reason(A::Cancel), Code::PermissionDenied),
         (&hospital, plain(A::Confirm), Code::PermissionDenied),
@@ -739,11 +893,19 @@ async fn every_invalid_transition_is_refused_and_changes_nothing() {
     run(vec![
         (&hospital, plain(A::Accept), Code::FailedPrecondition),
         (&hospital, reason(A::Decline), Code::FailedPrecondition),
-        (&hospital, plain(A::AcknowledgeDelivery), Code::FailedPrecondition),
+        (
+            &hospital,
+            plain(A::AcknowledgeDelivery),
+            Code::FailedPrecondition,
+        ),
         (&hospital, plain(A::Complete), Code::FailedPrecondition),
         (&kodomo, plain(A::Confirm), Code::FailedPrecondition),
         (&hospital, plain(A::Fail), Code::InvalidArgument),
-        (&hospital, plain(A::ReportNotConnected), Code::InvalidArgument),
+        (
+            &hospital,
+            plain(A::ReportNotConnected),
+            Code::InvalidArgument,
+        ),
         (
             &hospital,
             not_connected(pb::NotConnectedReason::ReferredElsewhere),
@@ -757,8 +919,16 @@ async fn every_invalid_transition_is_refused_and_changes_nothing() {
     act(&hospital, id, A::ReportConnected).await.unwrap();
     // Connected, not yet confirmed.
     run(vec![
-        (&hospital, plain(A::ReportConnected), Code::FailedPrecondition),
-        (&hospital, plain(A::RecordContactAttempt), Code::FailedPrecondition),
+        (
+            &hospital,
+            plain(A::ReportConnected),
+            Code::FailedPrecondition,
+        ),
+        (
+            &hospital,
+            plain(A::RecordContactAttempt),
+            Code::FailedPrecondition,
+        ),
         (
             &hospital,
             not_connected(pb::NotConnectedReason::Moved),
@@ -774,7 +944,11 @@ async fn every_invalid_transition_is_refused_and_changes_nothing() {
         (&kodomo, plain(A::Confirm), Code::FailedPrecondition),
         (&kodomo, reason(A::Cancel), Code::FailedPrecondition),
         (&hospital, plain(A::Start), Code::FailedPrecondition),
-        (&hospital, plain(A::RecordContactAttempt), Code::FailedPrecondition),
+        (
+            &hospital,
+            plain(A::RecordContactAttempt),
+            Code::FailedPrecondition,
+        ),
         (&hospital, reason(A::Fail), Code::FailedPrecondition),
         (
             &hospital,
@@ -785,18 +959,30 @@ async fn every_invalid_transition_is_refused_and_changes_nothing() {
     .await;
 
     // Cancelled and declined referrals take no further response.
-    let cancelled = send_referral(&kodomo, &case.case_id, "hospital", HOME_VISIT_SUPPORT, by_consent())
-        .await
-        .unwrap();
+    let cancelled = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        HOME_VISIT_SUPPORT,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     act_with(
         &kodomo,
         action_with_reason(&cancelled.referral_id, A::Cancel, "family_moved"),
     )
     .await
     .unwrap();
-    let declined = send_referral(&kodomo, &case.case_id, "nursery", NURSERY_ADMISSION, by_consent())
-        .await
-        .unwrap();
+    let declined = send_referral(
+        &kodomo,
+        &case.case_id,
+        "nursery",
+        NURSERY_ADMISSION,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     act_with(
         &nursery,
         action_with_reason(&declined.referral_id, A::Decline, "no_capacity"),
@@ -888,34 +1074,89 @@ async fn every_valid_path_reaches_its_state() {
     let case = busy_case(&hub, &kodomo).await;
 
     // Acknowledge, accept, start, two contact attempts, complete, connected, confirmed.
-    let r = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let r = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let id = r.referral_id.as_str();
-    let a = step(&hub, &hospital, "hospital", action_request(id, A::AcknowledgeDelivery)).await;
-    assert_eq!(layers(&a), (D::Delivered as i32, R::Requested as i32, C::NotUpdated as i32));
+    let a = step(
+        &hub,
+        &hospital,
+        "hospital",
+        action_request(id, A::AcknowledgeDelivery),
+    )
+    .await;
+    assert_eq!(
+        layers(&a),
+        (
+            D::Delivered as i32,
+            R::Requested as i32,
+            C::NotUpdated as i32
+        )
+    );
     let delivered_at = millis(&a.delivered_at);
     assert!(delivered_at > millis(&r.sent_at));
     let a = step(&hub, &hospital, "hospital", action_request(id, A::Accept)).await;
-    assert_eq!(layers(&a), (D::Delivered as i32, R::Accepted as i32, C::NotUpdated as i32));
-    assert_eq!(millis(&a.delivered_at), delivered_at, "delivery is not moved again");
+    assert_eq!(
+        layers(&a),
+        (
+            D::Delivered as i32,
+            R::Accepted as i32,
+            C::NotUpdated as i32
+        )
+    );
+    assert_eq!(
+        millis(&a.delivered_at),
+        delivered_at,
+        "delivery is not moved again"
+    );
     let accepted_at = millis(&a.responded_at);
     assert!(accepted_at > delivered_at);
     let a = step(&hub, &hospital, "hospital", action_request(id, A::Start)).await;
     assert_eq!(a.response, R::InProgress as i32);
     assert!(millis(&a.responded_at) > accepted_at);
-    let a = step(&hub, &hospital, "hospital", action_request(id, A::RecordContactAttempt)).await;
+    let a = step(
+        &hub,
+        &hospital,
+        "hospital",
+        action_request(id, A::RecordContactAttempt),
+    )
+    .await;
     assert_eq!(a.connection, C::ContactAttempted as i32);
     assert_eq!(a.contact_attempts, 1);
     let first_attempt = millis(&a.connection_updated_at);
-    let a = step(&hub, &hospital, "hospital", action_request(id, A::RecordContactAttempt)).await;
+    let a = step(
+        &hub,
+        &hospital,
+        "hospital",
+        action_request(id, A::RecordContactAttempt),
+    )
+    .await;
     assert_eq!(a.connection, C::ContactAttempted as i32);
     assert_eq!(a.contact_attempts, 2);
     assert!(millis(&a.connection_updated_at) > first_attempt);
     let a = step(&hub, &hospital, "hospital", action_request(id, A::Complete)).await;
     assert_eq!(a.response, R::Completed as i32);
-    let a = step(&hub, &hospital, "hospital", action_request(id, A::ReportConnected)).await;
-    assert_eq!(layers(&a), (D::Delivered as i32, R::Completed as i32, C::Connected as i32));
+    let a = step(
+        &hub,
+        &hospital,
+        "hospital",
+        action_request(id, A::ReportConnected),
+    )
+    .await;
+    assert_eq!(
+        layers(&a),
+        (
+            D::Delivered as i32,
+            R::Completed as i32,
+            C::Connected as i32
+        )
+    );
     assert_eq!(a.contact_attempts, 2);
     assert!(a.confirmed_at.is_none());
     let a = step(&hub, &kodomo, "kodomo", action_request(id, A::Confirm)).await;
@@ -941,9 +1182,15 @@ async fn every_valid_path_reaches_its_state() {
     assert_eq!(seen, a);
 
     // Declined, with its reason; answering proves delivery.
-    let r = send_referral(&kodomo, &case.case_id, "nursery", NURSERY_ADMISSION, by_consent())
-        .await
-        .unwrap();
+    let r = send_referral(
+        &kodomo,
+        &case.case_id,
+        "nursery",
+        NURSERY_ADMISSION,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let a = step(
         &hub,
         &nursery,
@@ -951,15 +1198,28 @@ async fn every_valid_path_reaches_its_state() {
         action_with_reason(&r.referral_id, A::Decline, "no_capacity"),
     )
     .await;
-    assert_eq!(layers(&a), (D::Delivered as i32, R::Declined as i32, C::NotUpdated as i32));
+    assert_eq!(
+        layers(&a),
+        (
+            D::Delivered as i32,
+            R::Declined as i32,
+            C::NotUpdated as i32
+        )
+    );
     assert_eq!(a.response_reason, "no_capacity");
     assert!(a.responded_at.is_some() && a.delivered_at.is_some());
     assert_history(&kodomo, &r.referral_id, &[A::Decline]).await;
 
     // Cancelled by the sender, with its reason.
-    let r = send_referral(&kodomo, &case.case_id, "hospital", HOME_VISIT_SUPPORT, by_consent())
-        .await
-        .unwrap();
+    let r = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        HOME_VISIT_SUPPORT,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let a = step(
         &hub,
         &kodomo,
@@ -974,10 +1234,22 @@ async fn every_valid_path_reaches_its_state() {
     assert_history(&kodomo, &r.referral_id, &[A::Cancel]).await;
 
     // Accepted, then failed; the family did not connect; confirmed.
-    let r = send_referral(&kodomo, &case.case_id, "hospital", "psychiatric_care", by_consent())
-        .await
-        .unwrap();
-    step(&hub, &hospital, "hospital", action_request(&r.referral_id, A::Accept)).await;
+    let r = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        "psychiatric_care",
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    step(
+        &hub,
+        &hospital,
+        "hospital",
+        action_request(&r.referral_id, A::Accept),
+    )
+    .await;
     let a = step(
         &hub,
         &hospital,
@@ -1000,7 +1272,13 @@ async fn every_valid_path_reaches_its_state() {
         pb::NotConnectedReason::CouldNotContact as i32
     );
     assert!(a.connection_updated_at.is_some());
-    let a = step(&hub, &kodomo, "kodomo", action_request(&r.referral_id, A::Confirm)).await;
+    let a = step(
+        &hub,
+        &kodomo,
+        "kodomo",
+        action_request(&r.referral_id, A::Confirm),
+    )
+    .await;
     assert!(a.confirmed_at.is_some());
     assert_history(
         &kodomo,
@@ -1019,10 +1297,22 @@ async fn every_valid_path_reaches_its_state() {
     )
     .await
     .unwrap();
-    step(&hub, &hospital, "hospital", action_request(&r.referral_id, A::Accept)).await;
-    let onward = send_referral(&hospital, &case.case_id, "nursery", NURSERY_ADMISSION, by_consent())
-        .await
-        .unwrap();
+    step(
+        &hub,
+        &hospital,
+        "hospital",
+        action_request(&r.referral_id, A::Accept),
+    )
+    .await;
+    let onward = send_referral(
+        &hospital,
+        &case.case_id,
+        "nursery",
+        NURSERY_ADMISSION,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     assert_eq!(onward.from_agency, "hospital");
     let a = step(
         &hub,
@@ -1041,12 +1331,24 @@ async fn every_valid_path_reaches_its_state() {
         pb::NotConnectedReason::ReferredElsewhere as i32
     );
     assert_eq!(a.linked_referral_id, onward.referral_id);
-    let a = step(&hub, &kodomo, "kodomo", action_request(&r.referral_id, A::Confirm)).await;
+    let a = step(
+        &hub,
+        &kodomo,
+        "kodomo",
+        action_request(&r.referral_id, A::Confirm),
+    )
+    .await;
     assert_eq!(a.confirmed_by, "kodomo");
     assert_eq!(a.linked_referral_id, onward.referral_id);
 
     // The onward referral connects, and the coordinator (not its sender) confirms it.
-    step(&hub, &nursery, "nursery", action_request(&onward.referral_id, A::Accept)).await;
+    step(
+        &hub,
+        &nursery,
+        "nursery",
+        action_request(&onward.referral_id, A::Accept),
+    )
+    .await;
     step(
         &hub,
         &nursery,
@@ -1095,7 +1397,10 @@ async fn sending_the_same_request_twice_with_one_idempotency_key_creates_one_ref
     assert_refused(send(&kodomo, other).await, Code::AlreadyExists, &[]);
 
     assert_eq!(referral_ids(&kodomo).await, vec![first.referral_id.clone()]);
-    assert_eq!(referral_ids(&hospital).await, vec![first.referral_id.clone()]);
+    assert_eq!(
+        referral_ids(&hospital).await,
+        vec![first.referral_id.clone()]
+    );
     let received = all_events(&hospital).await;
     assert_eq!(
         of_kind(
@@ -1132,7 +1437,12 @@ async fn sending_the_same_request_twice_with_one_idempotency_key_creates_one_ref
     assert_eq!(history.events.len(), 2, "{:?}", history.events);
     let updates = all_events(&kodomo).await;
     assert_eq!(
-        of_kind(&updates, pb::FeedEventKind::ReferralUpdated, &first.referral_id).len(),
+        of_kind(
+            &updates,
+            pb::FeedEventKind::ReferralUpdated,
+            &first.referral_id
+        )
+        .len(),
         1
     );
     hub.stop().await;
@@ -1178,12 +1488,24 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
     )
     .await;
     // kodomo only coordinates: hospital sends to nursery.
-    send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
-    let r = send_referral(&hospital, &case.case_id, "nursery", NURSERY_ADMISSION, by_consent())
-        .await
-        .unwrap();
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    let r = send_referral(
+        &hospital,
+        &case.case_id,
+        "nursery",
+        NURSERY_ADMISSION,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let id = r.referral_id.as_str();
     let respond_by = millis(&r.deadlines.as_ref().unwrap().respond_by);
     act(&nursery, id, A::AcknowledgeDelivery).await.unwrap();
@@ -1233,7 +1555,11 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(escalations(&hospital, id, T::RespondBy).await, 1, "raised once");
+    assert_eq!(
+        escalations(&hospital, id, T::RespondBy).await,
+        1,
+        "raised once"
+    );
     assert_eq!(escalation_feed_events(&nursery, id).await, 1);
     assert_eq!(escalation_feed_events(&kodomo, id).await, 0);
 
@@ -1246,9 +1572,7 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
     let coordinator_item = follow_ups(&kodomo, MUNICIPALITY)
         .await
         .into_iter()
-        .find(|i| {
-            i.status == S::Overdue as i32 && i.referral.as_ref().unwrap().referral_id == id
-        })
+        .find(|i| i.status == S::Overdue as i32 && i.referral.as_ref().unwrap().referral_id == id)
         .unwrap();
     assert_eq!(coordinator_item.responsible_agency, "nursery");
     assert_eq!(
@@ -1259,9 +1583,11 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
         (escalations(&hospital, id, T::RespondBy).await == 2).then_some(())
     })
     .await;
-    eventually("an ESCALATION on the coordinator's feed", WAIT, async || {
-        (escalation_feed_events(&kodomo, id).await == 1).then_some(())
-    })
+    eventually(
+        "an ESCALATION on the coordinator's feed",
+        WAIT,
+        async || (escalation_feed_events(&kodomo, id).await == 1).then_some(()),
+    )
     .await;
 
     // Nothing is dropped and nothing is raised twice however long it stays overdue.
@@ -1361,7 +1687,11 @@ async fn a_note_reaches_each_recipient_who_acknowledges_it_and_the_sender_is_tol
     }
 
     let acknowledged = acknowledge_note(&hospital, &note.note_id).await.unwrap();
-    assert_eq!(acknowledged.recipients.len(), 1, "a recipient sees its own entry only");
+    assert_eq!(
+        acknowledged.recipients.len(),
+        1,
+        "a recipient sees its own entry only"
+    );
     assert_eq!(acknowledged.recipients[0].agency_id, "hospital");
     assert!(acknowledged.recipients[0].acknowledged_at.is_some());
 
@@ -1399,8 +1729,7 @@ async fn a_note_needs_a_basis_for_every_recipient() {
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
     let nursery = hub.client("nursery").await;
-    let (case, _) =
-        consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
     assert_refused(
         send_note(
             &kodomo,
@@ -1462,7 +1791,12 @@ async fn bodies_over_the_size_limit_are_refused_with_resource_exhausted_and_writ
         Code::ResourceExhausted,
         &["evidence"],
     );
-    assert!(list_consents(&kodomo, &case.case_id).await.unwrap().is_empty());
+    assert!(
+        list_consents(&kodomo, &case.case_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     record_consent(
         &kodomo,
         &case.case_id,
@@ -1477,7 +1811,11 @@ async fn bodies_over_the_size_limit_are_refused_with_resource_exhausted_and_writ
     // A referral body.
     let mut request = referral_request(&case.case_id, "hospital", POSTNATAL_CARE, by_consent());
     request.body = too_big();
-    assert_refused(send(&kodomo, request).await, Code::ResourceExhausted, &["body"]);
+    assert_refused(
+        send(&kodomo, request).await,
+        Code::ResourceExhausted,
+        &["body"],
+    );
     assert_nothing_shared(&kodomo, &hospital, "hospital", &case.case_id).await;
 
     // A note body.
@@ -1489,7 +1827,13 @@ async fn bodies_over_the_size_limit_are_refused_with_resource_exhausted_and_writ
         &["body"],
     );
     assert_nothing_shared(&kodomo, &hospital, "hospital", &case.case_id).await;
-    assert!(case_thread(&kodomo, &case.case_id).await.unwrap().entries.is_empty());
+    assert!(
+        case_thread(&kodomo, &case.case_id)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
 
     // The sealed note of an action.
     let mut request = referral_request(&case.case_id, "hospital", POSTNATAL_CARE, by_consent());
@@ -1503,7 +1847,10 @@ async fn bodies_over_the_size_limit_are_refused_with_resource_exhausted_and_writ
         Code::ResourceExhausted,
         &["note"],
     );
-    assert_eq!(get_referral(&kodomo, &referral.referral_id).await.unwrap(), before);
+    assert_eq!(
+        get_referral(&kodomo, &referral.referral_id).await.unwrap(),
+        before
+    );
     hub.stop().await;
 }
 
@@ -1512,8 +1859,7 @@ async fn missing_fields_unknown_enum_values_and_bad_ids_get_invalid_argument_nam
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) =
-        consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
     let good = || referral_request(&case.case_id, "hospital", POSTNATAL_CARE, by_consent());
     let with = |change: &dyn Fn(&mut pb::SendReferralRequest)| {
         let mut request = good();
@@ -1527,7 +1873,10 @@ async fn missing_fields_unknown_enum_values_and_bad_ids_get_invalid_argument_nam
         ("to_agency", with(&|r| r.to_agency = String::new())),
         ("to_agency", with(&|r| r.to_agency = "Hospital!".to_owned())),
         ("purpose", with(&|r| r.purpose = String::new())),
-        ("purpose", with(&|r| r.purpose = "Postnatal Care".to_owned())),
+        (
+            "purpose",
+            with(&|r| r.purpose = "Postnatal Care".to_owned()),
+        ),
         ("urgency", with(&|r| r.urgency = 0)),
         ("urgency", with(&|r| r.urgency = 99)),
         ("basis", with(&|r| r.basis = None)),
@@ -1544,14 +1893,26 @@ async fn missing_fields_unknown_enum_values_and_bad_ids_get_invalid_argument_nam
             with(&|r| r.body = Some(pb::Sealed { age: Vec::new() })),
         ),
         ("staff", with(&|r| r.staff = None)),
-        ("staff.name", with(&|r| r.staff.as_mut().unwrap().name = String::new())),
-        ("staff.role", with(&|r| r.staff.as_mut().unwrap().role = String::new())),
+        (
+            "staff.name",
+            with(&|r| r.staff.as_mut().unwrap().name = String::new()),
+        ),
+        (
+            "staff.role",
+            with(&|r| r.staff.as_mut().unwrap().role = String::new()),
+        ),
         (
             "staff.name",
             with(&|r| r.staff.as_mut().unwrap().name = "名".repeat(101)),
         ),
-        ("idempotency_key", with(&|r| r.idempotency_key = String::new())),
-        ("idempotency_key", with(&|r| r.idempotency_key = "k".repeat(129))),
+        (
+            "idempotency_key",
+            with(&|r| r.idempotency_key = String::new()),
+        ),
+        (
+            "idempotency_key",
+            with(&|r| r.idempotency_key = "k".repeat(129)),
+        ),
     ];
     for (field, request) in refused {
         assert_invalid(send(&kodomo, request).await, field);
@@ -1568,8 +1929,14 @@ async fn missing_fields_unknown_enum_values_and_bad_ids_get_invalid_argument_nam
         request
     };
     let refused: Vec<(&str, pb::RecordReferralActionRequest)> = vec![
-        ("referral_id", act_with_change(&|r| r.referral_id = String::new())),
-        ("referral_id", act_with_change(&|r| r.referral_id = "r-1".to_owned())),
+        (
+            "referral_id",
+            act_with_change(&|r| r.referral_id = String::new()),
+        ),
+        (
+            "referral_id",
+            act_with_change(&|r| r.referral_id = "r-1".to_owned()),
+        ),
         ("action", act_with_change(&|r| r.action = 0)),
         ("action", act_with_change(&|r| r.action = 99)),
         ("staff", act_with_change(&|r| r.staff = None)),
@@ -1653,8 +2020,14 @@ async fn missing_fields_unknown_enum_values_and_bad_ids_get_invalid_argument_nam
         ("purpose", note(&|r| r.purpose = String::new())),
         ("basis.kind", note(&|r| r.basis.as_mut().unwrap().kind = 99)),
         ("body", note(&|r| r.body = Some(not_sealed()))),
-        ("staff.name", note(&|r| r.staff.as_mut().unwrap().name = String::new())),
-        ("idempotency_key", note(&|r| r.idempotency_key = String::new())),
+        (
+            "staff.name",
+            note(&|r| r.staff.as_mut().unwrap().name = String::new()),
+        ),
+        (
+            "idempotency_key",
+            note(&|r| r.idempotency_key = String::new()),
+        ),
     ];
     for (field, request) in refused {
         assert_invalid(send_note(&kodomo, request).await, field);
