@@ -81,7 +81,18 @@ pub enum ClientError {
     #[error("cannot connect to the hub at {endpoint}: {detail}")]
     Connect { endpoint: String, detail: String },
 
-    /// The hub answered a call with an error status.
+    /// A payload could not be sealed (no recipients, an unusable recipient).
+    #[error("cannot seal the payload: {0}")]
+    Seal(String),
+
+    /// A sealed payload was not sealed to this agency's age identity.
+    #[error("the sealed payload is not readable by this agency")]
+    NotARecipient,
+
+    /// A sealed payload is not a well-formed age file, or it was altered.
+    #[error("cannot open the sealed payload: {0}")]
+    Open(String),
+
     /// The hub answered a call with an error status. The status is shown as
     /// `<phrase>: <message>` and deliberately not exposed as an error source, so that a report
     /// of the error chain does not repeat it in tonic's own wording.

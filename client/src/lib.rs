@@ -19,6 +19,7 @@ pub mod error;
 pub mod hub;
 pub mod profile;
 pub mod render;
+pub mod seal;
 
 pub use error::{ClientError, code_phrase, describe_status};
 pub use hub::{ConnectOptions, DEFAULT_HUB, DEFAULT_SERVER_NAME, DEFAULT_TIMEOUT, Hub};

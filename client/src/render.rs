@@ -1,5 +1,6 @@
 //! Output for people: aligned text tables and key/value lists that count Japanese characters as
-//! two columns, and timestamps shown in Japan time.
+//! two columns, timestamps shown in Japan time, and the words for the contract's codes (states,
+//! purposes, categories) as `code (日本語)`.
 
 use std::fmt;
 
@@ -7,7 +8,11 @@ use prost_types::Timestamp;
 use time::format_description::well_known::Rfc3339;
 use time::macros::{format_description, offset};
 use time::{OffsetDateTime, UtcOffset};
-use tsunagu_proto::v1::AgencyStatus;
+use tsunagu_proto::v1::{
+    AgencyStatus, CaseCategory, CaseStage, ConnectionState, ConsentGiver, ConsentMethod,
+    DeliveryState, FeedEventKind, FollowUpStatus, LegalBasisKind, NotConnectedReason,
+    ReferralAction, ReferralEventKind, ResponseState, TimerKind, Urgency,
+};
 
 /// Japan Standard Time, UTC+9 (no daylight saving).
 pub const JAPAN: UtcOffset = offset!(+9);
@@ -264,6 +269,202 @@ pub fn join_or_dash(items: &[String]) -> String {
     }
 }
 
+/// A value of the contract with a stable snake_case code (as in JSON output and on the command
+/// line) and a short Japanese word for people.
+pub trait Coded: Copy {
+    /// The snake_case code, for example "accepted"; "unspecified" for the zero value.
+    fn code(self) -> &'static str;
+    /// The Japanese word, for example "受入"; "未設定" for the zero value.
+    fn japanese(self) -> &'static str;
+}
+
+/// `code (日本語)`, for example "accepted (受入)"; "-" for an unspecified value.
+pub fn label<T: Coded>(value: T) -> String {
+    match value.code() {
+        "unspecified" => "-".to_owned(),
+        code => format!("{code} ({})", value.japanese()),
+    }
+}
+
+macro_rules! coded {
+    ($ty:ident { $($variant:ident => $code:literal, $ja:literal;)+ }) => {
+        impl Coded for $ty {
+            fn code(self) -> &'static str {
+                match self {
+                    $ty::Unspecified => "unspecified",
+                    $($ty::$variant => $code,)+
+                }
+            }
+            fn japanese(self) -> &'static str {
+                match self {
+                    $ty::Unspecified => "未設定",
+                    $($ty::$variant => $ja,)+
+                }
+            }
+        }
+    };
+}
+
+coded!(DeliveryState {
+    Sent => "sent", "送信済";
+    Delivered => "delivered", "受信確認済";
+});
+
+coded!(ResponseState {
+    Requested => "requested", "依頼中";
+    Accepted => "accepted", "受入";
+    Declined => "declined", "辞退";
+    InProgress => "in_progress", "対応中";
+    Completed => "completed", "対応完了";
+    Failed => "failed", "不成立";
+    Cancelled => "cancelled", "取消";
+});
+
+coded!(ConnectionState {
+    NotUpdated => "not_updated", "未更新";
+    ContactAttempted => "contact_attempted", "連絡試行中";
+    Connected => "connected", "つながった";
+    NotConnected => "not_connected", "つながらなかった";
+});
+
+coded!(NotConnectedReason {
+    CouldNotContact => "could_not_contact", "連絡がとれない";
+    DeclinedByFamily => "declined_by_family", "家族が希望せず";
+    NotEligible => "not_eligible", "対象外";
+    NoCapacity => "no_capacity", "受入枠なし";
+    Moved => "moved", "転居";
+    ReferredElsewhere => "referred_elsewhere", "他機関へ紹介";
+});
+
+coded!(TimerKind {
+    DeliverBy => "deliver_by", "受信期限";
+    RespondBy => "respond_by", "回答期限";
+    ConnectBy => "connect_by", "つなぎ期限";
+    ConfirmBy => "confirm_by", "確認期限";
+});
+
+coded!(Urgency {
+    Routine => "routine", "通常";
+    Urgent => "urgent", "至急";
+    Emergency => "emergency", "緊急";
+});
+
+coded!(LegalBasisKind {
+    Consent => "consent", "同意";
+    CouncilSharing => "council_sharing", "要対協での共有";
+    AbuseNotification => "abuse_notification", "虐待通告";
+    VitalInterest => "vital_interest", "生命・身体の保護";
+});
+
+coded!(CaseCategory {
+    General => "general", "一般";
+    RequiresProtection => "requires_protection", "要保護児童";
+    RequiresSupport => "requires_support", "要支援児童";
+    SpecificExpectantMother => "specific_expectant_mother", "特定妊婦";
+});
+
+coded!(CaseStage {
+    Pregnancy => "pregnancy", "妊娠期";
+    Postnatal => "postnatal", "出産直後";
+    Infancy => "infancy", "乳幼児期";
+    SchoolAge => "school_age", "学齢期";
+});
+
+coded!(ConsentGiver {
+    Person => "person", "本人";
+    Guardian => "guardian", "保護者";
+});
+
+coded!(ConsentMethod {
+    Written => "written", "書面";
+    Oral => "oral", "口頭";
+    Electronic => "electronic", "電子";
+});
+
+coded!(FollowUpStatus {
+    Overdue => "overdue", "期限超過";
+    DueSoon => "due_soon", "期限間近";
+    BasisReview => "basis_review", "根拠確認";
+});
+
+coded!(FeedEventKind {
+    ReferralReceived => "referral_received", "紹介受信";
+    ReferralUpdated => "referral_updated", "紹介更新";
+    Escalation => "escalation", "期限超過";
+    NoteReceived => "note_received", "連絡受信";
+    NoteAcknowledged => "note_acknowledged", "連絡既読";
+    ConsentWithdrawn => "consent_withdrawn", "同意撤回";
+    CouncilUpdated => "council_updated", "要対協更新";
+});
+
+coded!(ReferralEventKind {
+    Sent => "sent", "紹介送信";
+    Action => "action", "対応記録";
+    Escalated => "escalated", "期限超過";
+});
+
+coded!(ReferralAction {
+    AcknowledgeDelivery => "acknowledge_delivery", "受信確認";
+    Accept => "accept", "受入";
+    Decline => "decline", "辞退";
+    Start => "start", "対応開始";
+    Complete => "complete", "対応完了";
+    Fail => "fail", "不成立";
+    Cancel => "cancel", "取消";
+    RecordContactAttempt => "record_contact_attempt", "連絡試行";
+    ReportConnected => "report_connected", "つながった報告";
+    ReportNotConnected => "report_not_connected", "つながらなかった報告";
+    Confirm => "confirm", "確認";
+});
+
+/// The purposes the hub knows out of the box, with their Japanese names. Operators may register
+/// other codes of the same shape (lower-case letters, digits and '_').
+pub const KNOWN_PURPOSES: &[(&str, &str)] = &[
+    ("postnatal_care", "産後ケア"),
+    ("home_visit_support", "養育支援訪問"),
+    ("temporary_childcare", "一時保育"),
+    ("nursery_admission", "保育所入所"),
+    ("developmental_consultation", "発達相談"),
+    ("psychiatric_care", "精神科受診"),
+    ("home_visit", "家庭訪問"),
+    ("parenting_support", "子育て支援"),
+    ("prenatal_care", "妊婦健診・妊娠期支援"),
+    ("child_protection", "児童保護"),
+];
+
+/// The Japanese name of a known purpose code, for example "産後ケア" for "postnatal_care".
+pub fn purpose_japanese(code: &str) -> Option<&'static str> {
+    KNOWN_PURPOSES
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map(|(_, japanese)| *japanese)
+}
+
+/// `code (日本語)` for a known purpose, the bare code for another one, "-" for none.
+pub fn purpose_label(code: &str) -> String {
+    match (code, purpose_japanese(code)) {
+        ("", _) => "-".to_owned(),
+        (code, Some(japanese)) => format!("{code} ({japanese})"),
+        (code, None) => code.to_owned(),
+    }
+}
+
+/// The last 8 characters of an id, for table cells; "-" for none. The hub's ids are UUIDv7,
+/// whose first characters are a timestamp shared by everything made in the same minute, while
+/// the last ones are random; the CLI accepts this short form wherever it takes an id.
+pub fn short_id(id: &str) -> &str {
+    if id.is_empty() {
+        return "-";
+    }
+    let count = id.chars().count();
+    if count <= 8 {
+        return id;
+    }
+    id.char_indices()
+        .nth(count - 8)
+        .map_or(id, |(start, _)| &id[start..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,5 +574,45 @@ mod tests {
             nanos: 0,
         };
         assert_eq!(format_rfc3339(&ts).as_deref(), Some("2025-04-01T00:30:00Z"));
+    }
+    #[test]
+    fn referral_states_read_as_code_and_japanese() {
+        assert_eq!(label(ResponseState::Accepted), "accepted (受入)");
+        assert_eq!(label(DeliveryState::Delivered), "delivered (受信確認済)");
+        assert_eq!(
+            label(ConnectionState::NotConnected),
+            "not_connected (つながらなかった)"
+        );
+        assert_eq!(label(TimerKind::ConfirmBy), "confirm_by (確認期限)");
+        assert_eq!(label(ConsentGiver::Person), "person (本人)");
+    }
+
+    #[test]
+    fn an_unspecified_value_shows_a_dash() {
+        assert_eq!(label(ResponseState::Unspecified), "-");
+        assert_eq!(ResponseState::Unspecified.code(), "unspecified");
+    }
+
+    #[test]
+    fn known_purposes_have_japanese_names_and_others_stay_codes() {
+        assert_eq!(purpose_japanese("postnatal_care"), Some("産後ケア"));
+        assert_eq!(
+            purpose_japanese("prenatal_care"),
+            Some("妊婦健診・妊娠期支援")
+        );
+        assert_eq!(
+            purpose_label("home_visit_support"),
+            "home_visit_support (養育支援訪問)"
+        );
+        assert_eq!(purpose_label("dental_check"), "dental_check");
+        assert_eq!(purpose_label(""), "-");
+        assert_eq!(KNOWN_PURPOSES.len(), 10);
+    }
+
+    #[test]
+    fn short_ids_keep_the_random_end_of_a_uuid() {
+        assert_eq!(short_id("0190f3a2-7b1c-7def-8000-00009c41e7d2"), "9c41e7d2");
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id(""), "-");
     }
 }

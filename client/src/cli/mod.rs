@@ -4,8 +4,20 @@
 //! `async fn run(ctx: &Context, args: Args) -> anyhow::Result<()>`. To add one, write the file,
 //! declare it below, add a variant to [`Command`] and a line to [`run`].
 
+mod action;
 mod agencies;
+mod case;
+mod common;
+mod consent;
 mod context;
+mod demo;
+mod events;
+mod followups;
+mod inbox;
+mod note;
+mod refer;
+mod show;
+mod tables;
 mod views;
 mod whoami;
 
@@ -20,8 +32,14 @@ pub use context::Context;
 const AFTER_HELP: &str = "\
 Examples:
   tsunagu --as aoba-kodomo whoami
-  tsunagu --as aoba-kodomo agencies
   tsunagu --as aoba-kodomo agencies --json
+  tsunagu demo                                   # the whole referral loop, narrated
+  tsunagu --as aoba-kodomo case open --municipality 141178 \\
+      --category specific-expectant-mother --stage pregnancy --header-text '…'
+  tsunagu --as aoba-kodomo refer <CASE_ID> --to aoba-hospital --purpose postnatal_care --body-text '…'
+  tsunagu --as aoba-hospital inbox
+  tsunagu --as aoba-hospital ack <REFERRAL_ID> accept
+  tsunagu --as aoba-kodomo followups
 
 Run `tsunagu --help` for where credentials come from.";
 
@@ -61,6 +79,27 @@ Examples:
 
   # A real deployment through a named profile
   tsunagu --profile aoba whoami
+
+  # The whole referral loop against a running hub, narrated step by step
+  tsunagu demo
+
+  # A case, the family's consent, a referral, and the recipient's answers
+  tsunagu --as aoba-kodomo case open --municipality 141178 \\
+      --category specific-expectant-mother --stage pregnancy --header-text '氏名: …'
+  tsunagu --as aoba-kodomo consent record <CASE_ID> --given-by self --method written \\
+      --recipient aoba-hospital --purpose postnatal_care
+  tsunagu --as aoba-kodomo refer <CASE_ID> --to aoba-hospital --purpose postnatal_care \\
+      --urgency urgent --body-text '…'
+  tsunagu --as aoba-hospital inbox
+  tsunagu --as aoba-hospital ack <REFERRAL_ID> accept
+  tsunagu --as aoba-hospital ack <REFERRAL_ID> connected
+  tsunagu --as aoba-kodomo confirm <REFERRAL_ID>
+  tsunagu --as aoba-kodomo followups
+
+Every write records the acting staff member (--staff-name, --staff-role, or $TSUNAGU_STAFF_NAME,
+$TSUNAGU_STAFF_ROLE) and sends an idempotency key (--idempotency-key, default a fresh UUID), so
+a retry with the same key is safe. Sealed content (headers, bodies, notes, evidence) is
+encrypted with age on this machine; it is only printed when you ask (--reveal, --body-out).
 
 Errors are printed as `error: <what went wrong>: <message>` and exit with status 1.";
 
@@ -129,6 +168,58 @@ pub enum Command {
         after_help = "Examples:\n  tsunagu --as aoba-kodomo agencies\n  tsunagu --as aoba-kodomo agencies --municipality 141178 --kind hospital\n  tsunagu --as aoba-kodomo agencies --json"
     )]
     Agencies(agencies::AgenciesArgs),
+
+    /// Open, show and list cases (one family, child or pregnant person)
+    #[command(after_help = case::EXAMPLES)]
+    Case(case::CaseArgs),
+
+    /// Record, withdraw and list the consents (同意) that let agencies share
+    #[command(after_help = consent::EXAMPLES)]
+    Consent(consent::ConsentArgs),
+
+    /// Send a referral about a case to one agency, with a sealed body
+    #[command(after_help = refer::EXAMPLES)]
+    Refer(refer::ReferArgs),
+
+    /// List the referrals you received (or sent), or follow your event feed live with --watch
+    #[command(after_help = inbox::EXAMPLES)]
+    Inbox(inbox::InboxArgs),
+
+    /// Show one referral: its three layers, deadlines, overdue timers and timeline
+    #[command(after_help = show::EXAMPLES)]
+    Show(show::ShowArgs),
+
+    /// As the recipient: acknowledge, accept, decline, start, complete, fail, report contact
+    #[command(after_help = action::ACK_EXAMPLES)]
+    Ack(action::AckArgs),
+
+    /// As the sender: cancel a referral, with a reason code
+    #[command(after_help = action::CANCEL_EXAMPLES)]
+    Cancel(action::CancelArgs),
+
+    /// As the sender or coordinator: confirm the reported outcome, closing the handoff
+    #[command(after_help = action::CONFIRM_EXAMPLES)]
+    Confirm(action::ConfirmArgs),
+
+    /// Send a sealed note on a case thread to one or more participants
+    #[command(after_help = note::NOTE_EXAMPLES)]
+    Note(note::NoteArgs),
+
+    /// Acknowledge receipt of a note
+    #[command(after_help = note::NOTE_ACK_EXAMPLES)]
+    NoteAck(note::NoteAckArgs),
+
+    /// Your worklist: overdue and due-soon handoffs (a coordinator: the municipality's)
+    #[command(after_help = followups::EXAMPLES)]
+    Followups(followups::FollowupsArgs),
+
+    /// Your event feed by cursor; `events ack <CURSOR>` records what you processed
+    #[command(after_help = events::EXAMPLES)]
+    Events(events::EventsArgs),
+
+    /// Walk the whole referral loop against a running hub as the development agencies, narrated
+    #[command(after_help = demo::EXAMPLES)]
+    Demo(demo::DemoArgs),
 }
 
 /// Runs one parsed command line.
@@ -137,6 +228,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Whoami(args) => whoami::run(&ctx, args).await,
         Command::Agencies(args) => agencies::run(&ctx, args).await,
+        Command::Case(args) => case::run(&ctx, args).await,
+        Command::Consent(args) => consent::run(&ctx, args).await,
+        Command::Refer(args) => refer::run(&ctx, args).await,
+        Command::Inbox(args) => inbox::run(&ctx, args).await,
+        Command::Show(args) => show::run(&ctx, args).await,
+        Command::Ack(args) => action::run_ack(&ctx, args).await,
+        Command::Cancel(args) => action::run_cancel(&ctx, args).await,
+        Command::Confirm(args) => action::run_confirm(&ctx, args).await,
+        Command::Note(args) => note::run(&ctx, args).await,
+        Command::NoteAck(args) => note::run_ack(&ctx, args).await,
+        Command::Followups(args) => followups::run(&ctx, args).await,
+        Command::Events(args) => events::run(&ctx, args).await,
+        Command::Demo(args) => demo::run(&ctx, args).await,
     }
 }
 
