@@ -1,6 +1,9 @@
 //! Persistence: one store trait with a unit-of-work transaction, implemented for SQLite (embedded,
 //! the default) and, from the same SQL, for PostgreSQL.
 
+pub mod audit;
+pub mod council;
+pub mod keys;
 pub mod postgres;
 pub(crate) mod queries;
 pub mod sqlite;
@@ -93,9 +96,12 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// One unit of work. Dropping it without `commit` rolls everything back.
+/// One unit of work. Dropping it without `commit` rolls everything back. Each area's operations
+/// live in a trait of their own (`audit`, `council`, `keys`) that every transaction implements.
 #[async_trait]
-pub trait Transaction: Send {
+pub trait Transaction:
+    Send + audit::AuditQueries + council::CouncilQueries + keys::KeyQueries
+{
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 
     // Directory.

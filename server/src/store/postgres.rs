@@ -34,6 +34,9 @@ pub struct PostgresTransaction {
 }
 
 super::queries::transaction_queries!(PostgresTransaction, PgRow);
+super::audit::audit_queries!(PostgresTransaction, PgRow);
+super::council::council_queries!(PostgresTransaction, PgRow);
+super::keys::keys_queries!(PostgresTransaction, PgRow);
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://...`) and migrates the schema.

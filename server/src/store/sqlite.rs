@@ -28,6 +28,9 @@ pub struct SqliteTransaction {
 }
 
 super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
+super::audit::audit_queries!(SqliteTransaction, SqliteRow);
+super::council::council_queries!(SqliteTransaction, SqliteRow);
+super::keys::keys_queries!(SqliteTransaction, SqliteRow);
 
 impl SqliteTransaction {
     /// Nothing to do before a commit: every subscriber shares this process's signal.
