@@ -78,6 +78,7 @@ impl Application {
             clock,
             settings: Arc::new(settings),
             feed_signal: Arc::new(tokio::sync::watch::Sender::new(0)),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
         };
         Ok(Self {
             listener,
@@ -176,7 +177,14 @@ impl Application {
                 EventServiceServer::new(hub.clone())
                     .max_decoding_message_size(limits.max_message_bytes),
             )
-            .serve_with_incoming_shutdown(incoming, shutdown)
+            .serve_with_incoming_shutdown(incoming, {
+                let stopping = Arc::clone(&hub.stopping);
+                async move {
+                    shutdown.await;
+                    // Streams never end by themselves; end them so that draining can finish.
+                    stopping.send_replace(true);
+                }
+            })
             .await;
         reloader.abort();
         timers.abort();

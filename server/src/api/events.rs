@@ -81,8 +81,18 @@ impl EventService for Hub {
         let (sender, receiver) = mpsc::channel(64);
         let hub = self.clone();
         let mut signal = self.feed_signal.subscribe();
+        let mut stopping = self.stopping.subscribe();
         tokio::spawn(async move {
             loop {
+                if *stopping.borrow_and_update() {
+                    let _ = sender
+                        .send(Err(Status::unavailable(
+                            "the hub is shutting down; subscribe again from your acknowledged \
+                             cursor",
+                        )))
+                        .await;
+                    return;
+                }
                 // Mark the signal seen before reading, so a write committed after the read
                 // wakes the wait below.
                 signal.borrow_and_update();
@@ -102,6 +112,7 @@ impl EventService for Hub {
                         }
                         () = tokio::time::sleep(SUBSCRIBE_POLL) => {}
                         () = sender.closed() => return,
+                        _ = stopping.changed() => {}
                     }
                     continue;
                 }

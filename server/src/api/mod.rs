@@ -25,6 +25,8 @@ pub struct Hub {
     pub settings: Arc<Settings>,
     /// Bumped after every commit that may have added feed entries, so that subscribers look.
     pub feed_signal: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Set when the hub begins to shut down: open subscriptions end, so that draining finishes.
+    pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Hub {

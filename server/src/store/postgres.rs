@@ -16,7 +16,7 @@ use super::{Store, StoreError, Transaction};
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The advisory lock key every write transaction holds ("tsunagu" in ASCII, as a number).
-const WRITER_LOCK: i64 = 0x7473_756e_6167_75;
+const WRITER_LOCK: i64 = 0x0074_7375_6e61_6775;
 /// The channel commits notify on.
 pub const FEED_CHANNEL: &str = "tsunagu_feed";
 

@@ -554,3 +554,33 @@ async fn a_subscription_shows_nothing_of_other_agencies_feeds() {
     assert_eq!(status.unwrap_err().code(), Code::InvalidArgument);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn shutting_down_ends_open_subscriptions_so_the_hub_stops_promptly() {
+    let hub = TestHub::start().await;
+    let hospital = hub.client("hospital").await;
+    let mut stream = hospital
+        .events()
+        .subscribe(pb::SubscribeRequest {
+            after_cursor: 0,
+            from_acknowledged: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let started = std::time::Instant::now();
+    hub.stop().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the hub took {:?} to stop with a subscription open",
+        started.elapsed()
+    );
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), stream.message())
+        .await
+        .expect("the subscription did not end");
+    match ended {
+        Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+        Ok(None) => {}
+        Ok(Some(event)) => panic!("unexpected event {event:?}"),
+    }
+}

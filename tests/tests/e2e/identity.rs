@@ -94,7 +94,8 @@ async fn a_revoked_certificate_is_refused_after_the_crl_changes_without_a_restar
     let open = hub.connect(Some(&certificate)).await.unwrap();
     open.directory().who_am_i(WhoAmIRequest {}).await.unwrap();
 
-    hub.pki.publish_crl(&[certificate.serial.clone()]);
+    hub.pki
+        .publish_crl(std::slice::from_ref(&certificate.serial));
     let mut refused = None;
     for _ in 0..50 {
         match who_am_i(&hub, Some(&certificate)).await {

@@ -37,9 +37,15 @@ async fn a_subscriber_on_one_instance_receives_within_a_second_a_referral_sent_t
     // the other instance's notification, not the initial backlog read.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent_at = Instant::now();
-    let referral = send_referral(&kodomo_on_b, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let referral = send_referral(
+        &kodomo_on_b,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     let event = tokio::time::timeout(Duration::from_secs(1), feed.message())
         .await
         .expect("no event within a second")
@@ -63,9 +69,15 @@ async fn with_two_instances_an_overdue_timer_escalates_exactly_once() {
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
     let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let referral = send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-        .await
-        .unwrap();
+    let referral = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
     // Past deliver-by and respond-by (routine: 24 h and 120 h), not past the coordinator's grace.
     hub.clock.advance(Duration::from_secs(121 * 3600));
 
@@ -73,7 +85,8 @@ async fn with_two_instances_an_overdue_timer_escalates_exactly_once() {
         events
             .into_iter()
             .filter(|e| {
-                e.kind == pb::FeedEventKind::Escalation as i32 && e.referral_id == referral.referral_id
+                e.kind == pb::FeedEventKind::Escalation as i32
+                    && e.referral_id == referral.referral_id
             })
             .count()
     };
@@ -84,17 +97,30 @@ async fn with_two_instances_an_overdue_timer_escalates_exactly_once() {
     }
     // Both instances run their timer task every 100 ms; give them many more rounds.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(escalations(all_events(&hospital).await), 2, "deliver-by and respond-by, once each");
+    assert_eq!(
+        escalations(all_events(&hospital).await),
+        2,
+        "deliver-by and respond-by, once each"
+    );
     // Deliver-by passed 97 hours ago, beyond the coordinator's 24-hour grace: it reached the
     // coordinator once, too.
-    assert_eq!(escalations(all_events(&kodomo).await), 3, "the sender's two, the coordinator's one");
-    let thread = get_referral(&hospital, &referral.referral_id).await.unwrap();
+    assert_eq!(
+        escalations(all_events(&kodomo).await),
+        3,
+        "the sender's two, the coordinator's one"
+    );
+    let thread = get_referral(&hospital, &referral.referral_id)
+        .await
+        .unwrap();
     let escalated = thread
         .events
         .iter()
         .filter(|e| e.kind == pb::ReferralEventKind::Escalated as i32)
         .count();
-    assert_eq!(escalated, 3, "two for the hospital, one for the coordinator");
+    assert_eq!(
+        escalated, 3,
+        "two for the hospital, one for the coordinator"
+    );
     drop(instance_b);
     hub.stop().await;
 }
@@ -103,7 +129,10 @@ async fn with_two_instances_an_overdue_timer_escalates_exactly_once() {
 fn through(url: &str, proxy: std::net::SocketAddr) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let credentials = authority.rsplit_once('@').map(|(c, _)| format!("{c}@")).unwrap_or_default();
+    let credentials = authority
+        .rsplit_once('@')
+        .map(|(c, _)| format!("{c}@"))
+        .unwrap_or_default();
     format!("{scheme}://{credentials}{proxy}/{path}")
 }
 
@@ -137,10 +166,16 @@ async fn a_cut_database_gives_unavailable_and_the_hub_recovers_without_losing_an
     let mut answered = Vec::new();
     for _ in 0..3 {
         answered.push(
-            send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent())
-                .await
-                .unwrap()
-                .referral_id,
+            send_referral(
+                &kodomo,
+                &case.case_id,
+                "hospital",
+                POSTNATAL_CARE,
+                by_consent(),
+            )
+            .await
+            .unwrap()
+            .referral_id,
         );
     }
 
@@ -149,7 +184,13 @@ async fn a_cut_database_gives_unavailable_and_the_hub_recovers_without_losing_an
     for _ in 0..5 {
         let result = tokio::time::timeout(
             Duration::from_secs(8),
-            send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent()),
+            send_referral(
+                &kodomo,
+                &case.case_id,
+                "hospital",
+                POSTNATAL_CARE,
+                by_consent(),
+            ),
         )
         .await
         .expect("the call must answer within its deadline");
@@ -167,7 +208,9 @@ async fn a_cut_database_gives_unavailable_and_the_hub_recovers_without_losing_an
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let reply = health
-            .check(HealthCheckRequest { service: String::new() })
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -181,11 +224,22 @@ async fn a_cut_database_gives_unavailable_and_the_hub_recovers_without_losing_an
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(20);
     let recovered = loop {
-        match send_referral(&kodomo, &case.case_id, "hospital", POSTNATAL_CARE, by_consent()).await {
+        match send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await
+        {
             Ok(referral) => break referral,
             Err(status) => {
                 assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-                assert!(Instant::now() < deadline, "the hub did not recover: {status:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "the hub did not recover: {status:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -194,14 +248,19 @@ async fn a_cut_database_gives_unavailable_and_the_hub_recovers_without_losing_an
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let reply = health
-            .check(HealthCheckRequest { service: String::new() })
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
             .await
             .unwrap()
             .into_inner();
         if reply.status() == ServingStatus::Serving {
             break;
         }
-        assert!(Instant::now() < deadline, "health never turned SERVING again");
+        assert!(
+            Instant::now() < deadline,
+            "health never turned SERVING again"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
