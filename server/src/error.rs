@@ -30,6 +30,10 @@ pub enum Error {
         size: usize,
         limit: usize,
     },
+    /// A count limit (for example the most active keys an agency may hold); the message names
+    /// the field and what to do.
+    #[error("{field}: {reason}")]
+    LimitReached { field: String, reason: String },
     /// The database cannot be reached; nothing was written and retrying is safe.
     #[error(
         "the hub's database is unavailable right now; retrying with the same idempotency key is \
@@ -66,7 +70,7 @@ impl Error {
             Self::NotFound { .. } => Code::NotFound,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::AlreadyExists(_) => Code::AlreadyExists,
-            Self::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Self::ResourceExhausted { .. } | Self::LimitReached { .. } => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
         }

@@ -1,4 +1,8 @@
-//! DirectoryService: who the caller is and which agencies take part.
+//! DirectoryService: who the caller is, which agencies take part, and the agencies' age keys.
+//!
+//! Key RPCs act on the caller's own agency only (PublishKey and RetireKey have no field naming an
+//! agency: it is the one of the mTLS certificate); any registered agency may list any agency's
+//! keys. The hub stores public recipients only and never decrypts.
 
 use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
@@ -6,7 +10,10 @@ use tsunagu_proto::v1::directory_service_server::DirectoryService;
 
 use super::Hub;
 use super::convert;
-use crate::domain::{AgencyKind, Municipality, Timestamp};
+use crate::domain::keys::{
+    AgeRecipient, AgencyKey, KeyFingerprint, Publication, PublishRefused, decide_publication,
+};
+use crate::domain::{AgencyId, AgencyKind, Municipality, Timestamp};
 use crate::error::Error;
 use crate::identity::caller;
 
@@ -60,28 +67,169 @@ impl DirectoryService for Hub {
 
     async fn publish_key(
         &self,
-        _request: Request<pb::PublishKeyRequest>,
+        request: Request<pb::PublishKeyRequest>,
     ) -> Result<Response<pb::PublishKeyResponse>, Status> {
-        Err(Status::unimplemented(
-            "key publication arrives with end-to-end sealing",
-        ))
+        let caller = caller(&request)?;
+        let key = self.publish(&caller.agency.id, request.get_ref()).await?;
+        Ok(Response::new(pb::PublishKeyResponse {
+            key: Some(key_out(&key)),
+        }))
     }
 
     async fn retire_key(
         &self,
-        _request: Request<pb::RetireKeyRequest>,
+        request: Request<pb::RetireKeyRequest>,
     ) -> Result<Response<pb::RetireKeyResponse>, Status> {
-        Err(Status::unimplemented(
-            "key publication arrives with end-to-end sealing",
-        ))
+        let caller = caller(&request)?;
+        let key = self.retire(&caller.agency.id, request.get_ref()).await?;
+        Ok(Response::new(pb::RetireKeyResponse {
+            key: Some(key_out(&key)),
+        }))
     }
 
     async fn list_keys(
         &self,
-        _request: Request<pb::ListKeysRequest>,
+        request: Request<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
-        Err(Status::unimplemented(
-            "key publication arrives with end-to-end sealing",
-        ))
+        let caller = caller(&request)?;
+        let body = request.get_ref();
+        let agencies = if body.agency_ids.is_empty() {
+            vec![caller.agency.id.clone()]
+        } else {
+            if body.agency_ids.len() > MAX_LISTED_AGENCIES {
+                return Err(Error::invalid(
+                    "agency_ids",
+                    format!("name at most {MAX_LISTED_AGENCIES} agencies per call"),
+                )
+                .into());
+            }
+            let mut agencies: Vec<AgencyId> = Vec::with_capacity(body.agency_ids.len());
+            for (i, text) in body.agency_ids.iter().enumerate() {
+                let id = convert::agency_id(&format!("agency_ids[{i}]"), text.trim())?;
+                if !agencies.contains(&id) {
+                    agencies.push(id);
+                }
+            }
+            agencies
+        };
+        let mut tx = self.store.read().await.map_err(Error::from)?;
+        let mut keys = Vec::new();
+        for agency in &agencies {
+            if tx.agency(agency).await.map_err(Error::from)?.is_none() {
+                return Err(Error::NotFound {
+                    what: "agency",
+                    id: agency.to_string(),
+                }
+                .into());
+            }
+            let found = tx
+                .agency_keys(agency, body.include_retired)
+                .await
+                .map_err(Error::from)?;
+            keys.extend(found.iter().map(key_out));
+        }
+        Ok(Response::new(pb::ListKeysResponse { keys }))
+    }
+}
+
+/// Most agencies one ListKeys call may name.
+const MAX_LISTED_AGENCIES: usize = 200;
+
+impl Hub {
+    /// Publishes a recipient for the caller's own agency: there is no field naming another one.
+    async fn publish(
+        &self,
+        agency: &AgencyId,
+        body: &pb::PublishKeyRequest,
+    ) -> Result<AgencyKey, Error> {
+        let staff = convert::staff(body.staff.as_ref())?;
+        // The error never repeats the input: it may be a secret key pasted by mistake.
+        let recipient = AgeRecipient::parse(&body.recipient)
+            .map_err(|reason| Error::invalid("recipient", reason.to_string()))?;
+        let fingerprint = recipient.fingerprint();
+        let mut tx = self.store.begin().await?;
+        let existing = tx.key_by_fingerprint(&fingerprint).await?;
+        let active = tx.agency_keys(agency, false).await?.len();
+        match decide_publication(agency, existing, active) {
+            Ok(Publication::AlreadyActive(key)) => Ok(*key),
+            Ok(Publication::New) => {
+                let key = AgencyKey::publish(agency.clone(), recipient, self.clock.now(), staff);
+                tx.insert_key(&key).await?;
+                tx.commit().await?;
+                tracing::info!(%agency, fingerprint = %key.fingerprint, "age key published");
+                Ok(key)
+            }
+            Err(refused @ PublishRefused::Retired(_)) => Err(Error::FailedPrecondition(format!(
+                "recipient: {refused}"
+            ))),
+            Err(refused @ PublishRefused::OtherAgency) => {
+                Err(Error::AlreadyExists(format!("recipient: {refused}")))
+            }
+            Err(refused @ PublishRefused::TooMany) => Err(Error::LimitReached {
+                field: "recipient".to_owned(),
+                reason: refused.to_string(),
+            }),
+        }
+    }
+
+    /// Retires one of the caller's own keys; retiring a retired key again changes nothing.
+    async fn retire(
+        &self,
+        agency: &AgencyId,
+        body: &pb::RetireKeyRequest,
+    ) -> Result<AgencyKey, Error> {
+        let fingerprint = match body.fingerprint.trim() {
+            "" => return Err(Error::missing("fingerprint")),
+            text => KeyFingerprint::parse(text).ok_or_else(|| {
+                Error::invalid(
+                    "fingerprint",
+                    "must be the 64 hex digits of a key's SHA-256 fingerprint, as `tsunagu keys \
+                     list` shows it",
+                )
+            })?,
+        };
+        let staff = convert::staff(body.staff.as_ref())?;
+        let mut tx = self.store.begin().await?;
+        let key = tx
+            .key_by_fingerprint(&fingerprint)
+            .await?
+            .filter(|key| &key.agency_id == agency)
+            .ok_or_else(|| Error::NotFound {
+                what: "age key",
+                id: format!("{fingerprint} of agency {agency}"),
+            })?;
+        if !key.is_active() {
+            return Ok(key);
+        }
+        let now = self.clock.now();
+        if !tx.retire_key(agency, &fingerprint, now, &staff).await? {
+            return Err(Error::internal(crate::store::StoreError::corrupt(
+                "agency_keys",
+                "an active key could not be retired",
+            )));
+        }
+        tx.commit().await?;
+        tracing::info!(%agency, %fingerprint, "age key retired");
+        Ok(AgencyKey {
+            retired_at: Some(now),
+            retired_by: Some(staff),
+            ..key
+        })
+    }
+}
+
+/// A key as the directory shows it: public data only.
+fn key_out(key: &AgencyKey) -> pb::AgencyKey {
+    pb::AgencyKey {
+        agency_id: key.agency_id.to_string(),
+        recipient: key.recipient.to_string(),
+        fingerprint: key.fingerprint.to_string(),
+        status: if key.is_active() {
+            pb::KeyStatus::Active
+        } else {
+            pb::KeyStatus::Retired
+        } as i32,
+        published_at: Some(convert::timestamp(key.published_at)),
+        retired_at: key.retired_at.map(convert::timestamp),
     }
 }

@@ -4,6 +4,7 @@
 pub mod agency;
 pub mod basis;
 pub mod consent;
+pub mod keys;
 pub mod records;
 pub mod referral;
 
