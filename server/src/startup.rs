@@ -60,7 +60,12 @@ impl Application {
         let tls = TlsState::load(&settings.tls)?;
         let store = store::connect(&settings.database_url).await?;
         if settings.register_dev_agencies {
-            crate::dev::register_dev_agencies(store.as_ref(), clock.now()).await?;
+            crate::dev::register_dev_agencies(
+                store.as_ref(),
+                &crate::dev::dev_keys_dir(&settings),
+                clock.now(),
+            )
+            .await?;
         }
         let listener =
             TcpListener::bind(settings.listen)
