@@ -249,30 +249,52 @@ pub fn optional_sealed(
     }
 }
 
-/// Checks the age header (binary or ASCII-armoured) without decrypting anything: the hub holds
-/// no identity. Also checks that a payload follows the header: at least the 16-byte nonce and
-/// one 16-byte authentication tag.
+/// Checks a sealed field without decrypting anything (the hub holds no age identity): an ASCII
+/// armour is decoded first, the age header must parse, and what follows it must have the shape
+/// of age's payload stream: a 16-byte nonce, then chunks of 64 KiB of ciphertext plus a 16-byte
+/// tag each, the last one shorter but holding more than its tag (only an empty plaintext ends in
+/// a bare tag). So a file cut inside its header, or cut anywhere that leaves a chunk no longer
+/// than its tag, is refused; the hub cannot tell a cut at a chunk boundary, the recipient can.
 fn check_age_file(bytes: &[u8]) -> Result<(), String> {
+    use std::io::Read as _;
     const NOT_AGE: &str = "is not an age-encrypted file: seal it to the recipients' age keys \
                            before sending (plaintext is never accepted)";
-    let reader = age::armor::ArmoredReader::new(bytes);
-    let decryptor = age::Decryptor::new_buffered(reader).map_err(|_| NOT_AGE.to_owned())?;
-    drop(decryptor);
-    if !bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
-        // The binary header ends with the MAC line "--- <base64>\n"; the payload follows it.
-        let header_end = bytes
-            .windows(4)
-            .position(|w| w == b"\n---")
-            .and_then(|start| {
-                bytes[start + 1..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map(|end| start + 1 + end + 1)
-            })
-            .ok_or_else(|| NOT_AGE.to_owned())?;
-        if bytes.len() - header_end < 32 {
-            return Err("is a truncated age file: the payload is missing".to_owned());
-        }
+    const DAMAGED: &str = "is a truncated or damaged age file: its header does not parse";
+    const TRUNCATED: &str = "is a truncated age file: its payload is cut short";
+    const NONCE: usize = 16;
+    const TAG: usize = 16;
+    const CHUNK: usize = 64 * 1024 + TAG;
+
+    let mut binary = Vec::with_capacity(bytes.len());
+    age::armor::ArmoredReader::new(bytes)
+        .read_to_end(&mut binary)
+        .map_err(|_| NOT_AGE.to_owned())?;
+    if age::Decryptor::new_buffered(binary.as_slice()).is_err() {
+        return Err(if binary.starts_with(b"age-encryption.org/") {
+            DAMAGED.to_owned()
+        } else {
+            NOT_AGE.to_owned()
+        });
+    }
+    // The header ends with the MAC line "--- <base64>\n"; the payload follows it.
+    let header_end = binary
+        .windows(4)
+        .position(|w| w == b"\n---")
+        .and_then(|start| {
+            binary[start + 1..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|end| start + 1 + end + 1)
+        })
+        .ok_or_else(|| DAMAGED.to_owned())?;
+    let payload = binary.len() - header_end;
+    if payload < NONCE + TAG {
+        return Err(TRUNCATED.to_owned());
+    }
+    let stream = payload - NONCE;
+    let last_chunk = stream % CHUNK;
+    if stream != TAG && last_chunk != 0 && last_chunk <= TAG {
+        return Err(TRUNCATED.to_owned());
     }
     Ok(())
 }
