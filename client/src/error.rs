@@ -93,6 +93,55 @@ pub enum ClientError {
     #[error("cannot open the sealed payload: {0}")]
     Open(String),
 
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `keys init` would overwrite an existing identity file.
+    #[error(
+        "age identity file {} already exists: `tsunagu keys rotate` replaces its key and keeps \
+         the old one so that earlier items still open; `tsunagu keys publish` publishes it as it \
+         is; `tsunagu keys init --force` makes a new one (the old file is kept beside it)",
+        path.display()
+    )]
+    IdentityFileExists { path: PathBuf },
+
+    /// An agency to seal to has no active key in the directory.
+    #[error("agency {agency} has published no age key; ask it to run `tsunagu keys init`")]
+    NoAgeKey { agency: String },
+
+    /// A key of an agency that this profile verified out of band is no longer active.
+    #[error(
+        "the key set of agency {agency} changed: the key you verified ({}) is no longer among \
+         its active keys ({}). Check the new fingerprint with {agency} out of band (by phone, \
+         not through the hub) and pin it with `tsunagu keys verify {agency} <FINGERPRINT>`, or \
+         pass --accept-key-change to seal to its current keys anyway",
+        list_or(.verified, "none"),
+        list_or(.active, "none")
+    )]
+    KeyChanged {
+        agency: String,
+        verified: Vec<String>,
+        active: Vec<String>,
+    },
+
+    /// A fingerprint to verify is not among the agency's active keys.
+    #[error(
+        "{fingerprint} is not among the active keys of agency {agency} ({}): do not trust the \
+         key you were given or the directory until you know why; `tsunagu keys list {agency}` \
+         shows what the hub publishes",
+        list_or(.active, "it has none")
+    )]
+    UnknownFingerprint {
+        agency: String,
+        fingerprint: String,
+        active: Vec<String>,
+    },
+
     /// The hub answered a call with an error status. The status is shown as
     /// `<phrase>: <message>` and deliberately not exposed as an error source, so that a report
     /// of the error chain does not repeat it in tonic's own wording.
@@ -222,6 +271,15 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         current = err.source();
     }
     parts.join(": ")
+}
+
+/// Items joined with ", ", or `none` when there are none.
+fn list_or(items: &[String], none: &str) -> String {
+    if items.is_empty() {
+        none.to_owned()
+    } else {
+        items.join(", ")
+    }
 }
 
 fn available_profiles(available: &[String]) -> String {

@@ -17,9 +17,12 @@
 
 pub mod error;
 pub mod hub;
+pub mod keys;
 pub mod profile;
 pub mod render;
 pub mod seal;
+pub mod sealing;
+pub mod trust;
 
 pub use error::{ClientError, code_phrase, describe_status};
 pub use hub::{ConnectOptions, DEFAULT_HUB, DEFAULT_SERVER_NAME, DEFAULT_TIMEOUT, Hub};

@@ -22,6 +22,14 @@
 //! ```
 //!
 //! Relative paths in the file are taken from the file's own directory; `~/` means the home
+//! directory.
+//!
+//! Each profile keeps the age keys of other agencies it has seen and verified (see
+//! [`crate::trust`]) in a known-keys file: `$TSUNAGU_KNOWN_KEYS` when set; else the profile's
+//! `known_keys = "..."`; else `known_keys/<profile>.toml` next to the configuration file (for
+//! example `~/.config/tsunagu/known_keys/aoba.toml`). For `--as <agency-id>` it is
+//! `$XDG_STATE_HOME/tsunagu/known_keys/dev-<agency-id>.toml` (by default under
+//! `~/.local/state`), or `./data/known_keys/dev-<agency-id>.toml` when there is no home
 //! directory. The hub address comes from `--hub`, then `$TSUNAGU_HUB`, then the profile, then
 //! `https://127.0.0.1:7443`.
 
@@ -65,6 +73,10 @@ pub struct Environment {
     pub xdg_config_home: Option<PathBuf>,
     /// `$HOME`
     pub home: Option<PathBuf>,
+    /// `$XDG_STATE_HOME`
+    pub xdg_state_home: Option<PathBuf>,
+    /// `$TSUNAGU_KNOWN_KEYS`: the known-keys file, whatever the profile.
+    pub known_keys: Option<PathBuf>,
 }
 
 impl Environment {
@@ -79,6 +91,8 @@ impl Environment {
             config: var("TSUNAGU_CONFIG").map(PathBuf::from),
             xdg_config_home: var("XDG_CONFIG_HOME").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
+            xdg_state_home: var("XDG_STATE_HOME").map(PathBuf::from),
+            known_keys: var("TSUNAGU_KNOWN_KEYS").map(PathBuf::from),
         }
     }
 
@@ -146,6 +160,8 @@ pub struct Credentials {
     pub age_identity: Option<PathBuf>,
     /// The TLS name the hub's certificate must carry.
     pub server_name: String,
+    /// Other agencies' age keys as this profile saw and verified them.
+    pub known_keys: PathBuf,
 }
 
 impl Credentials {
@@ -214,6 +230,14 @@ impl Credentials {
             key: Some(agencies.join(format!("{agency}.key"))),
             age_identity: Some(agencies.join(format!("{agency}.age"))),
             server_name: DEFAULT_SERVER_NAME.to_owned(),
+            known_keys: env.known_keys.clone().unwrap_or_else(|| {
+                let file = format!("dev-{agency}.toml");
+                match (&env.xdg_state_home, &env.home) {
+                    (Some(state), _) => state.join("tsunagu").join("known_keys").join(file),
+                    (None, Some(home)) => home.join(".local/state/tsunagu/known_keys").join(file),
+                    (None, None) => PathBuf::from("data/known_keys").join(file),
+                }
+            }),
         })
     }
 
@@ -260,6 +284,13 @@ impl Credentials {
             key: profile.key.as_ref().map(place),
             age_identity: profile.age_identity.as_ref().map(place),
             server_name,
+            known_keys: env
+                .known_keys
+                .clone()
+                .unwrap_or_else(|| match &profile.known_keys {
+                    Some(path) => place(path),
+                    None => base.join("known_keys").join(format!("{name}.toml")),
+                }),
         })
     }
 
@@ -291,6 +322,16 @@ impl Credentials {
             key_pem,
             server_name: self.server_name.clone(),
             timeout,
+        })
+    }
+
+    /// Where the age identity file is (or is to be created by `tsunagu keys init`).
+    pub fn age_identity_path(&self) -> Result<&Path, ClientError> {
+        self.age_identity.as_deref().ok_or_else(|| {
+            ClientError::InvalidCredentials(format!(
+                "{} names no age identity: add `age_identity = \"...\"` to the profile",
+                self.source
+            ))
         })
     }
 
@@ -390,6 +431,8 @@ pub struct ProfileConfig {
     pub key: Option<PathBuf>,
     pub age_identity: Option<PathBuf>,
     pub server_name: Option<String>,
+    /// The known-keys file [default: `known_keys/<profile>.toml` next to this file].
+    pub known_keys: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -506,6 +549,48 @@ mod tests {
         );
         assert_eq!(creds.server_name, "localhost");
         assert_eq!(creds.agency_id(), Some("aoba-kodomo"));
+    }
+
+    #[test]
+    fn known_keys_live_in_the_state_directory_for_dev_agencies_and_next_to_the_profile_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_in(dir.path());
+        let dev = Selection {
+            agency: Some("aoba-kodomo".into()),
+            ..Selection::default()
+        };
+        assert_eq!(
+            Credentials::resolve(&dev, &env).unwrap().known_keys,
+            dir.path()
+                .join("home/.local/state/tsunagu/known_keys/dev-aoba-kodomo.toml")
+        );
+        let config = dir.path().join("conf/tsunagu.toml");
+        write(
+            &config,
+            "[profiles.a]\nca = \"a.pem\"\n[profiles.b]\nca = \"b.pem\"\nknown_keys = \"b-keys.toml\"\n",
+        );
+        let mut profile = Selection {
+            profile: Some("a".into()),
+            config: Some(config),
+            ..Selection::default()
+        };
+        assert_eq!(
+            Credentials::resolve(&profile, &env).unwrap().known_keys,
+            dir.path().join("conf/known_keys/a.toml")
+        );
+        profile.profile = Some("b".into());
+        assert_eq!(
+            Credentials::resolve(&profile, &env).unwrap().known_keys,
+            dir.path().join("conf/b-keys.toml")
+        );
+        let forced = Environment {
+            known_keys: Some(PathBuf::from("/tmp/k.toml")),
+            ..env
+        };
+        assert_eq!(
+            Credentials::resolve(&profile, &forced).unwrap().known_keys,
+            PathBuf::from("/tmp/k.toml")
+        );
     }
 
     #[test]

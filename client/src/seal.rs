@@ -4,7 +4,7 @@
 //! file, so every sealed field a client sends must go through here. Plaintexts and secret keys
 //! never appear in errors or debug output.
 
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::path::Path;
 
 use age::x25519::{Identity, Recipient};
@@ -50,23 +50,54 @@ pub fn seal(plaintext: &[u8], recipients: &[Recipient]) -> Result<Vec<u8>, Clien
 /// [`ClientError::NotARecipient`] when the file was not sealed to this identity;
 /// [`ClientError::Open`] when it is not a well-formed age file or was tampered with.
 pub fn open(ciphertext: &[u8], identity: &Identity) -> Result<Vec<u8>, ClientError> {
-    age::decrypt(identity, ciphertext).map_err(|e| match e {
+    open_with(ciphertext, std::slice::from_ref(identity))
+}
+
+/// Opens an age file with whichever of `identities` it was sealed to (an identity file may hold
+/// the current identity and the ones kept after rotations).
+///
+/// [`ClientError::NotARecipient`] when it was sealed to none of them;
+/// [`ClientError::Open`] when it is not a well-formed age file or was tampered with.
+pub fn open_with(ciphertext: &[u8], identities: &[Identity]) -> Result<Vec<u8>, ClientError> {
+    let map = |e: age::DecryptError| match e {
         age::DecryptError::NoMatchingKeys => ClientError::NotARecipient,
         other => ClientError::Open(other.to_string()),
-    })
+    };
+    if identities.is_empty() {
+        return Err(ClientError::NotARecipient);
+    }
+    let decryptor =
+        age::Decryptor::new_buffered(age::armor::ArmoredReader::new(ciphertext)).map_err(map)?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+        .map_err(map)?;
+    let mut plaintext = Vec::new();
+    reader
+        .read_to_end(&mut plaintext)
+        .map_err(|e| ClientError::Open(e.to_string()))?;
+    Ok(plaintext)
 }
 
 /// Reads an age identity file in the format `age-keygen` writes: comment lines starting with
-/// `#` are ignored, the first `AGE-SECRET-KEY-1...` line is the identity.
+/// `#` are ignored, the first `AGE-SECRET-KEY-1...` line is the identity (the current one, when
+/// the file holds several).
 pub fn load_identity(path: impl AsRef<Path>) -> Result<Identity, ClientError> {
+    let mut identities = load_identities(path)?;
+    Ok(identities.swap_remove(0))
+}
+
+/// Reads every identity of an age identity file, the current one first: after a rotation the
+/// file holds the new identity and, below it, the earlier ones that still open older items.
+pub fn load_identities(path: impl AsRef<Path>) -> Result<Vec<Identity>, ClientError> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ClientError::MissingFile {
                 what: "age identity",
                 path: path.to_owned(),
-                hint: "create one with `age-keygen -o FILE` and name it as `age_identity` in the \
-                       profile, or use --as <agency-id> for the development keys"
+                hint: "create one with `tsunagu keys init` (it also publishes its recipient), \
+                       and name it as `age_identity` in the profile; or use --as <agency-id> for \
+                       the development keys"
                     .to_owned(),
             }
         } else {
@@ -77,7 +108,7 @@ pub fn load_identity(path: impl AsRef<Path>) -> Result<Identity, ClientError> {
             }
         }
     })?;
-    parse_identity(&text).map_err(|reason| ClientError::InvalidFile {
+    parse_identities(&text).map_err(|reason| ClientError::InvalidFile {
         what: "age identity",
         path: path.to_owned(),
         reason,
@@ -87,14 +118,37 @@ pub fn load_identity(path: impl AsRef<Path>) -> Result<Identity, ClientError> {
 /// Parses the text of an age identity file (see [`load_identity`]). The error says what is
 /// wrong without repeating any of the text.
 pub fn parse_identity(text: &str) -> Result<Identity, String> {
-    let line = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .find(|line| line.starts_with(SECRET_KEY_PREFIX))
-        .ok_or_else(|| format!("it holds no {SECRET_KEY_PREFIX}... line"))?;
-    line.parse::<Identity>()
-        .map_err(|reason| format!("its {SECRET_KEY_PREFIX}... line is not a valid key ({reason})"))
+    let mut identities = parse_identities(text)?;
+    Ok(identities.swap_remove(0))
+}
+
+/// Parses every `AGE-SECRET-KEY-1...` line of an identity file, in order; at least one is
+/// required. The error says which line is wrong without repeating any of it.
+pub fn parse_identities(text: &str) -> Result<Vec<Identity>, String> {
+    let mut identities = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(SECRET_KEY_PREFIX) {
+            return Err(format!(
+                "line {} is neither a comment nor an {SECRET_KEY_PREFIX}... line",
+                number + 1
+            ));
+        }
+        let identity = line.parse::<Identity>().map_err(|reason| {
+            format!(
+                "its {SECRET_KEY_PREFIX}... line {} is not a valid key ({reason})",
+                number + 1
+            )
+        })?;
+        identities.push(identity);
+    }
+    if identities.is_empty() {
+        return Err(format!("it holds no {SECRET_KEY_PREFIX}... line"));
+    }
+    Ok(identities)
 }
 
 /// The public recipient (`age1...`) that opens with this identity.
@@ -207,6 +261,44 @@ mod tests {
     fn a_missing_identity_file_says_how_to_make_one() {
         let err = load_identity("/nonexistent/agency.age").err().unwrap();
         assert!(matches!(err, ClientError::MissingFile { .. }));
-        assert!(err.to_string().contains("age-keygen"));
+        assert!(err.to_string().contains("tsunagu keys init"));
+    }
+
+    #[test]
+    fn a_file_with_several_identities_opens_what_was_sealed_to_any_of_them() {
+        let current = Identity::generate();
+        let earlier = Identity::generate();
+        let text = format!(
+            "{}\n# kept after rotation\n{}",
+            keygen_file(&current),
+            keygen_file(&earlier)
+        );
+        let identities = parse_identities(&text).unwrap();
+        assert_eq!(identities.len(), 2);
+        assert_eq!(
+            parse_identity(&text).unwrap().to_public().to_string(),
+            current.to_public().to_string()
+        );
+        let old_item = seal(b"sealed before the rotation", &[earlier.to_public()]).unwrap();
+        assert_eq!(
+            open_with(&old_item, &identities).unwrap(),
+            b"sealed before the rotation"
+        );
+        let other = seal(b"x", &[Identity::generate().to_public()]).unwrap();
+        assert!(matches!(
+            open_with(&other, &identities),
+            Err(ClientError::NotARecipient)
+        ));
+    }
+
+    #[test]
+    fn a_stray_line_in_an_identity_file_is_named_by_number_only() {
+        let text = format!(
+            "# c\n{}\nsomething else\n",
+            keygen_file(&Identity::generate())
+        );
+        let reason = parse_identities(&text).err().unwrap();
+        assert!(reason.contains("line 6"), "{reason}");
+        assert!(!reason.contains("something"), "{reason}");
     }
 }

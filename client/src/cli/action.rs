@@ -15,7 +15,7 @@ use tsunagu_proto::v1::{
 
 use super::Context;
 use super::common::{
-    CallExt, NotConnectedArg, WriteArgs, parse_code, parse_rfc3339, read_payload,
+    CallExt, NotConnectedArg, WriteArgs, get_case, parse_code, parse_rfc3339, read_payload,
     resolve_referral_id, seal_for,
 };
 use super::tables::{connection_cell, from_to, response_cell};
@@ -216,8 +216,9 @@ fn verb_name(verb: AckVerb) -> String {
         .map_or_else(String::new, |v| v.get_name().to_owned())
 }
 
-/// Sends an action: resolves the referral id, seals the note (if any) to the caller and both
-/// parties of the referral, and records it.
+/// Sends an action: resolves the referral id, seals the note (if any) to every active key of
+/// both parties of the referral that the caller may see, of the caller's agency and, for a case
+/// registered with 要対協, of the coordinator, and records it.
 pub async fn record(
     ctx: &Context,
     hub: &Hub,
@@ -239,7 +240,9 @@ pub async fn record(
             .into_iter()
             .filter(|agency| !agency.is_empty())
             .collect();
-        request.note = Some(seal_for(ctx, &plaintext, &parties)?);
+        let case = get_case(hub, &referral.case_id).await?;
+        let mut sealer = ctx.sealer(hub)?;
+        request.note = Some(seal_for(ctx, &mut sealer, &plaintext, &parties, Some(&case)).await?);
     }
     Ok(hub
         .referrals()

@@ -83,7 +83,8 @@ pub struct OpenArgs {
     #[arg(long, value_name = "TEXT")]
     pub header_text: Option<String>,
 
-    /// Also seal the header to this agency (repeatable), for agencies you will share with
+    /// Also seal the header to every active age key of this agency (repeatable), for agencies
+    /// you will share with; it is always sealed to your own agency's keys
     #[arg(long = "reader", value_name = "AGENCY", value_parser = parse_agency)]
     pub readers: Vec<String>,
 
@@ -121,9 +122,10 @@ pub async fn run(ctx: &Context, args: CaseArgs) -> anyhow::Result<()> {
 async fn open(ctx: &Context, args: OpenArgs) -> anyhow::Result<()> {
     let header = read_payload(args.header_file.as_deref(), args.header_text.as_deref())?
         .ok_or_else(|| anyhow!("give the case header with --header-text or --header-file"))?;
-    let readers: Vec<&str> = args.readers.iter().map(String::as_str).collect();
-    let header = Some(seal_for(ctx, &header, &readers)?);
     let hub = ctx.connect().await?;
+    let readers: Vec<&str> = args.readers.iter().map(String::as_str).collect();
+    let mut sealer = ctx.sealer(&hub)?;
+    let header = Some(seal_for(ctx, &mut sealer, &header, &readers, None).await?);
     let case = hub
         .cases()
         .open_case(OpenCaseRequest {

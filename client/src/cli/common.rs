@@ -1,11 +1,11 @@
 //! What the case, consent, referral, note and event subcommands share: the staff and idempotency
-//! options of every write, the command-line words for the contract's enums, sealing and opening
-//! payloads, reading payload input, and turning short ids back into full ones.
+//! options of every write, the command-line words for the contract's enums, sealing (from the
+//! hub's key directory) and opening payloads, reading payload input, and turning short ids back
+//! into full ones.
 
 use std::io::Read;
 use std::path::Path;
 
-use age::x25519::Recipient;
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, ValueEnum};
 use prost_types::Timestamp;
@@ -14,12 +14,13 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use tsunagu_client::profile::is_agency_id;
 use tsunagu_client::render::{JAPAN, sanitise_cell};
-use tsunagu_client::seal::{load_identity, open, recipient_of, seal};
+use tsunagu_client::seal::open_with;
+use tsunagu_client::sealing::Sealer;
 use tsunagu_client::{ClientError, Hub};
 use tsunagu_proto::v1::{
-    CaseCategory, CaseStage, ConsentGiver, ConsentMethod, LegalBasis, LegalBasisKind,
-    ListCasesRequest, ListReferralsRequest, NotConnectedReason, ReferralDirection, Sealed, Staff,
-    Urgency,
+    Case, CaseCategory, CaseStage, ConsentGiver, ConsentMethod, GetCaseRequest, LegalBasis,
+    LegalBasisKind, ListCasesRequest, ListReferralsRequest, NotConnectedReason, ReferralDirection,
+    Sealed, Staff, Urgency,
 };
 
 use super::Context;
@@ -400,50 +401,52 @@ pub fn read_payload(file: Option<&Path>, text: Option<&str>) -> anyhow::Result<O
     }
 }
 
-/// The age recipients to seal a payload to: the caller's own agency (from its `age_identity`)
-/// and each of `agencies` whose development identity `certs-dev/agencies/<id>.age` exists.
-///
-/// A stand-in: once the hub serves the key directory (DirectoryService.ListKeys, still
-/// UNIMPLEMENTED), this is replaced by every active published key of the caller's agency, each
-/// recipient agency and, for cases registered with 要対協, the municipality's coordinator.
-pub fn recipients_for(ctx: &Context, agencies: &[&str]) -> Vec<Recipient> {
-    let mut recipients: Vec<Recipient> = Vec::new();
-    let mut add = |recipient: Recipient| {
-        if !recipients.contains(&recipient) {
-            recipients.push(recipient);
-        }
-    };
-    match ctx.load_identity() {
-        Ok(identity) => add(recipient_of(&identity)),
-        Err(error) => eprintln!(
-            "warning: sealing without your own age key, so your agency will not be able to \
-             open it: {error}"
-        ),
+/// Seals a payload as the library's [`Sealer`] does: to every active key, from the hub's key
+/// directory, of `agencies`, of the caller's own agency and, when `case` is registered with the
+/// 要対協, of its municipality's coordinators; checked against the profile's known keys. Tells
+/// the user what changed about other agencies' keys, and warns when the caller's own identity
+/// file holds none of its agency's active keys (it could not open what it sends).
+pub async fn seal_for(
+    ctx: &Context,
+    sealer: &mut Sealer,
+    plaintext: &[u8],
+    agencies: &[&str],
+    case: Option<&Case>,
+) -> anyhow::Result<Sealed> {
+    let plan = sealer.plan(agencies, case).await;
+    ctx.report_key_notices(sealer);
+    let plan = plan?;
+    let own = sealer.own_agency().await?;
+    let mine: Vec<String> = ctx
+        .identities()
+        .iter()
+        .map(|identity| identity.to_public().to_string())
+        .collect();
+    if !plan
+        .keys
+        .iter()
+        .any(|key| key.agency_id == own && mine.contains(&key.recipient))
+    {
+        eprintln!(
+            "warning: none of the active age keys of {own} is in your identity file, so this \
+             machine will not be able to open what it sends: run `tsunagu keys publish` (or \
+             `tsunagu keys init`)"
+        );
     }
-    let dir = ctx.certs_dev_dir().join("agencies");
-    for agency in agencies {
-        if !is_agency_id(agency) {
-            continue;
-        }
-        let path = dir.join(format!("{agency}.age"));
-        match path.exists().then(|| load_identity(&path)) {
-            Some(Ok(identity)) => add(recipient_of(&identity)),
-            Some(Err(error)) => eprintln!("warning: not sealing to {agency}: {error}"),
-            None => eprintln!(
-                "warning: no age key known for {agency} (looked for {}): it will not be able \
-                 to open this payload",
-                path.display()
-            ),
-        }
-    }
-    recipients
+    Ok(plan.seal(plaintext)?)
 }
 
-/// Seals a payload for the caller and `agencies` (see [`recipients_for`]).
-pub fn seal_for(ctx: &Context, plaintext: &[u8], agencies: &[&str]) -> anyhow::Result<Sealed> {
-    let recipients = recipients_for(ctx, agencies);
-    let age = seal(plaintext, &recipients)?;
-    Ok(Sealed { age })
+/// The case a sealed field is about (its registration with the 要対協 decides whether the
+/// coordinator reads it too).
+pub async fn get_case(hub: &Hub, case_id: &str) -> anyhow::Result<Case> {
+    hub.cases()
+        .get_case(GetCaseRequest {
+            case_id: case_id.to_owned(),
+        })
+        .await
+        .answer(hub)?
+        .case
+        .ok_or_else(|| anyhow!("the hub answered without the case"))
 }
 
 /// What opening a sealed field gave.
@@ -460,14 +463,15 @@ pub enum Opened {
 /// What to show for a sealed payload that cannot be opened.
 pub const NOT_READABLE: &str = "[sealed: not readable by this agency]";
 
-/// Tries to open a sealed field with the caller's identity.
+/// Tries to open a sealed field with the caller's identities (the current one and those kept
+/// after rotations).
 pub fn open_sealed(ctx: &Context, sealed: Option<&Sealed>) -> Opened {
     let Some(sealed) = sealed.filter(|s| !s.age.is_empty()) else {
         return Opened::Absent;
     };
-    match ctx.identity().map(|identity| open(&sealed.age, identity)) {
-        Some(Ok(plaintext)) => Opened::Readable(plaintext),
-        _ => Opened::Unreadable {
+    match open_with(&sealed.age, ctx.identities()) {
+        Ok(plaintext) => Opened::Readable(plaintext),
+        Err(_) => Opened::Unreadable {
             bytes: sealed.age.len(),
         },
     }

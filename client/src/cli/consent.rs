@@ -12,8 +12,8 @@ use tsunagu_proto::v1::{
 
 use super::Context;
 use super::common::{
-    CallExt, GiverArg, MethodArg, StaffArgs, WriteArgs, parse_agency, parse_code, parse_date,
-    parse_rfc3339, read_payload, resolve_case_id, seal_for, today_in_japan,
+    CallExt, GiverArg, MethodArg, StaffArgs, WriteArgs, get_case, parse_agency, parse_code,
+    parse_date, parse_rfc3339, read_payload, resolve_case_id, seal_for, today_in_japan,
 };
 use super::tables::consents_table;
 use super::views::ConsentView;
@@ -159,12 +159,15 @@ pub fn record_request(args: &RecordArgs) -> anyhow::Result<RecordConsentRequest>
 
 async fn record(ctx: &Context, args: RecordArgs) -> anyhow::Result<()> {
     let mut request = record_request(&args)?;
-    if let Some(evidence) = read_payload(args.evidence_file.as_deref(), None)? {
-        // Evidence is for the recording agency (and, with the key directory, the coordinator).
-        request.evidence = Some(seal_for(ctx, &evidence, &[])?);
-    }
+    let evidence = read_payload(args.evidence_file.as_deref(), None)?;
     let hub = ctx.connect().await?;
     request.case_id = resolve_case_id(&hub, &args.case_id).await?;
+    if let Some(evidence) = evidence {
+        // Evidence is for the recording agency, and for the coordinator of a 要対協 case.
+        let case = get_case(&hub, &request.case_id).await?;
+        let mut sealer = ctx.sealer(&hub)?;
+        request.evidence = Some(seal_for(ctx, &mut sealer, &evidence, &[], Some(&case)).await?);
+    }
     let consent = hub
         .cases()
         .record_consent(request)

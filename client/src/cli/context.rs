@@ -1,14 +1,15 @@
 //! What every subcommand shares: the chosen credentials, the hub connection and the output mode.
 
 use std::io::{ErrorKind, Write};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use age::x25519::Identity;
 use serde::Serialize;
 use tsunagu_client::profile::{Credentials, Environment, Selection};
-use tsunagu_client::seal::load_identity;
+use tsunagu_client::seal::load_identities;
+use tsunagu_client::sealing::Sealer;
+use tsunagu_client::trust::{KeyNotice, KnownKeys};
 use tsunagu_client::{ClientError, Hub};
 
 use super::GlobalArgs;
@@ -17,8 +18,9 @@ use super::GlobalArgs;
 pub struct Context {
     global: GlobalArgs,
     env: Environment,
-    /// The caller's age identity, read once on first use (`None`: there is none).
-    identity: OnceLock<Option<Identity>>,
+    /// The caller's age identities (the current one first), read once on first use; empty when
+    /// there are none or they cannot be read.
+    identities: OnceLock<Vec<Identity>>,
 }
 
 impl Context {
@@ -26,7 +28,7 @@ impl Context {
         Context {
             global,
             env: Environment::from_process(),
-            identity: OnceLock::new(),
+            identities: OnceLock::new(),
         }
     }
 
@@ -40,27 +42,40 @@ impl Context {
         Context {
             global,
             env: self.env.clone(),
-            identity: OnceLock::new(),
+            identities: OnceLock::new(),
         }
     }
 
-    /// The certs-dev directory: `$TSUNAGU_CERTS_DEV` or `./certs-dev`.
-    pub fn certs_dev_dir(&self) -> PathBuf {
-        self.env.certs_dev_dir()
-    }
-
-    /// The caller's age identity (from the profile's `age_identity`, or
-    /// `certs-dev/agencies/<id>.age` for `--as`), or why there is none.
-    pub fn load_identity(&self) -> Result<Identity, ClientError> {
+    /// The caller's age identities, the current one first (from the profile's `age_identity`,
+    /// or `certs-dev/agencies/<id>.age` for `--as`), or why there are none.
+    pub fn load_identities(&self) -> Result<Vec<Identity>, ClientError> {
         let credentials = self.credentials()?;
-        load_identity(credentials.age_identity_file()?)
+        load_identities(credentials.age_identity_file()?)
     }
 
-    /// The caller's age identity, read once; `None` when there is none or it cannot be read.
-    pub fn identity(&self) -> Option<&Identity> {
-        self.identity
-            .get_or_init(|| self.load_identity().ok())
-            .as_ref()
+    /// The caller's age identities, read once; empty when there are none or they cannot be read.
+    pub fn identities(&self) -> &[Identity] {
+        self.identities
+            .get_or_init(|| self.load_identities().unwrap_or_default())
+    }
+
+    /// A sealer for this invocation: recipients from the hub's key directory, checked against
+    /// the profile's known-keys file (`--accept-key-change` lets a changed verified key pass).
+    pub fn sealer(&self, hub: &Hub) -> Result<Sealer, ClientError> {
+        let known = KnownKeys::load(&self.credentials()?.known_keys)?;
+        Ok(Sealer::new(hub).with_known_keys(known, self.global.accept_key_change))
+    }
+
+    /// Tells the user (on stderr) what the sealer noticed about other agencies' keys.
+    pub fn report_key_notices(&self, sealer: &mut Sealer) {
+        for notice in sealer.take_notices() {
+            match notice {
+                KeyNotice::FirstSeen { .. } => eprintln!("note: {notice}"),
+                KeyNotice::Changed { .. } | KeyNotice::ChangeAccepted { .. } => {
+                    eprintln!("warning: {notice}");
+                }
+            }
+        }
     }
 
     /// Whether the user asked for machine output.

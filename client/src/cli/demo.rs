@@ -14,11 +14,11 @@ use time::{Duration, OffsetDateTime};
 use tsunagu_client::Hub;
 use tsunagu_client::render::{label, short_id};
 use tsunagu_proto::v1::{
-    CaseCategory, CaseStage, ConnectionState, ConsentGiver, ConsentMethod, ConsentScope, Deadlines,
-    DeliveryState, FollowUpItem, FollowUpStatus, FollowUpsRequest, GetReferralRequest, LegalBasis,
-    LegalBasisKind, ListReferralsRequest, NotConnectedReason, OpenCaseRequest,
+    Case, CaseCategory, CaseStage, ConnectionState, ConsentGiver, ConsentMethod, ConsentScope,
+    Deadlines, DeliveryState, FollowUpItem, FollowUpStatus, FollowUpsRequest, GetReferralRequest,
+    LegalBasis, LegalBasisKind, ListReferralsRequest, NotConnectedReason, OpenCaseRequest,
     RecordConsentRequest, RecordReferralActionRequest, Referral, ReferralAction, ReferralDirection,
-    ResponseState, SendReferralRequest, Staff, TimerKind, Urgency,
+    ResponseState, Sealed, SendReferralRequest, Staff, TimerKind, Urgency,
 };
 
 use super::Context;
@@ -120,6 +120,18 @@ impl Actor {
         answer
             .referral
             .ok_or_else(|| anyhow!("the hub answered without the referral"))
+    }
+
+    /// Seals a field as this agency, exactly as the CLI's commands do: to the active keys of
+    /// `agencies`, of this agency and, for a 要対協 case, of the coordinator.
+    async fn seal(
+        &self,
+        plaintext: &str,
+        agencies: &[&str],
+        case: Option<&Case>,
+    ) -> anyhow::Result<Sealed> {
+        let mut sealer = self.ctx.sealer(&self.hub)?;
+        seal_for(&self.ctx, &mut sealer, plaintext.as_bytes(), agencies, case).await
     }
 
     async fn referral(&self, referral_id: &str) -> anyhow::Result<Referral> {
@@ -236,7 +248,8 @@ pub async fn run(ctx: &Context, _args: DemoArgs) -> anyhow::Result<()> {
         "Tsunagu デモ — つなぐ: the referral loop, step by step (hub {})\n\
          Agencies (development certificates): {COORDINATOR} 青葉区こども家庭センター (調整機関, coordinator),\n\
          {HOSPITAL} 青葉総合病院 産婦人科 (hospital), {HIROBA} 地域子育て支援拠点 ひろば (community hub).\n\
-         All content (case header, referral bodies, notes) is sealed with age on this machine; the hub sees only routing data.\n",
+         All content (case header, referral bodies, notes, consent evidence) is sealed with age on this machine to the agencies'\n\
+         keys from the hub's key directory; the hub sees only routing data.\n",
         kodomo.hub.endpoint()
     ))?;
 
@@ -247,7 +260,7 @@ pub async fn run(ctx: &Context, _args: DemoArgs) -> anyhow::Result<()> {
     )?;
     let case = async {
         let header = "氏名: 青葉 花子（架空）\n生年月日: 1998-05-01\n住所: 横浜市青葉区（デモ）\n出産予定日: 妊娠32週\n";
-        let header = seal_for(&kodomo.ctx, header.as_bytes(), &[HOSPITAL, HIROBA])?;
+        let header = kodomo.seal(header, &[HOSPITAL, HIROBA], None).await?;
         let case = kodomo
             .hub
             .cases()
@@ -286,11 +299,13 @@ pub async fn run(ctx: &Context, _args: DemoArgs) -> anyhow::Result<()> {
         "aoba-kodomo records the mother's written consent: aoba-hospital and aoba-hiroba may receive, for postnatal_care and parenting_support.",
     )?;
     let consent = async {
-        let evidence = seal_for(
-            &kodomo.ctx,
-            "同意書（書面）: 2025年度様式、本人署名あり（デモ）".as_bytes(),
-            &[],
-        )?;
+        let evidence = kodomo
+            .seal(
+                "同意書（書面）: 2025年度様式、本人署名あり（デモ）",
+                &[],
+                Some(&case),
+            )
+            .await?;
         kodomo
             .hub
             .cases()
@@ -336,11 +351,13 @@ pub async fn run(ctx: &Context, _args: DemoArgs) -> anyhow::Result<()> {
         "aoba-kodomo refers the mother to aoba-hospital for postnatal care (産後ケア), urgent; the body is sealed to the centre and the hospital.",
     )?;
     let to_hospital = async {
-        let body = seal_for(
-            &kodomo.ctx,
-            "産後ケア（宿泊型）の利用を依頼します。初産で身近な支援者が少なく、育児への不安が強い方です。（デモ・架空）".as_bytes(),
-            &[HOSPITAL],
-        )?;
+        let body = kodomo
+            .seal(
+                "産後ケア（宿泊型）の利用を依頼します。初産で身近な支援者が少なく、育児への不安が強い方です。（デモ・架空）",
+                &[HOSPITAL],
+                Some(&case),
+            )
+            .await?;
         kodomo
             .hub
             .referrals()
@@ -377,11 +394,13 @@ pub async fn run(ctx: &Context, _args: DemoArgs) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     let confirm_by = now + SHORT_CONFIRM;
     let to_hiroba = async {
-        let body = seal_for(
-            &kodomo.ctx,
-            "出産後、ひろばの利用と子育て相談につないでください。日中は電話に出られないことがあります。（デモ・架空）".as_bytes(),
-            &[HIROBA],
-        )?;
+        let body = kodomo
+            .seal(
+                "出産後、ひろばの利用と子育て相談につないでください。日中は電話に出られないことがあります。（デモ・架空）",
+                &[HIROBA],
+                Some(&case),
+            )
+            .await?;
         let short = to_timestamp(now + SHORT_DEADLINE);
         kodomo
             .hub

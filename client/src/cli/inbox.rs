@@ -11,8 +11,8 @@ use tsunagu_proto::v1::{
 };
 
 use super::Context;
-use super::common::{CallExt, resolve_case_id};
-use super::tables::{feed_line, referrals_table};
+use super::common::{CallExt, open_sealed, resolve_case_id};
+use super::tables::{feed_line, referrals_table_with_bodies};
 use super::views::{FeedEventView, ReferralView};
 
 pub const EXAMPLES: &str = "\
@@ -99,7 +99,14 @@ pub async fn run(ctx: &Context, args: InboxArgs) -> anyhow::Result<()> {
         page_token = page.next_page_token;
     }
     if ctx.json() {
-        let views: Vec<ReferralView> = referrals.iter().map(ReferralView::from).collect();
+        let views: Vec<ReferralView> = referrals
+            .iter()
+            .map(|r| {
+                let mut view = ReferralView::from(r);
+                view.body = open_sealed(ctx, r.body.as_ref()).view(false);
+                view
+            })
+            .collect();
         return ctx.print_json(&views);
     }
     if referrals.is_empty() {
@@ -114,7 +121,9 @@ pub async fn run(ctx: &Context, args: InboxArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    ctx.print(&referrals_table(&referrals).to_string())
+    let table =
+        referrals_table_with_bodies(&referrals, |r| open_sealed(ctx, r.body.as_ref()).status());
+    ctx.print(&table.to_string())
 }
 
 /// Whether following the feed may resume after this error (the hub went away or restarted).

@@ -14,6 +14,7 @@ mod demo;
 mod events;
 mod followups;
 mod inbox;
+mod keys;
 mod note;
 mod refer;
 mod show;
@@ -40,6 +41,7 @@ Examples:
   tsunagu --as aoba-hospital inbox
   tsunagu --as aoba-hospital ack <REFERRAL_ID> accept
   tsunagu --as aoba-kodomo followups
+  tsunagu --as aoba-kodomo keys list --all        # the agencies' age keys and fingerprints
 
 Run `tsunagu --help` for where credentials come from.";
 
@@ -65,6 +67,19 @@ Configuration file example:
   key = \"/etc/tsunagu/aoba-kodomo.key\"
   age_identity = \"/etc/tsunagu/aoba-kodomo.age\"
   server_name = \"hub.example.jp\"
+  # known_keys = \"…\"   [default: known_keys/aoba.toml next to this file]
+
+Age keys and sealing:
+  Every sealed field is sealed on this machine to each active age key, from the hub's key
+  directory, of its recipients, of your own agency and, for cases registered with 要対協, of the
+  municipality's coordinator. Create and publish your key with `tsunagu keys init` (it writes the
+  profile's age_identity, mode 0600), rotate it with `tsunagu keys rotate`, compare fingerprints
+  out of band and pin them with `tsunagu keys verify <AGENCY> <FINGERPRINT>`.
+  The keys you have seen and verified are kept per profile in a known-keys file:
+  $TSUNAGU_KNOWN_KEYS, else the profile's known_keys, else known_keys/<profile>.toml next to
+  the configuration file; for --as <AGENCY>, $XDG_STATE_HOME/tsunagu/known_keys/dev-<AGENCY>.toml
+  (default ~/.local/state/…). You are warned when an agency's keys change; a verified key that
+  is no longer active stops sealing to that agency unless you pass --accept-key-change.
 
 Examples:
   # Who does the hub take me to be?
@@ -149,6 +164,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Seal even when an agency's key that you verified is no longer active (its pin is dropped;
+    /// verify the new key with `tsunagu keys verify`)
+    #[arg(long, global = true)]
+    pub accept_key_change: bool,
+
     /// Seconds to wait for the connection and for each answer
     #[arg(long, value_name = "SECONDS", global = true, default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -217,6 +237,10 @@ pub enum Command {
     #[command(after_help = events::EXAMPLES)]
     Events(events::EventsArgs),
 
+    /// Your agency's age keys (init, rotate, publish, retire) and other agencies' (list, verify)
+    #[command(after_help = keys::EXAMPLES)]
+    Keys(keys::KeysArgs),
+
     /// Walk the whole referral loop against a running hub as the development agencies, narrated
     #[command(after_help = demo::EXAMPLES)]
     Demo(demo::DemoArgs),
@@ -240,6 +264,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::NoteAck(args) => note::run_ack(&ctx, args).await,
         Command::Followups(args) => followups::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
+        Command::Keys(args) => keys::run(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
     }
 }

@@ -9,8 +9,8 @@ use tsunagu_proto::v1::{AcknowledgeNoteRequest, SendNoteRequest};
 
 use super::Context;
 use super::common::{
-    BasisArgs, CallExt, WriteArgs, parse_agency, parse_code, read_payload, resolve_case_id,
-    seal_for,
+    BasisArgs, CallExt, WriteArgs, get_case, parse_agency, parse_code, read_payload,
+    resolve_case_id, seal_for,
 };
 use super::views::NoteView;
 
@@ -24,7 +24,8 @@ Examples:
   tsunagu --as aoba-kodomo note 3f8a51c0 --to north-jisou --purpose child_protection \\
       --basis council-sharing --justification '要対協 個別ケース検討会議の準備' --file memo.txt
 
-The note is sealed on this machine to your agency and each recipient; the hub never sees it.";
+The note is sealed on this machine to every active age key of each recipient, of your agency
+and, for a case registered with 要対協, of the coordinator; the hub never sees it.";
 
 pub const NOTE_ACK_EXAMPLES: &str = "\
 Examples:
@@ -100,10 +101,12 @@ pub async fn run(ctx: &Context, args: NoteArgs) -> anyhow::Result<()> {
     let mut request = note_request(&args)?;
     let body = read_payload(args.file.as_deref(), args.text.as_deref())?
         .ok_or_else(|| anyhow!("give the note with --text or --file"))?;
-    let recipients: Vec<&str> = request.to_agencies.iter().map(String::as_str).collect();
-    request.body = Some(seal_for(ctx, &body, &recipients)?);
     let hub = ctx.connect().await?;
     request.case_id = resolve_case_id(&hub, &args.case_id).await?;
+    let case = get_case(&hub, &request.case_id).await?;
+    let mut sealer = ctx.sealer(&hub)?;
+    let recipients: Vec<&str> = request.to_agencies.iter().map(String::as_str).collect();
+    request.body = Some(seal_for(ctx, &mut sealer, &body, &recipients, Some(&case)).await?);
     let note = hub
         .referrals()
         .send_note(request)

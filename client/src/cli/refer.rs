@@ -10,7 +10,7 @@ use tsunagu_proto::v1::{Deadlines, SendReferralRequest, Urgency};
 
 use super::Context;
 use super::common::{
-    BasisArgs, CallExt, UrgencyArg, WriteArgs, parse_agency, parse_code, parse_rfc3339,
+    BasisArgs, CallExt, UrgencyArg, WriteArgs, get_case, parse_agency, parse_code, parse_rfc3339,
     read_payload, resolve_case_id, seal_for,
 };
 use super::views::ReferralView;
@@ -31,7 +31,8 @@ Examples:
       --urgency emergency --basis abuse-notification \\
       --justification '児童虐待防止法6条に基づく通告' --body-file report.txt
 
-The body is sealed on this machine to your agency and the recipient; the hub never sees it.
+The body is sealed on this machine to every active age key of the recipient, of your agency
+and, for a case registered with 要対協, of the coordinator; the hub never sees it.
 Deadlines default per urgency (hub configuration); --deliver-by … --confirm-by override them.";
 
 #[derive(Debug, Args)]
@@ -127,9 +128,11 @@ pub async fn run(ctx: &Context, args: ReferArgs) -> anyhow::Result<()> {
     let mut request = refer_request(&args)?;
     let body = read_payload(args.body_file.as_deref(), args.body_text.as_deref())?
         .ok_or_else(|| anyhow!("give the referral body with --body-text or --body-file"))?;
-    request.body = Some(seal_for(ctx, &body, &[args.to.as_str()])?);
     let hub = ctx.connect().await?;
     request.case_id = resolve_case_id(&hub, &args.case_id).await?;
+    let case = get_case(&hub, &request.case_id).await?;
+    let mut sealer = ctx.sealer(&hub)?;
+    request.body = Some(seal_for(ctx, &mut sealer, &body, &[args.to.as_str()], Some(&case)).await?);
     let referral = hub
         .referrals()
         .send_referral(request)

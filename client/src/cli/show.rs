@@ -74,9 +74,15 @@ fn deadline_line(referral: &Referral, timer: TimerKind) -> String {
 pub fn referral_details(referral: &Referral, body_status: &str) -> KeyValues {
     let mut list = KeyValues::new();
     let from = if referral.from_agency.is_empty() {
-        HIDDEN
+        HIDDEN.to_owned()
+    } else if referral.sender_attested {
+        // age does not authenticate senders; the hub vouches for the mTLS identity that sent it.
+        format!(
+            "{} (attested by the hub from its certificate)",
+            referral.from_agency
+        )
     } else {
-        &referral.from_agency
+        referral.from_agency.clone()
     };
     let mut basis = label(referral.basis());
     if referral.basis() == LegalBasisKind::Consent && !referral.consent_id.is_empty() {

@@ -61,6 +61,40 @@ fn timer_code(timer: TimerKind) -> &'static str {
     timer.code()
 }
 
+/// The inbox table with a BODY column: whether this agency's age identities open each body.
+pub fn referrals_table_with_bodies(
+    referrals: &[Referral],
+    body: impl Fn(&Referral) -> String,
+) -> Table {
+    let mut table = Table::new([
+        "ID",
+        "CASE",
+        "FROM/TO",
+        "PURPOSE",
+        "URGENCY",
+        "DELIVERY",
+        "RESPONSE",
+        "CONNECTION",
+        "OVERDUE",
+        "BODY",
+    ]);
+    for r in referrals {
+        table.row([
+            short_id(&r.referral_id).to_owned(),
+            short_id(&r.case_id).to_owned(),
+            from_to(r),
+            purpose_label(&r.purpose),
+            label(r.urgency()),
+            label(r.delivery()),
+            response_cell(r),
+            connection_cell(r),
+            overdue_cell(r),
+            body(r),
+        ]);
+    }
+    table
+}
+
 /// The inbox table: one referral per row.
 pub fn referrals_table(referrals: &[Referral]) -> Table {
     let mut table = Table::new([
