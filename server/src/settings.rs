@@ -1,6 +1,7 @@
 //! Hub configuration: a TOML file plus `TSUNAGU_*` environment overrides, with defaults that run
 //! the development hub with no file at all.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub struct Settings {
     pub tls: TlsSettings,
     pub limits: Limits,
     pub deadlines: DeadlinePolicy,
+    pub council: CouncilSettings,
     /// Register the development agencies of certs-dev when the directory is empty.
     pub register_dev_agencies: bool,
     /// How often the timer task looks for passed deadlines.
@@ -65,6 +67,27 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
 }
 
+/// The 要対協 (council) settings: `[council]` in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CouncilSettings {
+    /// Days between reviews of a registered case when the coordinator gives no interval. Three
+    /// months is the usual 進行管理 rhythm of a 実務者会議.
+    pub review_interval_days: u32,
+    /// Display names of municipalities by code (e.g. "141178" = "横浜市青葉区"), printed on
+    /// meeting packs; a municipality without one shows its code.
+    pub municipality_names: BTreeMap<String, String>,
+}
+
+impl Default for CouncilSettings {
+    fn default() -> Self {
+        Self {
+            review_interval_days: 90,
+            municipality_names: BTreeMap::new(),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -74,6 +97,7 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             limits: Limits::default(),
             deadlines: DeadlinePolicy::default(),
+            council: CouncilSettings::default(),
             register_dev_agencies: true,
             timer_interval: Duration::from_secs(30),
             log_format: "pretty".to_owned(),
@@ -128,6 +152,8 @@ pub enum SettingsError {
     },
     #[error("environment variable {name} has an invalid value: {reason}")]
     Env { name: &'static str, reason: String },
+    #[error("setting {key} is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
 }
 
 impl Settings {
@@ -147,7 +173,21 @@ impl Settings {
             None => Settings::default(),
         };
         settings.apply_env(|name| std::env::var(name).ok())?;
+        settings.check()?;
         Ok(settings)
+    }
+
+    /// Refuses values that parse but make no sense, so the hub does not start with them.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        let days = self.council.review_interval_days;
+        let max = crate::domain::council::MAX_REVIEW_INTERVAL_DAYS;
+        if !(1..=max).contains(&days) {
+            return Err(SettingsError::Invalid {
+                key: "council.review_interval_days",
+                reason: format!("{days} is not 1..={max} days"),
+            });
+        }
+        Ok(())
     }
 
     /// Applies `TSUNAGU_*` overrides; `lookup` is the environment (injectable for tests).
@@ -185,6 +225,12 @@ impl Settings {
                     });
                 }
             };
+        }
+        if let Some(value) = lookup("TSUNAGU_COUNCIL_REVIEW_INTERVAL_DAYS") {
+            self.council.review_interval_days = value.parse().map_err(|_| SettingsError::Env {
+                name: "TSUNAGU_COUNCIL_REVIEW_INTERVAL_DAYS",
+                reason: "expected a number of days such as 90".to_owned(),
+            })?;
         }
         if let Some(value) = lookup("TSUNAGU_LOG_FORMAT") {
             self.log_format = value;
@@ -230,6 +276,33 @@ mod tests {
     #[test]
     fn an_unknown_config_key_is_refused() {
         assert!(toml::from_str::<Settings>("lisen = \"127.0.0.1:1\"").is_err());
+    }
+
+    #[test]
+    fn the_council_reviews_every_ninety_days_unless_configured_otherwise() {
+        assert_eq!(Settings::default().council.review_interval_days, 90);
+        let settings: Settings = toml::from_str(
+            "[council]\nreview_interval_days = 60\nmunicipality_names = { 141178 = \"横浜市青葉区\" }",
+        )
+        .unwrap();
+        assert_eq!(settings.council.review_interval_days, 60);
+        assert_eq!(
+            settings
+                .council
+                .municipality_names
+                .get("141178")
+                .map(String::as_str),
+            Some("横浜市青葉区")
+        );
+        assert!(toml::from_str::<Settings>("[council]\nreview_every = 60").is_err());
+    }
+
+    #[test]
+    fn a_review_interval_of_zero_days_is_refused() {
+        let mut settings = Settings::default();
+        settings.council.review_interval_days = 0;
+        let error = settings.check().unwrap_err();
+        assert!(error.to_string().contains("council.review_interval_days"));
     }
 
     #[test]

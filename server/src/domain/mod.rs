@@ -4,6 +4,7 @@
 pub mod agency;
 pub mod basis;
 pub mod consent;
+pub mod council;
 pub mod keys;
 pub mod records;
 pub mod referral;
@@ -177,6 +178,14 @@ uuid_id!(
 uuid_id!(
     /// Identifies a referral event.
     EventId
+);
+uuid_id!(
+    /// Identifies a 要対協 meeting.
+    MeetingId
+);
+uuid_id!(
+    /// Identifies a decision a 要対協 meeting recorded on one case.
+    DecisionId
 );
 
 /// The category of a case.
