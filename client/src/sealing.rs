@@ -185,7 +185,11 @@ impl Sealer {
             if let Some(known) = &mut self.known {
                 let fingerprints: Vec<String> =
                     active.iter().map(|(k, _)| k.fingerprint.clone()).collect();
-                notices.extend(known.observe(agency, &fingerprints, self.accept_key_change)?);
+                let seen = known.observe(agency, &fingerprints, self.accept_key_change)?;
+                // One's own keys need no introduction; their changes still get a warning.
+                notices.extend(seen.into_iter().filter(|notice| {
+                    agency != &own || !matches!(notice, KeyNotice::FirstSeen { .. })
+                }));
             }
             for (key, recipient) in active {
                 plan.keys.push(key);

@@ -105,9 +105,8 @@ impl fmt::Display for KeyNotice {
                 fingerprints,
             } => write!(
                 f,
-                "first use of agency {agency}'s age keys ({}); remembered for this profile. \
-                 Compare the fingerprints with {agency} out of band and pin them with \
-                 `tsunagu keys verify {agency} <FINGERPRINT>`",
+                "first use of {agency}'s age key {}, remembered for this profile; compare it \
+                 with {agency} out of band, then `tsunagu keys verify {agency} <FINGERPRINT>`",
                 fingerprints.join(", ")
             ),
             KeyNotice::Changed {

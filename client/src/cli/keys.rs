@@ -122,8 +122,9 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The agency whose key you verified
+    // Not named `agency`: that id belongs to the global `--as`.
     #[arg(value_name = "AGENCY", value_parser = parse_agency)]
-    pub agency: String,
+    pub agency_id: String,
 
     /// The fingerprint it gave you (64 hex digits; spaces and colons are ignored)
     #[arg(value_name = "FINGERPRINT", num_args = 1.., required = true)]
@@ -375,7 +376,7 @@ async fn verify(ctx: &Context, args: VerifyArgs) -> anyhow::Result<()> {
         );
     };
     let hub = ctx.connect().await?;
-    let listed = keys::list(&hub, std::slice::from_ref(&args.agency), false).await?;
+    let listed = keys::list(&hub, std::slice::from_ref(&args.agency_id), false).await?;
     let mut active = Vec::new();
     for key in &listed {
         keys::recipient_of(key)?;
@@ -383,7 +384,7 @@ async fn verify(ctx: &Context, args: VerifyArgs) -> anyhow::Result<()> {
     }
     let path = ctx.credentials()?.known_keys;
     let mut known = KnownKeys::load(&path)?;
-    known.verify(&args.agency, &fp, &active)?;
+    known.verify(&args.agency_id, &fp, &active)?;
     known.save()?;
     let key = listed
         .iter()
@@ -396,9 +397,67 @@ async fn verify(ctx: &Context, args: VerifyArgs) -> anyhow::Result<()> {
         "verified key {} of agency {} (recipient {}); pinned in {}\n\
          Sealing to {} now stops if this key is no longer active, until you verify its new one.\n",
         grouped(&fp),
-        args.agency,
+        args.agency_id,
         key.recipient,
         path.display(),
-        args.agency
+        args.agency_id
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn verify_takes_the_agency_and_a_fingerprint_in_groups_without_touching_as() {
+        let cli = Cli::try_parse_from([
+            "tsunagu",
+            "--as",
+            "aoba-kodomo",
+            "keys",
+            "verify",
+            "aoba-hospital",
+            "f293d14f",
+            "4a9960c1",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.agency.as_deref(), Some("aoba-kodomo"));
+        let Command::Keys(KeysArgs {
+            command: KeysCommand::Verify(verify),
+        }) = cli.command
+        else {
+            panic!("not keys verify");
+        };
+        assert_eq!(verify.agency_id, "aoba-hospital");
+        assert_eq!(verify.fingerprint.join(""), "f293d14f4a9960c1");
+    }
+
+    #[test]
+    fn list_names_agencies_or_all_but_not_both() {
+        assert!(Cli::try_parse_from(["tsunagu", "keys", "list", "--all"]).is_ok());
+        assert!(Cli::try_parse_from(["tsunagu", "keys", "list", "a-b", "c-d"]).is_ok());
+        assert!(Cli::try_parse_from(["tsunagu", "keys", "list", "a-b", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["tsunagu", "keys", "list", "Not_An_Id"]).is_err());
+    }
+
+    #[test]
+    fn accept_key_change_is_a_global_option() {
+        let cli = Cli::try_parse_from([
+            "tsunagu",
+            "refer",
+            "c",
+            "--to",
+            "a-b",
+            "--purpose",
+            "x",
+            "--body-text",
+            "y",
+            "--accept-key-change",
+        ])
+        .unwrap();
+        assert!(cli.global.accept_key_change);
+    }
 }
