@@ -7,7 +7,9 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
 use tsunagu_client::render::{KeyValues, format_optional_japan_time, label, short_id};
 use tsunagu_proto::v1::thread_entry::Entry;
-use tsunagu_proto::v1::{CaseCategory, CaseStage, GetCaseThreadRequest, OpenCaseRequest};
+use tsunagu_proto::v1::{
+    CaseCategory, CaseStage, DecisionOutcome, GetCaseThreadRequest, OpenCaseRequest,
+};
 
 use super::Context;
 use super::common::{
@@ -204,7 +206,8 @@ async fn show(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                     v.body = open_sealed(ctx, note.body.as_ref()).view(args.reveal);
                     Some(ThreadEntryView::Note(v))
                 }
-                None => None,
+                // 要対協 decisions are not in the JSON view yet.
+                Some(Entry::Decision(_)) | None => None,
             })
             .collect();
         return ctx.print_json(&CaseThreadView {
@@ -322,6 +325,26 @@ async fn show(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                         revealed_text(text, "  ")
                     ));
                 }
+            }
+            Some(Entry::Decision(decision)) => {
+                let plan = open_sealed(ctx, decision.plan.as_ref());
+                let outcome = match decision.outcome() {
+                    DecisionOutcome::Continue => {
+                        format!("継続 (next review {})", decision.next_review_on)
+                    }
+                    DecisionOutcome::Close => format!("終結: {}", decision.close_reason),
+                    DecisionOutcome::Transfer => format!("移管 → {}", decision.transfer_to),
+                    DecisionOutcome::Unspecified => "-".to_owned(),
+                };
+                table.row([
+                    format_optional_japan_time(decision.decided_at.as_ref()),
+                    "decision".to_owned(),
+                    short_id(&decision.decision_id).to_owned(),
+                    decision.decided_by.clone(),
+                    staff_cell(decision.staff.as_ref()),
+                    format!("要対協 {} {outcome}", decision.held_on),
+                    plan.status(),
+                ]);
             }
             None => {}
         }

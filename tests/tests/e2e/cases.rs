@@ -428,6 +428,7 @@ async fn the_case_thread_shows_referral_events_and_notes_oldest_first() {
                     assert_eq!(n.note_id, note.note_id);
                     "note".to_owned()
                 }
+                pb::thread_entry::Entry::Decision(d) => format!("decision:{}", d.decision_id),
             })
             .collect();
         assert_eq!(
