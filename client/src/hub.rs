@@ -20,6 +20,8 @@ pub const DEFAULT_HUB: &str = "https://127.0.0.1:7443";
 pub const DEFAULT_SERVER_NAME: &str = "localhost";
 /// How long to wait for a connection and for each call's answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest CouncilService answer accepted (a meeting pack).
+pub const MAX_PACK_BYTES: usize = 256 * 1024 * 1024;
 
 /// Where the hub is and which credentials to present to it.
 #[derive(Clone)]
@@ -208,7 +210,9 @@ impl Hub {
 
     /// 要対協: registrations, meetings, meeting packs and decisions.
     pub fn council(&self) -> CouncilServiceClient<Channel> {
-        CouncilServiceClient::new(self.channel())
+        // A 実務者会議 pack carries every referral, event and note of hundreds of cases: 500
+        // cases with ten referrals each already pass tonic's default 4 MiB answer limit.
+        CouncilServiceClient::new(self.channel()).max_decoding_message_size(MAX_PACK_BYTES)
     }
 
     /// The audit log.
