@@ -2,6 +2,7 @@
 //! types and rules. No proto or SQL types reach this module.
 
 pub mod agency;
+pub mod audit;
 pub mod basis;
 pub mod consent;
 pub mod council;
