@@ -2,16 +2,229 @@
 
 use async_trait::async_trait;
 
+use crate::domain::audit::{AuditEntry, AuditRecord, ChainHead};
+use crate::domain::{AgencyId, CaseId, Municipality, Timestamp};
+use crate::store::StoreError;
+
+/// Which audit records one agency may list: those of its own calls, of calls about cases,
+/// referrals and notes it takes part in, and, for a coordinator, about its municipalities.
+#[derive(Debug, Clone)]
+pub struct AuditFilter<'a> {
+    pub reader: &'a AgencyId,
+    /// The municipalities the reader coordinates.
+    pub coordinated: &'a [Municipality],
+    pub case: Option<&'a CaseId>,
+    pub municipality: Option<&'a Municipality>,
+    /// From this instant (inclusive).
+    pub from: Option<Timestamp>,
+    /// Until this instant (exclusive).
+    pub until: Option<Timestamp>,
+    /// Only records after this sequence number (paging).
+    pub after_sequence: u64,
+    pub limit: u32,
+}
+
 /// Store operations of this area, part of every `Transaction`.
 #[async_trait]
-pub trait AuditQueries: Send {}
+pub trait AuditQueries: Send {
+    /// The newest record's sequence number and hash; the genesis head when the log is empty.
+    async fn audit_head(&mut self) -> Result<ChainHead, StoreError>;
+    /// Chains `entry` after the current head and appends it. Only in a write transaction, which
+    /// keeps the head from moving underneath (one writer at a time).
+    async fn append_audit(&mut self, entry: &AuditEntry) -> Result<AuditRecord, StoreError>;
+    /// One record by its sequence number.
+    async fn audit_record(&mut self, sequence: u64) -> Result<Option<AuditRecord>, StoreError>;
+    /// Records after `after`, in sequence order, at most `limit` (for verification).
+    async fn audit_range(&mut self, after: u64, limit: u32)
+    -> Result<Vec<AuditRecord>, StoreError>;
+    /// The records `filter.reader` may see, in sequence order.
+    async fn audit_records(
+        &mut self,
+        filter: &AuditFilter<'_>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
+pub(crate) const AUDIT_COLUMNS: &str = "sequence, recorded_at, agency_id, staff_name, \
+     staff_role, action, municipality, case_id, referral_id, note_id, consent_id, basis, outcome, \
+     hash";
+
+/// A sequence number as the database's 64-bit signed integer.
+pub(crate) fn sequence_column(sequence: u64) -> Result<i64, StoreError> {
+    i64::try_from(sequence).map_err(|_| StoreError::corrupt("audit_records", "sequence"))
+}
 
 /// Implements `AuditQueries` for a backend's transaction wrapper `$tx` (with a field
 /// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
 macro_rules! audit_queries {
     ($tx:ty, $row:ty) => {
+        fn audit_record_from_row(
+            row: &$row,
+        ) -> Result<$crate::domain::audit::AuditRecord, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            let sequence: i64 = row.try_get("sequence")?;
+            Ok($crate::domain::audit::AuditRecord {
+                sequence: u64::try_from(sequence).map_err(|_| {
+                    $crate::store::StoreError::corrupt(
+                        "audit_records",
+                        format!("sequence {sequence}"),
+                    )
+                })?,
+                entry: $crate::domain::audit::AuditEntry {
+                    at: $crate::domain::Timestamp::from_millis(row.try_get("recorded_at")?),
+                    agency_id: row.try_get("agency_id")?,
+                    staff_name: row.try_get("staff_name")?,
+                    staff_role: row.try_get("staff_role")?,
+                    action: row.try_get("action")?,
+                    municipality: row.try_get("municipality")?,
+                    case_id: row.try_get("case_id")?,
+                    referral_id: row.try_get("referral_id")?,
+                    note_id: row.try_get("note_id")?,
+                    consent_id: row.try_get("consent_id")?,
+                    basis: row.try_get("basis")?,
+                    outcome: row.try_get("outcome")?,
+                },
+                hash: row.try_get("hash")?,
+            })
+        }
+
         #[async_trait::async_trait]
-        impl $crate::store::audit::AuditQueries for $tx {}
+        impl $crate::store::audit::AuditQueries for $tx {
+            async fn audit_head(
+                &mut self,
+            ) -> Result<$crate::domain::audit::ChainHead, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query(
+                    "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
+                )
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                let Some(row) = row else {
+                    return Ok($crate::domain::audit::ChainHead::GENESIS);
+                };
+                let sequence: i64 = row.try_get("sequence")?;
+                let hash: Vec<u8> = row.try_get("hash")?;
+                let corrupt = || {
+                    $crate::store::StoreError::corrupt(
+                        "audit_records",
+                        format!("the head (record {sequence}) is malformed"),
+                    )
+                };
+                Ok($crate::domain::audit::ChainHead {
+                    sequence: u64::try_from(sequence).map_err(|_| corrupt())?,
+                    hash: hash.as_slice().try_into().map_err(|_| corrupt())?,
+                })
+            }
+
+            async fn append_audit(
+                &mut self,
+                entry: &$crate::domain::audit::AuditEntry,
+            ) -> Result<$crate::domain::audit::AuditRecord, $crate::store::StoreError> {
+                let head = $crate::store::audit::AuditQueries::audit_head(self).await?;
+                let record = $crate::domain::audit::chain(entry.clone(), &head);
+                let e = &record.entry;
+                sqlx::query(
+                    "INSERT INTO audit_records (sequence, recorded_at, agency_id, staff_name, \
+                     staff_role, action, municipality, case_id, referral_id, note_id, \
+                     consent_id, basis, outcome, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind($crate::store::audit::sequence_column(record.sequence)?)
+                .bind(e.at.millis())
+                .bind(&e.agency_id)
+                .bind(e.staff_name.as_deref())
+                .bind(e.staff_role.as_deref())
+                .bind(&e.action)
+                .bind(e.municipality.as_deref())
+                .bind(e.case_id.as_deref())
+                .bind(e.referral_id.as_deref())
+                .bind(e.note_id.as_deref())
+                .bind(e.consent_id.as_deref())
+                .bind(e.basis.as_deref())
+                .bind(&e.outcome)
+                .bind(record.hash.as_slice())
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(record)
+            }
+
+            async fn audit_record(
+                &mut self,
+                sequence: u64,
+            ) -> Result<Option<$crate::domain::audit::AuditRecord>, $crate::store::StoreError>
+            {
+                use $crate::store::audit::AUDIT_COLUMNS;
+                let row = sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence = $1"
+                ))
+                .bind($crate::store::audit::sequence_column(sequence)?)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                row.as_ref().map(audit_record_from_row).transpose()
+            }
+
+            async fn audit_range(
+                &mut self,
+                after: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
+                use $crate::store::audit::AUDIT_COLUMNS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence > $1 \
+                     ORDER BY sequence LIMIT $2"
+                ))
+                .bind($crate::store::audit::sequence_column(after)?)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(audit_record_from_row).collect()
+            }
+
+            async fn audit_records(
+                &mut self,
+                filter: &$crate::store::audit::AuditFilter<'_>,
+            ) -> Result<Vec<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
+                use $crate::store::audit::AUDIT_COLUMNS;
+                use $crate::store::queries::join_codes;
+                // Coordinated municipalities travel as one comma-joined parameter ($7), matched
+                // with the delimiter-safe containment test of `visible_cases`.
+                let sql = format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_records a WHERE a.sequence > $1 \
+                     AND a.recorded_at >= $2 AND a.recorded_at < $3 \
+                     AND ($4 = '' OR a.case_id = $4) \
+                     AND ($5 = '' OR a.municipality = $5 \
+                          OR a.case_id IN (SELECT case_id FROM cases WHERE municipality = $5)) \
+                     AND (a.agency_id = $6 \
+                          OR a.case_id IN \
+                             (SELECT case_id FROM case_participants WHERE agency_id = $6) \
+                          OR a.referral_id IN (SELECT referral_id FROM referrals \
+                             WHERE from_agency = $6 OR to_agency = $6) \
+                          OR a.note_id IN (SELECT note_id FROM notes WHERE from_agency = $6) \
+                          OR a.note_id IN \
+                             (SELECT note_id FROM note_recipients WHERE agency_id = $6) \
+                          OR (',' || $7 || ',') LIKE ('%,' || a.municipality || ',%') \
+                          OR a.case_id IN (SELECT case_id FROM cases \
+                             WHERE (',' || $7 || ',') LIKE ('%,' || municipality || ',%')) \
+                          OR a.referral_id IN (SELECT referral_id FROM referrals \
+                             WHERE (',' || $7 || ',') LIKE ('%,' || municipality || ',%')) \
+                          OR a.note_id IN (SELECT n.note_id FROM notes n \
+                             JOIN cases c ON c.case_id = n.case_id \
+                             WHERE (',' || $7 || ',') LIKE ('%,' || c.municipality || ',%'))) \
+                     ORDER BY a.sequence LIMIT $8"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind($crate::store::audit::sequence_column(filter.after_sequence)?)
+                    .bind(filter.from.map_or(i64::MIN, |at| at.millis()))
+                    .bind(filter.until.map_or(i64::MAX, |at| at.millis()))
+                    .bind(filter.case.map_or("", |id| id.as_str()))
+                    .bind(filter.municipality.map_or("", |m| m.as_str()))
+                    .bind(filter.reader.as_str())
+                    .bind(join_codes(filter.coordinated))
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter().map(audit_record_from_row).collect()
+            }
+        }
     };
 }
 
