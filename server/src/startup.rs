@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
+use tsunagu_proto::v1::audit_service_server::AuditServiceServer;
 use tsunagu_proto::v1::case_service_server::CaseServiceServer;
 use tsunagu_proto::v1::directory_service_server::DirectoryServiceServer;
 use tsunagu_proto::v1::event_service_server::EventServiceServer;
 use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
 
 use crate::api::Hub;
+use crate::casework::audit::AuditMode;
 use crate::domain::{Clock, SystemClock};
 use crate::identity::IdentityLayer;
 use crate::settings::Settings;
@@ -57,6 +59,18 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        Self::build_with(settings, clock, AuditMode::On).await
+    }
+
+    /// As `build_with_clock`, choosing whether calls are audited. For the benchmark that
+    /// measures what auditing costs, only: a hub that serves agencies always audits, and no
+    /// setting turns it off.
+    #[doc(hidden)]
+    pub async fn build_with(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        audit: AuditMode,
+    ) -> Result<Self, StartupError> {
         let tls = TlsState::load(&settings.tls)?;
         let store = store::connect(&settings.database_url).await?;
         if settings.register_dev_agencies {
@@ -84,6 +98,7 @@ impl Application {
             settings: Arc::new(settings),
             feed_signal: Arc::new(tokio::sync::watch::Sender::new(0)),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            audit,
         };
         Ok(Self {
             listener,
@@ -136,6 +151,9 @@ impl Application {
         health_reporter
             .set_serving::<EventServiceServer<Hub>>()
             .await;
+        health_reporter
+            .set_serving::<AuditServiceServer<Hub>>()
+            .await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tsunagu_proto::FILE_DESCRIPTOR_SET)
@@ -182,6 +200,10 @@ impl Application {
                 EventServiceServer::new(hub.clone())
                     .max_decoding_message_size(limits.max_message_bytes),
             )
+            .add_service(
+                AuditServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
             .serve_with_incoming_shutdown(incoming, {
                 let stopping = Arc::clone(&hub.stopping);
                 async move {
@@ -204,11 +226,12 @@ impl Application {
 }
 
 /// The services whose health follows the database's.
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "tsunagu.v1.DirectoryService",
     "tsunagu.v1.CaseService",
     "tsunagu.v1.ReferralService",
     "tsunagu.v1.EventService",
+    "tsunagu.v1.AuditService",
 ];
 
 /// Pings the database every second and reports NOT_SERVING while it does not answer, so that a

@@ -7,6 +7,7 @@ use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::case_service_server::CaseService;
 
 use super::{Hub, convert, remember, replay, request_digest};
+use crate::casework::audit::AuditTarget;
 use crate::casework::cases::{self, CaseView, OpenCase, RecordConsent, ThreadItem};
 use crate::domain::{Agency, AgencyId, CaseId, ConsentId};
 use crate::error::Error;
@@ -65,31 +66,44 @@ impl CaseService for Hub {
         const OPERATION: &str = "OpenCase";
         let agency = caller(&request)?.agency.clone();
         let body = request.into_inner();
-        let key = convert::idempotency_key(&body.idempotency_key)?;
-        let open = OpenCase {
-            municipality: convert::municipality("municipality", &body.municipality)?,
-            category: convert::category("category", body.category)?,
-            stage: convert::stage("stage", body.stage)?,
-            header: convert::sealed("header", body.header.as_ref(), self.max_sealed())?,
-            staff: convert::staff(body.staff.as_ref())?,
-        };
-        let digest = request_digest(&body);
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await.map_err(Error::from)?;
-        if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-            return Ok(Response::new(first));
+        let audit = self
+            .audit(&agency, "CaseService/OpenCase")
+            .municipality(&body.municipality)
+            .staff(body.staff.as_ref());
+        let result = async {
+            let key = convert::idempotency_key(&body.idempotency_key)?;
+            let open = OpenCase {
+                municipality: convert::municipality("municipality", &body.municipality)?,
+                category: convert::category("category", body.category)?,
+                stage: convert::stage("stage", body.stage)?,
+                header: convert::sealed("header", body.header.as_ref(), self.max_sealed())?,
+                staff: convert::staff(body.staff.as_ref())?,
+            };
+            let digest = request_digest(&body);
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
+                audit.write(&mut *tx, audit.named(), now).await?;
+                tx.commit().await?;
+                return Ok(first);
+            }
+            let view = cases::open_case(&mut *tx, &agency, open, now).await?;
+            let agencies = directory(&mut *tx).await?;
+            let response = pb::OpenCaseResponse {
+                case: Some(case_out(&view, &agencies)),
+            };
+            remember(
+                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
+            )
+            .await?;
+            audit
+                .write(&mut *tx, &AuditTarget::case(&view.case), now)
+                .await?;
+            tx.commit().await?;
+            Ok(response)
         }
-        let view = cases::open_case(&mut *tx, &agency, open, now).await?;
-        let agencies = directory(&mut *tx).await?;
-        let response = pb::OpenCaseResponse {
-            case: Some(case_out(&view, &agencies)),
-        };
-        remember(
-            &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(response))
+        .await;
+        audit.finish(self, result).await
     }
 
     async fn get_case(
@@ -97,13 +111,21 @@ impl CaseService for Hub {
         request: Request<pb::GetCaseRequest>,
     ) -> Result<Response<pb::GetCaseResponse>, Status> {
         let agency = caller(&request)?.agency.clone();
-        let case_id = convert::required_id("case_id", &request.get_ref().case_id, CaseId::parse)?;
-        let mut tx = self.store.read().await.map_err(Error::from)?;
-        let view = cases::case_view(&mut *tx, &agency, &case_id).await?;
-        let agencies = directory(&mut *tx).await?;
-        Ok(Response::new(pb::GetCaseResponse {
-            case: Some(case_out(&view, &agencies)),
-        }))
+        let case_id = &request.get_ref().case_id;
+        let audit = self.audit(&agency, "CaseService/GetCase").case(case_id);
+        let result = async {
+            let case_id = convert::required_id("case_id", case_id, CaseId::parse)?;
+            let mut tx = self.store.read().await?;
+            let view = cases::case_view(&mut *tx, &agency, &case_id).await?;
+            let agencies = directory(&mut *tx).await?;
+            drop(tx);
+            audit.read(self, &AuditTarget::case(&view.case)).await?;
+            Ok(pb::GetCaseResponse {
+                case: Some(case_out(&view, &agencies)),
+            })
+        }
+        .await;
+        audit.finish(self, result).await
     }
 
     async fn list_cases(
@@ -112,31 +134,40 @@ impl CaseService for Hub {
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
         let agency = caller(&request)?.agency.clone();
         let query = request.get_ref();
-        let municipality = convert::optional_municipality("municipality", &query.municipality)?;
-        let limit = convert::limit("limit", query.limit, 100, 500)?;
-        let after = convert::optional_id("page_token", &query.page_token, CaseId::parse)?;
-        let mut tx = self.store.read().await.map_err(Error::from)?;
-        let views = cases::list_cases(
-            &mut *tx,
-            &agency,
-            municipality.as_ref(),
-            after.as_ref(),
-            limit,
-        )
-        .await?;
-        let agencies = directory(&mut *tx).await?;
-        let next_page_token = if views.len() == limit as usize {
-            views
-                .last()
-                .map(|v| v.case.id.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Response::new(pb::ListCasesResponse {
-            cases: views.iter().map(|v| case_out(v, &agencies)).collect(),
-            next_page_token,
-        }))
+        let audit = self
+            .audit(&agency, "CaseService/ListCases")
+            .municipality(&query.municipality);
+        let result = async {
+            let municipality = convert::optional_municipality("municipality", &query.municipality)?;
+            let limit = convert::limit("limit", query.limit, 100, 500)?;
+            let after = convert::optional_id("page_token", &query.page_token, CaseId::parse)?;
+            let mut tx = self.store.read().await?;
+            let views = cases::list_cases(
+                &mut *tx,
+                &agency,
+                municipality.as_ref(),
+                after.as_ref(),
+                limit,
+            )
+            .await?;
+            let agencies = directory(&mut *tx).await?;
+            drop(tx);
+            audit.read(self, audit.named()).await?;
+            let next_page_token = if views.len() == limit as usize {
+                views
+                    .last()
+                    .map(|v| v.case.id.to_string())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok(pb::ListCasesResponse {
+                cases: views.iter().map(|v| case_out(v, &agencies)).collect(),
+                next_page_token,
+            })
+        }
+        .await;
+        audit.finish(self, result).await
     }
 
     async fn record_consent(
@@ -146,38 +177,52 @@ impl CaseService for Hub {
         const OPERATION: &str = "RecordConsent";
         let agency = caller(&request)?.agency.clone();
         let body = request.into_inner();
-        let key = convert::idempotency_key(&body.idempotency_key)?;
-        let today = self.clock.now().date_in_japan();
-        let record = RecordConsent {
-            case_id: convert::required_id("case_id", &body.case_id, CaseId::parse)?,
-            given_by: convert::consent_giver("given_by", body.given_by)?,
-            method: convert::consent_method("method", body.method)?,
-            scope: convert::consent_scope(body.scope.as_ref())?,
-            valid_from: convert::optional_date("valid_from", &body.valid_from)?.unwrap_or(today),
-            valid_until: convert::optional_date("valid_until", &body.valid_until)?,
-            evidence: convert::optional_sealed(
-                "evidence",
-                body.evidence.as_ref(),
-                self.max_sealed(),
-            )?,
-            staff: convert::staff(body.staff.as_ref())?,
-        };
-        let digest = request_digest(&body);
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await.map_err(Error::from)?;
-        if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-            return Ok(Response::new(first));
+        let audit = self
+            .audit(&agency, "CaseService/RecordConsent")
+            .case(&body.case_id)
+            .staff(body.staff.as_ref());
+        let result = async {
+            let key = convert::idempotency_key(&body.idempotency_key)?;
+            let today = self.clock.now().date_in_japan();
+            let record = RecordConsent {
+                case_id: convert::required_id("case_id", &body.case_id, CaseId::parse)?,
+                given_by: convert::consent_giver("given_by", body.given_by)?,
+                method: convert::consent_method("method", body.method)?,
+                scope: convert::consent_scope(body.scope.as_ref())?,
+                valid_from: convert::optional_date("valid_from", &body.valid_from)?
+                    .unwrap_or(today),
+                valid_until: convert::optional_date("valid_until", &body.valid_until)?,
+                evidence: convert::optional_sealed(
+                    "evidence",
+                    body.evidence.as_ref(),
+                    self.max_sealed(),
+                )?,
+                staff: convert::staff(body.staff.as_ref())?,
+            };
+            let digest = request_digest(&body);
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
+                audit.write(&mut *tx, audit.named(), now).await?;
+                tx.commit().await?;
+                return Ok(first);
+            }
+            let consent = cases::record_consent(&mut *tx, &agency, record, now).await?;
+            let response = pb::RecordConsentResponse {
+                consent: Some(convert::consent(&consent)),
+            };
+            remember(
+                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
+            )
+            .await?;
+            audit
+                .write(&mut *tx, &AuditTarget::consent(&consent), now)
+                .await?;
+            tx.commit().await?;
+            Ok(response)
         }
-        let consent = cases::record_consent(&mut *tx, &agency, record, now).await?;
-        let response = pb::RecordConsentResponse {
-            consent: Some(convert::consent(&consent)),
-        };
-        remember(
-            &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-        )
-        .await?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(response))
+        .await;
+        audit.finish(self, result).await
     }
 
     async fn withdraw_consent(
@@ -186,21 +231,33 @@ impl CaseService for Hub {
     ) -> Result<Response<pb::WithdrawConsentResponse>, Status> {
         let agency = caller(&request)?.agency.clone();
         let body = request.get_ref();
-        let consent_id = convert::required_id("consent_id", &body.consent_id, ConsentId::parse)?;
-        convert::staff(body.staff.as_ref())?;
-        let now = self.clock.now();
-        let at =
-            convert::parse_timestamp("withdrawn_at", body.withdrawn_at.as_ref())?.unwrap_or(now);
-        if at > now {
-            return Err(Error::invalid("withdrawn_at", "is in the future").into());
+        let audit = self
+            .audit(&agency, "CaseService/WithdrawConsent")
+            .consent(&body.consent_id)
+            .staff(body.staff.as_ref());
+        let result = async {
+            let consent_id =
+                convert::required_id("consent_id", &body.consent_id, ConsentId::parse)?;
+            convert::staff(body.staff.as_ref())?;
+            let now = self.clock.now();
+            let at = convert::parse_timestamp("withdrawn_at", body.withdrawn_at.as_ref())?
+                .unwrap_or(now);
+            if at > now {
+                return Err(Error::invalid("withdrawn_at", "is in the future"));
+            }
+            let mut tx = self.store.begin().await?;
+            let consent = cases::withdraw_consent(&mut *tx, &agency, &consent_id, at).await?;
+            audit
+                .write(&mut *tx, &AuditTarget::consent(&consent), now)
+                .await?;
+            tx.commit().await?;
+            self.signal_feed();
+            Ok(pb::WithdrawConsentResponse {
+                consent: Some(convert::consent(&consent)),
+            })
         }
-        let mut tx = self.store.begin().await.map_err(Error::from)?;
-        let consent = cases::withdraw_consent(&mut *tx, &agency, &consent_id, at).await?;
-        tx.commit().await.map_err(Error::from)?;
-        self.signal_feed();
-        Ok(Response::new(pb::WithdrawConsentResponse {
-            consent: Some(convert::consent(&consent)),
-        }))
+        .await;
+        audit.finish(self, result).await
     }
 
     async fn list_consents(
@@ -208,12 +265,22 @@ impl CaseService for Hub {
         request: Request<pb::ListConsentsRequest>,
     ) -> Result<Response<pb::ListConsentsResponse>, Status> {
         let agency = caller(&request)?.agency.clone();
-        let case_id = convert::required_id("case_id", &request.get_ref().case_id, CaseId::parse)?;
-        let mut tx = self.store.read().await.map_err(Error::from)?;
-        let consents = cases::consents(&mut *tx, &agency, &case_id).await?;
-        Ok(Response::new(pb::ListConsentsResponse {
-            consents: consents.iter().map(convert::consent).collect(),
-        }))
+        let case_id = &request.get_ref().case_id;
+        let audit = self
+            .audit(&agency, "CaseService/ListConsents")
+            .case(case_id);
+        let result = async {
+            let case_id = convert::required_id("case_id", case_id, CaseId::parse)?;
+            let mut tx = self.store.read().await?;
+            let consents = cases::consents(&mut *tx, &agency, &case_id).await?;
+            drop(tx);
+            audit.read(self, audit.named()).await?;
+            Ok(pb::ListConsentsResponse {
+                consents: consents.iter().map(convert::consent).collect(),
+            })
+        }
+        .await;
+        audit.finish(self, result).await
     }
 
     async fn get_case_thread(
@@ -222,32 +289,44 @@ impl CaseService for Hub {
     ) -> Result<Response<pb::GetCaseThreadResponse>, Status> {
         let agency = caller(&request)?.agency.clone();
         let body = request.get_ref();
-        let case_id = convert::required_id("case_id", &body.case_id, CaseId::parse)?;
-        let since = convert::parse_timestamp("since", body.since.as_ref())?;
-        let mut tx = self.store.read().await.map_err(Error::from)?;
-        let thread = cases::thread(&mut *tx, &agency, &case_id, since).await?;
-        let agencies = directory(&mut *tx).await?;
-        let referrals: HashMap<_, _> = thread.referrals.iter().map(|r| (r.id.clone(), r)).collect();
-        let entries = thread
-            .items
-            .iter()
-            .filter_map(|item| match item {
-                ThreadItem::ReferralEvent(event) => {
-                    let referral = referrals.get(&event.referral_id)?;
-                    let hide = convert::hides_actor(event, referral, &agency.id);
-                    Some(pb::thread_entry::Entry::ReferralEvent(
-                        convert::referral_event(event, hide),
-                    ))
-                }
-                ThreadItem::Note(note) => Some(pb::thread_entry::Entry::Note(convert::note(
-                    note, &agency.id,
-                ))),
+        let audit = self
+            .audit(&agency, "CaseService/GetCaseThread")
+            .case(&body.case_id);
+        let result = async {
+            let case_id = convert::required_id("case_id", &body.case_id, CaseId::parse)?;
+            let since = convert::parse_timestamp("since", body.since.as_ref())?;
+            let mut tx = self.store.read().await?;
+            let thread = cases::thread(&mut *tx, &agency, &case_id, since).await?;
+            let agencies = directory(&mut *tx).await?;
+            drop(tx);
+            audit
+                .read(self, &AuditTarget::case(&thread.view.case))
+                .await?;
+            let referrals: HashMap<_, _> =
+                thread.referrals.iter().map(|r| (r.id.clone(), r)).collect();
+            let entries = thread
+                .items
+                .iter()
+                .filter_map(|item| match item {
+                    ThreadItem::ReferralEvent(event) => {
+                        let referral = referrals.get(&event.referral_id)?;
+                        let hide = convert::hides_actor(event, referral, &agency.id);
+                        Some(pb::thread_entry::Entry::ReferralEvent(
+                            convert::referral_event(event, hide),
+                        ))
+                    }
+                    ThreadItem::Note(note) => Some(pb::thread_entry::Entry::Note(convert::note(
+                        note, &agency.id,
+                    ))),
+                })
+                .map(|entry| pb::ThreadEntry { entry: Some(entry) })
+                .collect();
+            Ok(pb::GetCaseThreadResponse {
+                case: Some(case_out(&thread.view, &agencies)),
+                entries,
             })
-            .map(|entry| pb::ThreadEntry { entry: Some(entry) })
-            .collect();
-        Ok(Response::new(pb::GetCaseThreadResponse {
-            case: Some(case_out(&thread.view, &agencies)),
-            entries,
-        }))
+        }
+        .await;
+        audit.finish(self, result).await
     }
 }

@@ -10,6 +10,7 @@ use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::event_service_server::EventService;
 
 use super::{Hub, convert};
+use crate::casework::audit::AuditTarget;
 use crate::domain::AgencyId;
 use crate::error::Error;
 use crate::identity::caller;
@@ -44,17 +45,26 @@ impl EventService for Hub {
         &self,
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        let agency = caller(&request)?.agency.id.clone();
+        let caller = caller(&request)?.agency.clone();
+        let agency = &caller.id;
         let query = request.get_ref();
-        let limit = convert::limit("limit", query.limit, 100, 1000)?;
-        let events = self.feed_page(&agency, query.after_cursor, limit).await?;
-        let mut tx = self.store.read().await.map_err(Error::from)?;
-        let acknowledged_cursor = tx.feed_acknowledged(&agency).await.map_err(Error::from)?;
-        Ok(Response::new(pb::ListEventsResponse {
-            last_cursor: events.last().map_or(query.after_cursor, |e| e.cursor),
-            events,
-            acknowledged_cursor,
-        }))
+        let audit = self.audit(&caller, "EventService/ListEvents");
+        let result = async {
+            let limit = convert::limit("limit", query.limit, 100, 1000)?;
+            let events = self.feed_page(agency, query.after_cursor, limit).await?;
+            let mut tx = self.store.read().await?;
+            let acknowledged_cursor = tx.feed_acknowledged(agency).await?;
+            drop(tx);
+            // A read of the caller's own feed: one record per call, none per event.
+            audit.read(self, &AuditTarget::default()).await?;
+            Ok(pb::ListEventsResponse {
+                last_cursor: events.last().map_or(query.after_cursor, |e| e.cursor),
+                events,
+                acknowledged_cursor,
+            })
+        }
+        .await;
+        audit.finish(self, result).await
     }
 
     type SubscribeStream = FeedStream;
@@ -63,20 +73,31 @@ impl EventService for Hub {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let agency = caller(&request)?.agency.id.clone();
+        let caller = caller(&request)?.agency.clone();
+        let agency = caller.id.clone();
         let query = request.get_ref();
-        let mut cursor = if query.from_acknowledged {
-            if query.after_cursor != 0 {
-                return Err(Error::invalid(
-                    "after_cursor",
-                    "must be 0 when from_acknowledged is set",
-                )
-                .into());
-            }
-            let mut tx = self.store.read().await.map_err(Error::from)?;
-            tx.feed_acknowledged(&agency).await.map_err(Error::from)?
-        } else {
-            query.after_cursor
+        let audit = self.audit(&caller, "EventService/Subscribe");
+        let start = async {
+            let cursor = if query.from_acknowledged {
+                if query.after_cursor != 0 {
+                    return Err(Error::invalid(
+                        "after_cursor",
+                        "must be 0 when from_acknowledged is set",
+                    ));
+                }
+                let mut tx = self.store.read().await?;
+                tx.feed_acknowledged(&agency).await?
+            } else {
+                query.after_cursor
+            };
+            // A read of the caller's own feed: one record when the subscription starts.
+            audit.read(self, &AuditTarget::default()).await?;
+            Ok(cursor)
+        }
+        .await;
+        let mut cursor = match start {
+            Ok(cursor) => cursor,
+            Err(error) => return audit.finish(self, Err(error)).await,
         };
         let (sender, receiver) = mpsc::channel(64);
         let hub = self.clone();
@@ -133,25 +154,29 @@ impl EventService for Hub {
         &self,
         request: Request<pb::AckEventsRequest>,
     ) -> Result<Response<pb::AckEventsResponse>, Status> {
-        let agency = caller(&request)?.agency.id.clone();
+        let caller = caller(&request)?.agency.clone();
+        let agency = &caller.id;
         let cursor = request.get_ref().cursor;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await.map_err(Error::from)?;
-        let end = tx.feed_end(&agency).await.map_err(Error::from)?;
-        if cursor > end {
-            return Err(Error::invalid(
-                "cursor",
-                format!("{cursor} is past the end of your feed (last cursor {end})"),
-            )
-            .into());
+        let audit = self.audit(&caller, "EventService/AckEvents");
+        let result = async {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            let end = tx.feed_end(agency).await?;
+            if cursor > end {
+                return Err(Error::invalid(
+                    "cursor",
+                    format!("{cursor} is past the end of your feed (last cursor {end})"),
+                ));
+            }
+            tx.acknowledge_feed(agency, cursor, now).await?;
+            let acknowledged_cursor = tx.feed_acknowledged(agency).await?;
+            audit.write(&mut *tx, &AuditTarget::default(), now).await?;
+            tx.commit().await?;
+            Ok(pb::AckEventsResponse {
+                acknowledged_cursor,
+            })
         }
-        tx.acknowledge_feed(&agency, cursor, now)
-            .await
-            .map_err(Error::from)?;
-        let acknowledged_cursor = tx.feed_acknowledged(&agency).await.map_err(Error::from)?;
-        tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::AckEventsResponse {
-            acknowledged_cursor,
-        }))
+        .await;
+        audit.finish(self, result).await
     }
 }

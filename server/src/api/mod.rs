@@ -1,6 +1,7 @@
 //! The gRPC services: thin handlers that parse requests into domain types, call the domain and
 //! the store, and map errors through `crate::error::Error`.
 
+pub mod audit;
 pub mod cases;
 pub mod convert;
 pub mod directory;
@@ -27,6 +28,9 @@ pub struct Hub {
     pub feed_signal: Arc<tokio::sync::watch::Sender<u64>>,
     /// Set when the hub begins to shut down: open subscriptions end, so that draining finishes.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Whether calls are audited: always on, except in the benchmark that measures its cost.
+    #[doc(hidden)]
+    pub audit: crate::casework::audit::AuditMode,
 }
 
 impl Hub {

@@ -2,6 +2,7 @@
 //! note, list the worklist, escalate passed timers). Each runs inside one store transaction,
 //! reads what the domain rules need, applies them, and writes the outcome with its events.
 
+pub mod audit;
 pub mod cases;
 pub mod followups;
 pub mod notes;
