@@ -1,9 +1,11 @@
-//! The operator's command line: `serve`, `agency`, `certs` and `migrate`.
+//! The operator's command line: `serve`, `agency`, `certs`, `audit` and `migrate`.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use tsunagu_hub::casework::audit::{ChainReport, verify_chain};
+use tsunagu_hub::domain::audit::ChainHead;
 use tsunagu_hub::domain::{
     Agency, AgencyId, AgencyKind, AgencyStatus, Clock, Municipality, SystemClock,
 };
@@ -24,7 +26,12 @@ Examples:
   tsunagu-hub certs issue --ca-cert ca.pem --ca-key ca.key --agency aoba-clinic --out-dir out/
 
   # Regenerate the development PKI (development only)
-  tsunagu-hub certs dev --dir certs-dev";
+  tsunagu-hub certs dev --dir certs-dev
+
+  # Check the audit log's hash chain; note its head to compare with later
+  tsunagu-hub audit verify
+  tsunagu-hub audit head
+  tsunagu-hub audit verify --expect-head 1234:9f86d081884c7d65...";
 
 /// The Tsunagu hub and its operator commands.
 #[derive(Debug, Parser)]
@@ -48,8 +55,35 @@ enum Command {
     /// Issue certificates and CRLs.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Check the audit log's hash chain, and show its head.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Replay the hash chain and name the first record that was edited, deleted, inserted or
+    /// moved. Exits non-zero when the chain is broken.
+    Verify {
+        /// Start at this record (trusting the stored hash of the one before it).
+        #[arg(long, value_name = "SEQ", default_value_t = 1)]
+        from: u64,
+        /// A head kept from earlier (`SEQ:HEX`, as `audit head` prints it): also finds a history
+        /// rewritten up to it, or cut off after it.
+        #[arg(long, value_name = "SEQ:HEX")]
+        expect_head: Option<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the chain's head as `SEQ:HEX`: keep it, and pass it to `audit verify --expect-head`.
+    Head {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,7 +173,102 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Agency(command) => agency(settings, command).await,
         Command::Certs(command) => certs(settings, command).await,
+        Command::Audit(command) => audit(settings, command).await,
     }
+}
+
+async fn audit(settings: Settings, command: AuditCommand) -> anyhow::Result<()> {
+    let store = store::connect(&settings.database_url)
+        .await
+        .context("opening the database")?;
+    let result = async {
+        match command {
+            AuditCommand::Verify {
+                from,
+                expect_head,
+                json,
+            } => {
+                let published = expect_head
+                    .map(|text| {
+                        ChainHead::parse(&text).with_context(|| {
+                            format!("--expect-head {text}: use SEQ:HEX as `audit head` prints it")
+                        })
+                    })
+                    .transpose()?;
+                let mut tx = store.read().await?;
+                let report = verify_chain(&mut *tx, from, published).await?;
+                drop(tx);
+                print_chain_report(&report, json)?;
+                if let Some(broken) = &report.broken {
+                    bail!("the audit chain is broken at record {}", broken.sequence());
+                }
+            }
+            AuditCommand::Head { json } => {
+                let head = store.read().await?.audit_head().await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "sequence": head.sequence, "hash": head.hash_hex() })
+                    );
+                } else {
+                    println!("{}:{}", head.sequence, head.hash_hex());
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+fn print_chain_report(report: &ChainReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        let broken = report.broken.as_ref().map(|broken| {
+            serde_json::json!({ "sequence": broken.sequence(), "reason": broken.to_string() })
+        });
+        let value = serde_json::json!({
+            "intact": report.broken.is_none(),
+            "from": report.from,
+            "checked": report.checked,
+            "head": { "sequence": report.head.sequence, "hash": report.head.hash_hex() },
+            "broken": broken,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    match &report.broken {
+        None if report.checked == 0 => println!(
+            "audit chain intact: no records from {} on (head {}:{})",
+            report.from,
+            report.head.sequence,
+            report.head.hash_hex()
+        ),
+        None => println!(
+            "audit chain intact: records {} to {} checked ({} records); head {}:{}",
+            report.from,
+            report.head.sequence,
+            report.checked,
+            report.head.sequence,
+            report.head.hash_hex()
+        ),
+        Some(broken) => {
+            println!(
+                "audit chain BROKEN at record {}: {broken}",
+                broken.sequence()
+            );
+            if report.checked > 0 {
+                println!(
+                    "records {} to {} are intact (head {}:{})",
+                    report.from,
+                    report.head.sequence,
+                    report.head.sequence,
+                    report.head.hash_hex()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
