@@ -6,6 +6,7 @@
 
 mod action;
 mod agencies;
+mod audit;
 mod case;
 mod common;
 mod consent;
@@ -237,6 +238,10 @@ pub enum Command {
     #[command(after_help = events::EXAMPLES)]
     Events(events::EventsArgs),
 
+    /// Who read or changed what: the audit records of your calls and your cases; `audit head`
+    #[command(after_help = audit::EXAMPLES)]
+    Audit(audit::AuditArgs),
+
     /// Your agency's age keys (init, rotate, publish, retire) and other agencies' (list, verify)
     #[command(after_help = keys::EXAMPLES)]
     Keys(keys::KeysArgs),
@@ -264,6 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::NoteAck(args) => note::run_ack(&ctx, args).await,
         Command::Followups(args) => followups::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
+        Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Keys(args) => keys::run(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
     }
