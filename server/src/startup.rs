@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tsunagu_proto::v1::audit_service_server::AuditServiceServer;
 use tsunagu_proto::v1::case_service_server::CaseServiceServer;
+use tsunagu_proto::v1::council_service_server::CouncilServiceServer;
 use tsunagu_proto::v1::directory_service_server::DirectoryServiceServer;
 use tsunagu_proto::v1::event_service_server::EventServiceServer;
 use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
@@ -152,6 +153,9 @@ impl Application {
             .set_serving::<EventServiceServer<Hub>>()
             .await;
         health_reporter
+            .set_serving::<CouncilServiceServer<Hub>>()
+            .await;
+        health_reporter
             .set_serving::<AuditServiceServer<Hub>>()
             .await;
 
@@ -201,6 +205,10 @@ impl Application {
                     .max_decoding_message_size(limits.max_message_bytes),
             )
             .add_service(
+                CouncilServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
+            .add_service(
                 AuditServiceServer::new(hub.clone())
                     .max_decoding_message_size(limits.max_message_bytes),
             )
@@ -226,11 +234,12 @@ impl Application {
 }
 
 /// The services whose health follows the database's.
-const SERVICES: [&str; 5] = [
+const SERVICES: [&str; 6] = [
     "tsunagu.v1.DirectoryService",
     "tsunagu.v1.CaseService",
     "tsunagu.v1.ReferralService",
     "tsunagu.v1.EventService",
+    "tsunagu.v1.CouncilService",
     "tsunagu.v1.AuditService",
 ];
 

@@ -649,3 +649,219 @@ pub fn assert_well_ordered(events: &[pb::FeedEvent]) {
     assert_eq!(ids.len(), before, "duplicate event ids in the feed");
     assert!(events.iter().all(|e| !e.event_id.is_empty()));
 }
+
+// 要対協 (the council).
+
+/// The basis of a share among council members of a registered case, with its justification.
+pub fn council_sharing() -> pb::LegalBasis {
+    basis(
+        pb::LegalBasisKind::CouncilSharing,
+        "要対協登録ケース: 実務者会議での進行管理のため",
+    )
+}
+
+/// kodomo's (the coordinator's) request to register a case as 要支援児童 with kodomo leading.
+/// Empty dates take the hub's defaults (today; registered_on plus the interval).
+pub fn register_request(
+    case_id: &str,
+    registered_on: &str,
+    next_review_on: &str,
+) -> pb::RegisterCaseRequest {
+    pb::RegisterCaseRequest {
+        case_id: case_id.to_owned(),
+        category: pb::CaseCategory::RequiresSupport as i32,
+        registered_on: registered_on.to_owned(),
+        lead_agency: "kodomo".to_owned(),
+        key_person: Some(sealed("キーパーソン: 担当保健師 山田")),
+        review_interval_days: 0,
+        next_review_on: next_review_on.to_owned(),
+        justification: "養育支援が必要 (産後うつの傾向)".to_owned(),
+        staff: Some(staff()),
+        idempotency_key: key(),
+    }
+}
+
+pub async fn try_register(
+    client: &Hub,
+    request: pb::RegisterCaseRequest,
+) -> Result<pb::Registration, Status> {
+    let response = client.council().register_case(request).await?.into_inner();
+    Ok(response
+        .registration
+        .expect("RegisterCaseResponse.registration"))
+}
+
+/// Registers a case; panics when the hub refuses.
+pub async fn register_case(
+    client: &Hub,
+    case_id: &str,
+    registered_on: &str,
+    next_review_on: &str,
+) -> pb::Registration {
+    try_register(client, register_request(case_id, registered_on, next_review_on))
+        .await
+        .unwrap()
+}
+
+pub async fn list_registrations(
+    client: &Hub,
+    municipality: &str,
+    include_closed: bool,
+) -> Result<Vec<pb::Registration>, Status> {
+    Ok(client
+        .council()
+        .list_registrations(pb::ListRegistrationsRequest {
+            municipality: municipality.to_owned(),
+            include_closed,
+        })
+        .await?
+        .into_inner()
+        .registrations)
+}
+
+/// A request to end a registration (close with a reason, or transfer).
+pub fn end_request(
+    case_id: &str,
+    outcome: pb::DecisionOutcome,
+    close_reason: &str,
+    transfer_to: &str,
+) -> pb::EndRegistrationRequest {
+    pb::EndRegistrationRequest {
+        case_id: case_id.to_owned(),
+        outcome: outcome as i32,
+        close_reason: close_reason.to_owned(),
+        transfer_to: transfer_to.to_owned(),
+        ended_on: String::new(),
+        staff: Some(staff()),
+        idempotency_key: key(),
+    }
+}
+
+pub async fn end_registration(
+    client: &Hub,
+    request: pb::EndRegistrationRequest,
+) -> Result<pb::Registration, Status> {
+    let response = client
+        .council()
+        .end_registration(request)
+        .await?
+        .into_inner();
+    Ok(response
+        .registration
+        .expect("EndRegistrationResponse.registration"))
+}
+
+/// A meeting of the 141178 council on `held_on`; no cases: every registration due by then.
+pub fn schedule_request(
+    kind: pb::MeetingKind,
+    held_on: &str,
+    case_ids: &[&str],
+) -> pb::ScheduleMeetingRequest {
+    pb::ScheduleMeetingRequest {
+        municipality: MUNICIPALITY.to_owned(),
+        kind: kind as i32,
+        held_on: held_on.to_owned(),
+        case_ids: case_ids.iter().map(|id| (*id).to_owned()).collect(),
+        staff: Some(staff()),
+        idempotency_key: key(),
+    }
+}
+
+pub async fn try_schedule(
+    client: &Hub,
+    request: pb::ScheduleMeetingRequest,
+) -> Result<pb::Meeting, Status> {
+    let response = client
+        .council()
+        .schedule_meeting(request)
+        .await?
+        .into_inner();
+    Ok(response.meeting.expect("ScheduleMeetingResponse.meeting"))
+}
+
+/// Schedules a meeting of the 141178 council; panics when the hub refuses.
+pub async fn schedule_meeting(
+    client: &Hub,
+    kind: pb::MeetingKind,
+    held_on: &str,
+    case_ids: &[&str],
+) -> pb::Meeting {
+    try_schedule(client, schedule_request(kind, held_on, case_ids))
+        .await
+        .unwrap()
+}
+
+pub async fn list_meetings(client: &Hub, municipality: &str) -> Result<Vec<pb::Meeting>, Status> {
+    Ok(client
+        .council()
+        .list_meetings(pb::ListMeetingsRequest {
+            municipality: municipality.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .meetings)
+}
+
+pub async fn meeting_pack(
+    client: &Hub,
+    meeting_id: &str,
+) -> Result<pb::GetMeetingPackResponse, Status> {
+    Ok(client
+        .council()
+        .get_meeting_pack(pb::GetMeetingPackRequest {
+            meeting_id: meeting_id.to_owned(),
+        })
+        .await?
+        .into_inner())
+}
+
+/// The pack's entry for one case; panics when the case is not on the agenda.
+pub fn pack_case<'a>(pack: &'a pb::GetMeetingPackResponse, case_id: &str) -> &'a pb::PackCase {
+    pack.cases
+        .iter()
+        .find(|c| c.case.as_ref().is_some_and(|c| c.case_id == case_id))
+        .unwrap_or_else(|| panic!("case {case_id} is not in the pack"))
+}
+
+/// A decision with no reason, transfer, lead change, plan or date: the hub's defaults.
+pub fn decision_request(
+    meeting_id: &str,
+    case_id: &str,
+    outcome: pb::DecisionOutcome,
+) -> pb::RecordDecisionRequest {
+    pb::RecordDecisionRequest {
+        meeting_id: meeting_id.to_owned(),
+        case_id: case_id.to_owned(),
+        outcome: outcome as i32,
+        close_reason: String::new(),
+        transfer_to: String::new(),
+        lead_agency: String::new(),
+        plan: Some(sealed("役割分担: 保育園が登園状況を見守り、保健師が月1回家庭訪問")),
+        next_review_on: String::new(),
+        staff: Some(staff()),
+        idempotency_key: key(),
+    }
+}
+
+pub async fn try_decide(
+    client: &Hub,
+    request: pb::RecordDecisionRequest,
+) -> Result<pb::RecordDecisionResponse, Status> {
+    Ok(client
+        .council()
+        .record_decision(request)
+        .await?
+        .into_inner())
+}
+
+/// The council decisions in a case thread, oldest first.
+pub fn thread_decisions(thread: &pb::GetCaseThreadResponse) -> Vec<&pb::Decision> {
+    thread
+        .entries
+        .iter()
+        .filter_map(|entry| match &entry.entry {
+            Some(pb::thread_entry::Entry::Decision(decision)) => Some(decision),
+            _ => None,
+        })
+        .collect()
+}

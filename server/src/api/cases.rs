@@ -318,6 +318,9 @@ impl CaseService for Hub {
                     ThreadItem::Note(note) => Some(pb::thread_entry::Entry::Note(convert::note(
                         note, &agency.id,
                     ))),
+                    ThreadItem::Decision(decision) => Some(pb::thread_entry::Entry::Decision(
+                        super::council::decision_out(decision),
+                    )),
                 })
                 .map(|entry| pb::ThreadEntry { entry: Some(entry) })
                 .collect();

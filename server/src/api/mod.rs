@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cases;
 pub mod convert;
+pub mod council;
 pub mod directory;
 pub mod events;
 pub mod referrals;

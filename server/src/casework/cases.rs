@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::{CaseAccess, FeedAbout, hidden_reporters, may_see_referral, notify, visible_case};
 use crate::domain::consent::{Consent, ConsentGiver, ConsentMethod, ConsentScope, validate_scope};
+use crate::domain::council::Decision;
 use crate::domain::records::{Case, FeedEventKind, Note, Participant, Referral, ReferralEvent};
 use crate::domain::{
     Agency, AgencyId, CaseCategory, CaseId, CaseStage, ConsentId, Municipality, Sealed, Staff,
@@ -215,6 +216,8 @@ pub async fn consents(
 pub enum ThreadItem {
     ReferralEvent(ReferralEvent),
     Note(Note),
+    /// A 要対協 decision, for the council's members only.
+    Decision(Decision),
 }
 
 impl ThreadItem {
@@ -222,6 +225,7 @@ impl ThreadItem {
         match self {
             Self::ReferralEvent(event) => event.recorded_at,
             Self::Note(note) => note.sent_at,
+            Self::Decision(decision) => decision.decided_at,
         }
     }
 }
@@ -235,7 +239,8 @@ pub struct Thread {
     pub items: Vec<ThreadItem>,
 }
 
-/// The referral events and notes of a case that the caller may see, oldest first.
+/// The referral events and notes of a case that the caller may see, and the council's decisions
+/// for its members, oldest first.
 pub async fn thread(
     tx: &mut dyn Transaction,
     caller: &Agency,
@@ -269,6 +274,14 @@ pub async fn thread(
             })
             .map(ThreadItem::Note),
     );
+    if super::council::sees_decisions(caller, &view.case.municipality) {
+        items.extend(
+            tx.case_decisions(case_id, since)
+                .await?
+                .into_iter()
+                .map(ThreadItem::Decision),
+        );
+    }
     items.sort_by_key(ThreadItem::at);
     Ok(Thread {
         view,

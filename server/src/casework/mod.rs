@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod cases;
+pub mod council;
 pub mod followups;
 pub mod notes;
 pub mod referrals;

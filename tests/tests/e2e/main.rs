@@ -1,6 +1,7 @@
 //! End-to-end tests of the hub over real mutual TLS. One test binary for all of them.
 
 mod cases;
+mod council;
 mod directory;
 mod durability;
 mod feed;
