@@ -26,6 +26,9 @@ use crate::domain::{
 pub enum StoreError {
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The batch this write belonged to failed to commit; nothing of it was stored.
+    #[error("the write could not be committed")]
+    Commit(#[source] Arc<sqlx::Error>),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A unique key already exists.
@@ -53,6 +56,7 @@ impl StoreError {
                     || code == "5"
                     || code == "6"
             }
+            Self::Commit(error) => matches!(**error, sqlx::Error::Io(_)),
             Self::Database(error) => matches!(
                 error,
                 sqlx::Error::Io(_)

@@ -1,30 +1,216 @@
-//! The embedded SQLite backend: one file in WAL mode with `synchronous=FULL`, one writer
-//! connection (SQLite serialises writers anyway; one connection avoids busy upgrades) and a small
-//! pool of readers.
+//! The embedded SQLite backend: one file in WAL mode with `synchronous=FULL`, a small pool of
+//! readers, and one writer connection with group commit.
+//!
+//! Group commit: every write transaction is a savepoint inside a shared batch transaction on the
+//! writer connection. Committing a write releases its savepoint and then waits until the batch
+//! itself has committed; a committer task commits the batch (one fsync) as soon as any member is
+//! waiting. While one batch is being synced, the next one fills, so under load many writes share
+//! one fsync, and still no write is acknowledged before it is on disk.
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
+use sqlx::{Executor as _, Sqlite};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
 use super::{Store, StoreError, Transaction};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The outcome of one batch, shared by its members: `None` until it has committed or failed.
+type BatchOutcome = watch::Sender<Option<Result<(), Arc<sqlx::Error>>>>;
+
+/// The writer connection and the batch open on it.
+struct WriterState {
+    /// Detached from its pool: it lives as long as the store, and closing the pool must not
+    /// wait for it.
+    connection: SqliteConnection,
+    /// The open batch transaction, if any.
+    batch: Option<Arc<BatchOutcome>>,
+    /// A member was dropped without committing: its savepoint must be rolled back before the
+    /// connection is used again.
+    rollback_pending: bool,
+}
+
+/// Group commit on the single writer connection.
+struct Writer {
+    state: Arc<Mutex<WriterState>>,
+    /// Wakes the committer: a member is waiting for its batch, or a member rolled back.
+    wake: Arc<Notify>,
+    committer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.committer.abort();
+    }
+}
+
 /// The SQLite store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: Arc<Writer>,
     readers: SqlitePool,
+    writer_pool: SqlitePool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+/// One write: a savepoint in the current batch, holding the writer connection until it commits
+/// or is dropped.
+pub struct BatchMember {
+    guard: Option<OwnedMutexGuard<WriterState>>,
+    wake: Arc<Notify>,
+}
+
+impl BatchMember {
+    fn state(&mut self) -> &mut WriterState {
+        // The guard is only taken by `commit`, which consumes the member.
+        self.guard
+            .as_mut()
+            .map(|guard| &mut **guard)
+            .unwrap_or_else(|| unreachable!("a batch member is used after it committed"))
+    }
+
+    /// Releases the savepoint, lets the next writer in, and waits until the batch is on disk.
+    async fn commit(mut self) -> Result<(), StoreError> {
+        let state = self.state();
+        state.connection.execute("RELEASE write").await?;
+        let mut outcome = state
+            .batch
+            .as_ref()
+            .map(|batch| batch.subscribe())
+            .ok_or_else(|| StoreError::corrupt("sqlite writer", "no open batch"))?;
+        // Hand the connection on before waiting: the next writers join this batch or the next.
+        drop(self.guard.take());
+        self.wake.notify_one();
+        let result = outcome
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| StoreError::corrupt("sqlite writer", "the committer stopped"))?
+            .clone();
+        match result {
+            Some(Err(error)) => Err(StoreError::Commit(error)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for BatchMember {
+    fn drop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            // Dropped without commit: roll its savepoint back before anyone writes again.
+            guard.rollback_pending = true;
+            drop(guard);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The connection a transaction runs on: a read snapshot or a batch member.
+pub enum SqliteTx {
+    Read(sqlx::Transaction<'static, Sqlite>),
+    Write(BatchMember),
+}
+
+impl Deref for SqliteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Self::Read(tx) => tx,
+            Self::Write(member) => match &member.guard {
+                Some(guard) => &guard.connection,
+                None => unreachable!("a batch member is used after it committed"),
+            },
+        }
+    }
+}
+
+impl DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Self::Read(tx) => tx,
+            Self::Write(member) => &mut member.state().connection,
+        }
+    }
+}
+
+impl SqliteTx {
+    async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Read(tx) => Ok(tx.commit().await?),
+            Self::Write(member) => member.commit().await,
+        }
+    }
 }
 
 /// A transaction on SQLite.
 pub struct SqliteTransaction {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: SqliteTx,
+}
+
+/// Makes the writer connection ready for a new savepoint: rolls back an abandoned one and opens
+/// a batch if none is open.
+async fn prepare_writer(state: &mut WriterState) -> Result<(), sqlx::Error> {
+    roll_back_abandoned(state).await;
+    if state.batch.is_none() {
+        // IMMEDIATE: take the write lock now, so a batch never fails half-way for want of it.
+        state.connection.execute("BEGIN IMMEDIATE").await?;
+        state.batch = Some(Arc::new(watch::Sender::new(None)));
+    }
+    Ok(())
+}
+
+/// Rolls back the savepoint of a member dropped without committing. When there is none (the
+/// member was cancelled just after releasing it), its writes simply stay in the batch: its caller
+/// never got an answer and a retry with the same idempotency key replays it.
+async fn roll_back_abandoned(state: &mut WriterState) {
+    if state.rollback_pending {
+        state.rollback_pending = false;
+        if let Err(error) = state
+            .connection
+            .execute("ROLLBACK TO write; RELEASE write")
+            .await
+        {
+            tracing::debug!(%error, "no savepoint to roll back");
+        }
+    }
+}
+
+/// Commits the open batch whenever woken. Runs until the store is dropped.
+fn spawn_committer(
+    state: Arc<Mutex<WriterState>>,
+    wake: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            wake.notified().await;
+            let mut state = state.lock().await;
+            let Some(batch) = state.batch.take() else {
+                continue;
+            };
+            roll_back_abandoned(&mut state).await;
+            let result = state.connection.execute("COMMIT").await.map(|_| ());
+            if let Err(error) = &result {
+                tracing::error!(%error, "a batch of writes failed to commit");
+                // Leave the connection clean for the next batch whatever state it is in.
+                let _ = state.connection.execute("ROLLBACK").await;
+            }
+            batch.send_replace(Some(result.map_err(Arc::new)));
+        }
+    })
 }
 
 super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
@@ -58,31 +244,55 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
+        let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
-        MIGRATIONS.run(&writer).await?;
+        MIGRATIONS.run(&writer_pool).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, readers })
+        let state = Arc::new(Mutex::new(WriterState {
+            connection: writer_pool.acquire().await?.detach(),
+            batch: None,
+            rollback_pending: false,
+        }));
+        let wake = Arc::new(Notify::new());
+        let committer = spawn_committer(Arc::clone(&state), Arc::clone(&wake));
+        Ok(Self {
+            writer: Arc::new(Writer {
+                state,
+                wake,
+                committer,
+            }),
+            readers,
+            writer_pool,
+        })
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        let tx = self.writer.begin().await?;
-        Ok(Box::new(SqliteTransaction { tx }))
+        let mut guard = Arc::clone(&self.writer.state).lock_owned().await;
+        prepare_writer(&mut guard).await?;
+        guard.connection.execute("SAVEPOINT write").await?;
+        Ok(Box::new(SqliteTransaction {
+            tx: SqliteTx::Write(BatchMember {
+                guard: Some(guard),
+                wake: Arc::clone(&self.writer.wake),
+            }),
+        }))
     }
 
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {
         let tx = self.readers.begin().await?;
-        Ok(Box::new(SqliteTransaction { tx }))
+        Ok(Box::new(SqliteTransaction {
+            tx: SqliteTx::Read(tx),
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -91,7 +301,111 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        // Let a batch still open commit (or roll back) before the connections go.
+        {
+            let mut state = self.writer.state.lock().await;
+            if let Some(batch) = state.batch.take() {
+                let result = state.connection.execute("COMMIT").await.map(|_| ());
+                batch.send_replace(Some(result.map_err(Arc::new)));
+            }
+        }
         self.readers.close().await;
-        self.writer.close().await;
+        self.writer_pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Agency, AgencyId, AgencyKind, AgencyStatus, Timestamp};
+
+    fn agency(id: &str) -> Agency {
+        Agency {
+            id: AgencyId::parse(id).unwrap(),
+            kind: AgencyKind::parse("hospital").unwrap(),
+            display_name: "病院".to_owned(),
+            municipalities: vec![],
+            council_memberships: vec![],
+            coordinator_of: vec![],
+            status: AgencyStatus::Active,
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_committed_write_is_visible_to_readers() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_agency(&agency("ab"), Timestamp(0)).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut read = store.read().await.unwrap();
+        assert!(
+            read.agency(&AgencyId::parse("ab").unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_write_leaves_nothing_and_the_next_write_commits() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_agency(&agency("dropped"), Timestamp(0))
+            .await
+            .unwrap();
+        drop(tx);
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_agency(&agency("kept"), Timestamp(0))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), tx.commit())
+            .await
+            .expect("commit hung")
+            .unwrap();
+        let mut read = store.read().await.unwrap();
+        assert!(
+            read.agency(&AgencyId::parse("dropped").unwrap())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            read.agency(&AgencyId::parse("kept").unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_writes_all_commit() {
+        let (_dir, store) = store().await;
+        let store = Arc::new(store);
+        let writes = (0..50).map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                tx.insert_agency(&agency(&format!("a{n}")), Timestamp(0))
+                    .await
+                    .unwrap();
+                if n % 7 == 0 {
+                    drop(tx);
+                } else {
+                    tx.commit().await.unwrap();
+                }
+            })
+        });
+        tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(writes))
+            .await
+            .expect("writes hung");
+        let mut read = store.read().await.unwrap();
+        assert_eq!(read.agencies().await.unwrap().len(), 50 - 8);
     }
 }
