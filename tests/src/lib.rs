@@ -413,7 +413,12 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create(dir: &Path) -> TestDatabase {
-        let Some(server) = postgres_url() else {
+        Self::create_on(postgres_url().as_deref(), dir).await
+    }
+
+    /// A database on `server` (PostgreSQL), or a SQLite file in `dir` when `server` is `None`.
+    pub async fn create_on(server: Option<&str>, dir: &Path) -> TestDatabase {
+        let Some(server) = server.map(str::to_owned) else {
             return TestDatabase {
                 url: format!("sqlite://{}", dir.join("hub.db").display()),
                 postgres: None,
