@@ -97,7 +97,6 @@ impl Application {
             store,
             clock,
             settings: Arc::new(settings),
-            feed_signal: Arc::new(tokio::sync::watch::Sender::new(0)),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             audit,
         };
@@ -176,7 +175,7 @@ impl Application {
         );
         let reloader = tls.spawn_reloader();
         let timers = crate::casework::timers::spawn(hub.clone());
-        let change_listener = store.spawn_change_listener(Arc::clone(&hub.feed_signal));
+        let change_listener = store.spawn_change_listener();
         let health_watch = spawn_health_watch(Arc::clone(&store), health_reporter.clone());
         let incoming = tls::incoming(listener, Arc::clone(&tls), settings.tls.handshake_timeout);
 

@@ -101,7 +101,7 @@ impl EventService for Hub {
         };
         let (sender, receiver) = mpsc::channel(64);
         let hub = self.clone();
-        let mut signal = self.feed_signal.subscribe();
+        let mut waker = self.store.feed_signals().subscribe(&agency);
         let mut stopping = self.stopping.subscribe();
         tokio::spawn(async move {
             loop {
@@ -114,9 +114,9 @@ impl EventService for Hub {
                         .await;
                     return;
                 }
-                // Mark the signal seen before reading, so a write committed after the read
-                // wakes the wait below.
-                signal.borrow_and_update();
+                // Mark wake-ups seen before reading, so a commit after the read wakes the
+                // wait below.
+                waker.mark_seen();
                 let page = match hub.feed_page(&agency, cursor, SUBSCRIBE_PAGE).await {
                     Ok(page) => page,
                     Err(error) => {
@@ -126,11 +126,7 @@ impl EventService for Hub {
                 };
                 if page.is_empty() {
                     tokio::select! {
-                        changed = signal.changed() => {
-                            if changed.is_err() {
-                                return;
-                            }
-                        }
+                        () = waker.changed() => {}
                         () = tokio::time::sleep(SUBSCRIBE_POLL) => {}
                         () = sender.closed() => return,
                         _ = stopping.changed() => {}

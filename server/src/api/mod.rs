@@ -25,8 +25,6 @@ pub struct Hub {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
-    /// Bumped after every commit that may have added feed entries, so that subscribers look.
-    pub feed_signal: Arc<tokio::sync::watch::Sender<u64>>,
     /// Set when the hub begins to shut down: open subscriptions end, so that draining finishes.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// Whether calls are audited: always on, except in the benchmark that measures its cost.
@@ -35,10 +33,9 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Wakes every subscriber to read its feed again.
-    pub fn signal_feed(&self) {
-        self.feed_signal.send_modify(|generation| *generation += 1);
-    }
+    /// Nothing to do any more: the store wakes the subscribers concerned when a commit appends
+    /// to their feeds. Remaining callers are being removed.
+    pub fn signal_feed(&self) {}
 
     pub fn max_sealed(&self) -> usize {
         self.settings.limits.max_sealed_bytes

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod council;
+pub mod feed;
 pub mod keys;
 pub mod postgres;
 pub(crate) mod queries;
@@ -90,12 +91,12 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes every connection.
     async fn close(&self);
-    /// For a database shared by several hub instances: a task that bumps `signal` whenever
-    /// another instance commits, so local subscribers look at their feeds at once.
-    fn spawn_change_listener(
-        &self,
-        _signal: Arc<tokio::sync::watch::Sender<u64>>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
+    /// Wake-ups for live feeds, fired after each commit that appended feed entries (also for
+    /// commits made through other hub instances sharing the database).
+    fn feed_signals(&self) -> Arc<feed::FeedSignals>;
+    /// For a database shared by several hub instances: a task that turns other instances'
+    /// commits into wake-ups here.
+    fn spawn_change_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
         None
     }
 }

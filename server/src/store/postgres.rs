@@ -11,26 +11,33 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 
+use super::feed::FeedSignals;
 use super::{Store, StoreError, Transaction};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The advisory lock key every write transaction holds ("tsunagu" in ASCII, as a number).
 const WRITER_LOCK: i64 = 0x0074_7375_6e61_6775;
-/// The channel commits notify on.
+/// The channel commits notify on. The payload names the agencies whose feeds grew.
 pub const FEED_CHANNEL: &str = "tsunagu_feed";
+/// The payload when too many agencies to name (NOTIFY payloads stop at 8000 bytes).
+const EVERYONE: &str = "*";
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     options: PgConnectOptions,
+    signals: Arc<FeedSignals>,
 }
 
 /// A transaction on PostgreSQL.
 pub struct PostgresTransaction {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     writes: bool,
+    /// Agencies whose feeds this transaction appended to, woken once it has committed.
+    touched: Vec<crate::domain::AgencyId>,
+    signals: Arc<FeedSignals>,
 }
 
 super::queries::transaction_queries!(PostgresTransaction, PgRow);
@@ -51,36 +58,32 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await?;
         MIGRATIONS.run(&pool).await?;
-        Ok(Self { pool, options })
+        Ok(Self {
+            pool,
+            options,
+            signals: Arc::default(),
+        })
     }
 
-    /// Listens for commits of other instances and bumps `signal` for each, reconnecting after
-    /// any failure. Returns the task; abort it to stop listening.
-    pub fn spawn_listener(
-        &self,
-        signal: Arc<tokio::sync::watch::Sender<u64>>,
-    ) -> tokio::task::JoinHandle<()> {
+    /// Listens for commits of every instance (this one's too, harmlessly) and wakes the
+    /// subscriptions of the agencies each names, reconnecting after any failure.
+    pub fn spawn_listener(&self) -> tokio::task::JoinHandle<()> {
         let options = self.options.clone();
+        let signals = Arc::clone(&self.signals);
         tokio::spawn(async move {
             loop {
-                match listen(&options, &signal).await {
-                    Ok(()) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "feed listener lost its connection; reconnecting");
-                    }
+                if let Err(error) = listen(&options, &signals).await {
+                    tracing::warn!(%error, "feed listener lost its connection; reconnecting");
                 }
-                // Whatever was missed while disconnected is picked up by the subscribers' poll.
-                signal.send_modify(|generation| *generation += 1);
+                // Whatever was missed while disconnected is read by everyone once now.
+                signals.wake_everyone();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
     }
 }
 
-async fn listen(
-    options: &PgConnectOptions,
-    signal: &tokio::sync::watch::Sender<u64>,
-) -> Result<(), sqlx::Error> {
+async fn listen(options: &PgConnectOptions, signals: &FeedSignals) -> Result<(), sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(3))
@@ -89,8 +92,17 @@ async fn listen(
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen(FEED_CHANNEL).await?;
     loop {
-        listener.recv().await?;
-        signal.send_modify(|generation| *generation += 1);
+        let notification = listener.recv().await?;
+        let payload = notification.payload();
+        if payload == EVERYONE {
+            signals.wake_everyone();
+        } else {
+            let agencies: Vec<_> = payload
+                .split(',')
+                .filter_map(crate::domain::AgencyId::parse)
+                .collect();
+            signals.wake(&agencies);
+        }
     }
 }
 
@@ -102,7 +114,12 @@ impl Store for PostgresStore {
             .bind(WRITER_LOCK)
             .execute(&mut *tx)
             .await?;
-        Ok(Box::new(PostgresTransaction { tx, writes: true }))
+        Ok(Box::new(PostgresTransaction {
+            tx,
+            writes: true,
+            touched: Vec::new(),
+            signals: Arc::clone(&self.signals),
+        }))
     }
 
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {
@@ -111,7 +128,12 @@ impl Store for PostgresStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        Ok(Box::new(PostgresTransaction { tx, writes: false }))
+        Ok(Box::new(PostgresTransaction {
+            tx,
+            writes: false,
+            touched: Vec::new(),
+            signals: Arc::clone(&self.signals),
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -123,11 +145,12 @@ impl Store for PostgresStore {
         self.pool.close().await;
     }
 
-    fn spawn_change_listener(
-        &self,
-        signal: Arc<tokio::sync::watch::Sender<u64>>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        Some(self.spawn_listener(signal))
+    fn feed_signals(&self) -> Arc<FeedSignals> {
+        Arc::clone(&self.signals)
+    }
+
+    fn spawn_change_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+        Some(self.spawn_listener())
     }
 }
 
@@ -135,9 +158,19 @@ impl PostgresTransaction {
     /// Called by `commit` before committing: other instances' subscribers hear of the change
     /// when (and only if) it commits.
     async fn before_commit(&mut self) -> Result<(), StoreError> {
-        if self.writes {
-            sqlx::query("SELECT pg_notify($1, '')")
+        if self.writes && !self.touched.is_empty() {
+            let mut payload = self
+                .touched
+                .iter()
+                .map(|agency| agency.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            if payload.len() > 7000 {
+                payload = EVERYONE.to_owned();
+            }
+            sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(FEED_CHANNEL)
+                .bind(payload)
                 .execute(&mut *self.tx)
                 .await?;
         }

@@ -428,7 +428,11 @@ macro_rules! transaction_queries {
         impl $crate::store::Transaction for $tx {
             async fn commit(mut self: Box<Self>) -> Result<(), $crate::store::StoreError> {
                 self.before_commit().await?;
+                let touched = std::mem::take(&mut self.touched);
+                let signals = std::sync::Arc::clone(&self.signals);
                 self.tx.commit().await?;
+                // Only now is there something to read: wake those whose feeds grew.
+                signals.wake(&touched);
                 Ok(())
             }
 
@@ -1096,6 +1100,9 @@ macro_rules! transaction_queries {
                 .bind(entry.recorded_at.millis())
                 .fetch_one(&mut *self.tx)
                 .await?;
+                if !self.touched.contains(&entry.agency_id) {
+                    self.touched.push(entry.agency_id.clone());
+                }
                 let cursor: i64 = row.try_get("cursor")?;
                 u64::try_from(cursor).map_err(|_| $crate::store::StoreError::corrupt("feed_events", "cursor"))
             }

@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{Executor as _, Sqlite};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
+use super::feed::FeedSignals;
 use super::{Store, StoreError, Transaction};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -57,6 +58,7 @@ impl Drop for Writer {
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: Arc<Writer>,
+    signals: Arc<FeedSignals>,
     readers: SqlitePool,
     writer_pool: SqlitePool,
 }
@@ -159,6 +161,9 @@ impl SqliteTx {
 /// A transaction on SQLite.
 pub struct SqliteTransaction {
     tx: SqliteTx,
+    /// Agencies whose feeds this transaction appended to, woken once it has committed.
+    touched: Vec<crate::domain::AgencyId>,
+    signals: Arc<FeedSignals>,
 }
 
 /// Makes the writer connection ready for a new savepoint: rolls back an abandoned one and opens
@@ -268,6 +273,7 @@ impl SqliteStore {
                 wake,
                 committer,
             }),
+            signals: Arc::default(),
             readers,
             writer_pool,
         })
@@ -285,6 +291,8 @@ impl Store for SqliteStore {
                 guard: Some(guard),
                 wake: Arc::clone(&self.writer.wake),
             }),
+            touched: Vec::new(),
+            signals: Arc::clone(&self.signals),
         }))
     }
 
@@ -292,12 +300,18 @@ impl Store for SqliteStore {
         let tx = self.readers.begin().await?;
         Ok(Box::new(SqliteTransaction {
             tx: SqliteTx::Read(tx),
+            touched: Vec::new(),
+            signals: Arc::clone(&self.signals),
         }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.readers).await?;
         Ok(())
+    }
+
+    fn feed_signals(&self) -> Arc<FeedSignals> {
+        Arc::clone(&self.signals)
     }
 
     async fn close(&self) {
