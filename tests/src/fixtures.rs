@@ -698,9 +698,12 @@ pub async fn register_case(
     registered_on: &str,
     next_review_on: &str,
 ) -> pb::Registration {
-    try_register(client, register_request(case_id, registered_on, next_review_on))
-        .await
-        .unwrap()
+    try_register(
+        client,
+        register_request(case_id, registered_on, next_review_on),
+    )
+    .await
+    .unwrap()
 }
 
 pub async fn list_registrations(
@@ -836,7 +839,9 @@ pub fn decision_request(
         close_reason: String::new(),
         transfer_to: String::new(),
         lead_agency: String::new(),
-        plan: Some(sealed("役割分担: 保育園が登園状況を見守り、保健師が月1回家庭訪問")),
+        plan: Some(sealed(
+            "役割分担: 保育園が登園状況を見守り、保健師が月1回家庭訪問",
+        )),
         next_review_on: String::new(),
         staff: Some(staff()),
         idempotency_key: key(),
