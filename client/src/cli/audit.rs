@@ -115,9 +115,8 @@ pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
             .await
             .answer(&hub)?;
         if ctx.json() {
-            return ctx.print_json(
-                &serde_json::json!({ "sequence": head.sequence, "hash": head.hash }),
-            );
+            return ctx
+                .print_json(&serde_json::json!({ "sequence": head.sequence, "hash": head.hash }));
         }
         return ctx.print(&format!("{}:{}\n", head.sequence, head.hash));
     }
@@ -244,7 +243,10 @@ mod tests {
         assert_eq!(args.case_id.as_deref(), Some("1a2b3c4d"));
         assert_eq!(args.municipality.as_deref(), Some("141178"));
         let since = args.since.unwrap();
-        assert_eq!(since.seconds, 1_774_969_200, "midnight in Japan is 15:00 UTC");
+        assert_eq!(
+            since.seconds, 1_774_969_200,
+            "midnight in Japan is 15:00 UTC"
+        );
         assert!(args.until.unwrap().seconds > since.seconds);
         assert!(args.command.is_none());
     }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the hub over real mutual TLS. One test binary for all of them.
 
+mod audit;
 mod cases;
 mod council;
 mod directory;
