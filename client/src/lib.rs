@@ -15,9 +15,11 @@
 //! # }
 //! ```
 
+pub mod council;
 pub mod error;
 pub mod hub;
 pub mod keys;
+pub mod pack;
 pub mod profile;
 pub mod render;
 pub mod seal;
