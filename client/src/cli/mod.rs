@@ -11,6 +11,7 @@ mod case;
 mod common;
 mod consent;
 mod context;
+mod council;
 mod demo;
 mod events;
 mod followups;
@@ -246,6 +247,10 @@ pub enum Command {
     #[command(after_help = keys::EXAMPLES)]
     Keys(keys::KeysArgs),
 
+    /// 要対協: register cases, schedule meetings, write meeting packs (md/html), record decisions
+    #[command(after_help = council::EXAMPLES)]
+    Council(council::CouncilArgs),
+
     /// Walk the whole referral loop against a running hub as the development agencies, narrated
     #[command(after_help = demo::EXAMPLES)]
     Demo(demo::DemoArgs),
@@ -271,6 +276,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Keys(args) => keys::run(&ctx, args).await,
+        Command::Council(args) => council::run(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
     }
 }
