@@ -83,20 +83,18 @@ impl IdentityLayer {
                     self.trust_domain
                 ))
             })?;
-        let mut tx = self.store.read().await.map_err(unavailable)?;
-        if tx
-            .is_certificate_revoked(&certificate.fingerprint)
+        let (agency, revoked) = self
+            .store
+            .caller_identity(&agency_id, &certificate.fingerprint)
             .await
-            .map_err(unavailable)?
-        {
+            .map_err(unavailable)?;
+        if revoked {
             return Err(Status::unauthenticated(format!(
                 "certificate {} of agency {agency_id} was revoked by the hub operator; \
                  ask for a new one",
                 certificate.fingerprint
             )));
         }
-        let agency = tx.agency(&agency_id).await.map_err(unavailable)?;
-        drop(tx);
         match agency {
             None => Err(Status::unauthenticated(format!(
                 "agency {agency_id} is not registered with this hub; ask the hub operator to run \

@@ -87,6 +87,18 @@ pub trait Store: Send + Sync + 'static {
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
     /// A read-only snapshot.
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError>;
+    /// What the identity layer needs on every call: the registered agency, and whether the
+    /// presented certificate was revoked at the hub.
+    async fn caller_identity(
+        &self,
+        agency: &AgencyId,
+        fingerprint: &str,
+    ) -> Result<(Option<Agency>, bool), StoreError> {
+        let mut tx = self.read().await?;
+        let revoked = tx.is_certificate_revoked(fingerprint).await?;
+        let agency = tx.agency(agency).await?;
+        Ok((agency, revoked))
+    }
     /// Checks that the database answers (for health).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes every connection.

@@ -296,6 +296,32 @@ impl Store for SqliteStore {
         }))
     }
 
+    /// One statement, no transaction: this runs on every call, before any handler.
+    async fn caller_identity(
+        &self,
+        agency: &crate::domain::AgencyId,
+        fingerprint: &str,
+    ) -> Result<(Option<crate::domain::Agency>, bool), StoreError> {
+        use sqlx::Row as _;
+        let row = sqlx::query(&format!(
+            "SELECT {AGENCY_COLUMNS}, EXISTS (SELECT 1 FROM revoked_certificates \
+             WHERE fingerprint = $2) AS revoked FROM agencies WHERE agency_id = $1 \
+             UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM \
+             revoked_certificates WHERE fingerprint = $2) LIMIT 1"
+        ))
+        .bind(agency.as_str())
+        .bind(fingerprint)
+        .fetch_one(&self.readers)
+        .await?;
+        let revoked: bool = row.try_get("revoked")?;
+        let registered: Option<String> = row.try_get("agency_id")?;
+        let agency = match registered {
+            Some(_) => Some(agency_from_row(&row)?),
+            None => None,
+        };
+        Ok((agency, revoked))
+    }
+
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {
         let tx = self.readers.begin().await?;
         Ok(Box::new(SqliteTransaction {

@@ -234,7 +234,8 @@ async fn connect(pki: &TestPki, addr: SocketAddr, agency: &str) -> anyhow::Resul
 }
 
 /// Runs `operation` closed-loop: `connections` × `in_flight` workers, each issuing the next
-/// request as soon as the previous one answered, for `seconds`.
+/// request as soon as the previous one answered, for `seconds` or until the operation says
+/// there is no more work (`None`). `Some(false)` counts an error.
 async fn closed_loop<F, Fut>(
     scenario: &str,
     clients: &[Hub],
@@ -245,7 +246,7 @@ async fn closed_loop<F, Fut>(
 ) -> Outcome
 where
     F: Fn(Hub, usize) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
+    Fut: std::future::Future<Output = Option<bool>> + Send,
 {
     let cpu_before = hub.and_then(HubProcess::cpu);
     let started = Instant::now();
@@ -262,10 +263,11 @@ where
                 let mut n = 0;
                 while Instant::now() < stop_at {
                     let t0 = Instant::now();
-                    if operation(client.clone(), worker * 1_000_000 + n).await {
-                        latencies.push(t0.elapsed());
-                    } else {
-                        errors += 1;
+                    match operation(client.clone(), worker * 1_000_000 + n).await {
+                        Some(true) => latencies.push(t0.elapsed()),
+                        Some(false) => errors += 1,
+                        // Out of work (every referral acknowledged): this worker is done.
+                        None => break,
                     }
                     n += 1;
                 }
@@ -321,12 +323,14 @@ async fn echo(args: &Args, pki: &TestPki) -> anyhow::Result<Outcome> {
         args.seconds,
         None,
         |client, _| async move {
-            tonic_health::pb::health_client::HealthClient::new(client.channel())
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .is_ok()
+            Some(
+                tonic_health::pb::health_client::HealthClient::new(client.channel())
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .is_ok(),
+            )
         },
     )
     .await;
@@ -616,11 +620,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let case_id = prepare_case(&kodomo[0]).await?;
 
-    for size in [1024_usize, 16 * 1024] {
+    // The 1 KiB sends all go to one agency, whose inbox and feed the acknowledgement and
+    // ListEvents scenarios then work through; the 16 KiB sends spread over every agency.
+    for (size, spread) in [(1024_usize, 1_usize), (16 * 1024, args.subscribers.max(1))] {
         eprintln!("measuring durable sends with {size}-byte bodies…");
         let body = sealed_bytes(&vec![b'x'; size]);
         let case_id = case_id.clone();
-        let subscribers = args.subscribers.max(1);
         outcomes.push(
             closed_loop(
                 &format!("c. SendReferral, sealed body {} KiB", size / 1024),
@@ -629,8 +634,8 @@ async fn main() -> anyhow::Result<()> {
                 args.seconds,
                 Some(&hub),
                 move |client, n| {
-                    let request = referral_request(&case_id, &bench_agency(n % subscribers), &body);
-                    async move { client.referrals().send_referral(request).await.is_ok() }
+                    let request = referral_request(&case_id, &bench_agency(n % spread), &body);
+                    async move { Some(client.referrals().send_referral(request).await.is_ok()) }
                 },
             )
             .await,
@@ -660,6 +665,7 @@ async fn main() -> anyhow::Result<()> {
         }
         page_token = page.next_page_token;
     }
+    let to_acknowledge_count = to_acknowledge.len();
     let to_acknowledge = Arc::new(to_acknowledge);
     let acknowledgers: Vec<Hub> = (0..args.connections)
         .map(|_| recipient_client.clone())
@@ -676,8 +682,8 @@ async fn main() -> anyhow::Result<()> {
                 let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let id = to_acknowledge.get(index).cloned();
                 async move {
-                    let Some(id) = id else { return false };
-                    client
+                    let id = id?;
+                    let acknowledged = client
                         .referrals()
                         .record_referral_action(pb::RecordReferralActionRequest {
                             referral_id: id,
@@ -691,7 +697,8 @@ async fn main() -> anyhow::Result<()> {
                             idempotency_key: uuid::Uuid::new_v4().to_string(),
                         })
                         .await
-                        .is_ok()
+                        .is_ok();
+                    Some(acknowledged)
                 }
             },
         )
@@ -699,9 +706,22 @@ async fn main() -> anyhow::Result<()> {
     );
 
     eprintln!("measuring ListEvents pages of 100…");
+    let first_cursor = recipient_client
+        .events()
+        .list_events(pb::ListEventsRequest {
+            after_cursor: 0,
+            limit: 1,
+        })
+        .await?
+        .into_inner()
+        .events
+        .first()
+        .map_or(0, |e| e.cursor);
     let readers: Vec<Hub> = (0..args.connections)
         .map(|_| recipient_client.clone())
         .collect();
+    // Pages start anywhere among the recipient's events but the last 200, so they are full.
+    let window = to_acknowledge_count.saturating_sub(200).max(1) as u64;
     outcomes.push(
         closed_loop(
             "c. ListEvents, pages of 100",
@@ -709,15 +729,17 @@ async fn main() -> anyhow::Result<()> {
             args.in_flight,
             args.seconds,
             Some(&hub),
-            |client, n| async move {
-                client
-                    .events()
-                    .list_events(pb::ListEventsRequest {
-                        after_cursor: (n % 1000) as u64,
-                        limit: 100,
-                    })
-                    .await
-                    .is_ok_and(|page| page.into_inner().events.len() == 100)
+            move |client, n| async move {
+                Some(
+                    client
+                        .events()
+                        .list_events(pb::ListEventsRequest {
+                            after_cursor: first_cursor + (n as u64 % window),
+                            limit: 100,
+                        })
+                        .await
+                        .is_ok_and(|page| page.into_inner().events.len() == 100),
+                )
             },
         )
         .await,
