@@ -36,8 +36,7 @@ pub async fn visible_case(
         what: "case",
         id: case_id.to_string(),
     })?;
-    let participants = tx.participants(case_id).await?;
-    if participants.iter().any(|p| p.agency_id == caller.id) {
+    if tx.is_participant(case_id, &caller.id).await? {
         return Ok((case, CaseAccess::Participant));
     }
     if caller.is_coordinator_of(&case.municipality) {

@@ -597,6 +597,21 @@ macro_rules! transaction_queries {
                     .collect()
             }
 
+            async fn is_participant(
+                &mut self,
+                case: &$crate::domain::CaseId,
+                agency: &$crate::domain::AgencyId,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let row = sqlx::query(
+                    "SELECT 1 FROM case_participants WHERE case_id = $1 AND agency_id = $2",
+                )
+                .bind(case.as_str())
+                .bind(agency.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                Ok(row.is_some())
+            }
+
             async fn add_participant(
                 &mut self,
                 case: &$crate::domain::CaseId,
