@@ -251,7 +251,6 @@ impl CaseService for Hub {
                 .write(&mut *tx, &AuditTarget::consent(&consent), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(pb::WithdrawConsentResponse {
                 consent: Some(convert::consent(&consent)),
             })

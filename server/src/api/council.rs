@@ -425,7 +425,6 @@ impl CouncilService for Hub {
                 .write(&mut *tx, &registration_target(&registration), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(response)
         }
         .await;
@@ -470,7 +469,6 @@ impl CouncilService for Hub {
                 .write(&mut *tx, &registration_target(&registration), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(pb::UpdateRegistrationResponse {
                 registration: Some(registration_out(&registration)),
             })
@@ -519,7 +517,6 @@ impl CouncilService for Hub {
                 .write(&mut *tx, &registration_target(&registration), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(response)
         }
         .await;
@@ -715,7 +712,6 @@ impl CouncilService for Hub {
                 .write(&mut *tx, &registration_target(&registration), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(response)
         }
         .await;

@@ -159,9 +159,9 @@ impl Hub {
                 tracing::info!(%agency, fingerprint = %key.fingerprint, "age key published");
                 Ok(key)
             }
-            Err(refused @ PublishRefused::Retired(_)) => Err(Error::FailedPrecondition(format!(
-                "recipient: {refused}"
-            ))),
+            Err(refused @ PublishRefused::Retired(_)) => {
+                Err(Error::FailedPrecondition(format!("recipient: {refused}")))
+            }
             Err(refused @ PublishRefused::OtherAgency) => {
                 Err(Error::AlreadyExists(format!("recipient: {refused}")))
             }

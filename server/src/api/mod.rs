@@ -33,10 +33,6 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Nothing to do any more: the store wakes the subscribers concerned when a commit appends
-    /// to their feeds. Remaining callers are being removed.
-    pub fn signal_feed(&self) {}
-
     pub fn max_sealed(&self) -> usize {
         self.settings.limits.max_sealed_bytes
     }

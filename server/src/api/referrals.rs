@@ -76,7 +76,6 @@ impl ReferralService for Hub {
                 .write(&mut *tx, &AuditTarget::referral(&referral), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(response)
         }
         .await;
@@ -235,7 +234,6 @@ impl ReferralService for Hub {
                 .write(&mut *tx, &AuditTarget::referral(&referral), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(response)
         }
         .await;
@@ -300,7 +298,6 @@ impl ReferralService for Hub {
                 .write(&mut *tx, &AuditTarget::note(&note), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(response)
         }
         .await;
@@ -342,7 +339,6 @@ impl ReferralService for Hub {
                 .write(&mut *tx, &AuditTarget::note(&note), now)
                 .await?;
             tx.commit().await?;
-            self.signal_feed();
             Ok(response)
         }
         .await;

@@ -87,7 +87,6 @@ pub fn spawn(hub: crate::api::Hub) -> tokio::task::JoinHandle<()> {
                 Ok(0) => {}
                 Ok(raised) => {
                     tracing::info!(raised, "escalations raised");
-                    hub.signal_feed();
                 }
                 Err(error) => {
                     tracing::warn!(
