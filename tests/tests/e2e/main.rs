@@ -10,3 +10,4 @@ mod identity;
 mod operator;
 mod referrals;
 mod scale_out;
+mod sealing;
