@@ -82,8 +82,9 @@ fn summarise(mut samples: Vec<Duration>) -> Summary {
     }
 }
 
+/// Milliseconds, to the microsecond.
 fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
+    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 fn main() -> anyhow::Result<()> {
