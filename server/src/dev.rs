@@ -9,9 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::domain::keys::{AgeRecipient, AgencyKey};
-use crate::domain::{
-    Agency, AgencyId, AgencyKind, AgencyStatus, Municipality, Staff, Timestamp,
-};
+use crate::domain::{Agency, AgencyId, AgencyKind, AgencyStatus, Municipality, Staff, Timestamp};
 use crate::pki::{DEV_AGENCIES, DevAgency};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
@@ -68,8 +66,7 @@ pub async fn register_dev_agencies(
     let mut published = 0_usize;
     for sample in DEV_AGENCIES {
         let agency = dev_agency(sample)?.id;
-        if tx.agency(&agency).await?.is_none() || !tx.agency_keys(&agency, true).await?.is_empty()
-        {
+        if tx.agency(&agency).await?.is_none() || !tx.agency_keys(&agency, true).await?.is_empty() {
             continue;
         }
         let path = keys_dir.join(format!("{agency}.age"));
@@ -84,7 +81,11 @@ pub async fn register_dev_agencies(
                 continue;
             }
         };
-        if tx.key_by_fingerprint(&recipient.fingerprint()).await?.is_some() {
+        if tx
+            .key_by_fingerprint(&recipient.fingerprint())
+            .await?
+            .is_some()
+        {
             tracing::warn!(
                 %agency,
                 path = %path.display(),
@@ -118,15 +119,20 @@ pub async fn register_dev_agencies(
 /// The recipient on the `# public key: age1...` line of an `age-keygen` identity file. Nothing
 /// else of the file is looked at or kept.
 fn public_key_line(path: &Path) -> Result<AgeRecipient, String> {
-    let text = std::fs::read_to_string(path).map_err(|error| match error.kind() {
+    use std::io::BufRead as _;
+    let file = std::fs::File::open(path).map_err(|error| match error.kind() {
         std::io::ErrorKind::NotFound => "the file does not exist".to_owned(),
         _ => format!("cannot read it: {error}"),
     })?;
-    let line = text
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("# public key:"))
-        .ok_or_else(|| "it has no `# public key: age1...` line".to_owned())?;
-    AgeRecipient::parse(line).map_err(|reason| format!("its public key line {reason}"))
+    // `age-keygen` writes the public key line before the secret key: stop reading there.
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|error| format!("cannot read it: {error}"))?;
+        if let Some(recipient) = line.trim().strip_prefix("# public key:") {
+            return AgeRecipient::parse(recipient)
+                .map_err(|reason| format!("its public key line {reason}"));
+        }
+    }
+    Err("it has no `# public key: age1...` line".to_owned())
 }
 
 #[cfg(test)]
