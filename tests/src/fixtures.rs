@@ -870,3 +870,133 @@ pub fn thread_decisions(thread: &pb::GetCaseThreadResponse) -> Vec<&pb::Decision
         })
         .collect()
 }
+
+// Meeting packs: age keys, and printing with headless Chromium.
+
+/// Generates an age identity for the client's agency and publishes its recipient with
+/// PublishKey, as `tsunagu keys init` does (without writing the identity file).
+pub async fn publish_identity(client: &Hub) -> age::x25519::Identity {
+    let identity = age::x25519::Identity::generate();
+    let key = tsunagu_client::keys::publish(client, &identity.to_public(), &staff())
+        .await
+        .unwrap();
+    assert_eq!(key.recipient, identity.to_public().to_string());
+    identity
+}
+
+/// Where a program is on PATH.
+pub fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The programs that print an HTML page and read the PDF back: Debian's `chromium`, and
+/// `pdfinfo` and `pdftotext` from poppler-utils (`.ci/run` installs them).
+pub struct PrintTools {
+    pub chromium: std::path::PathBuf,
+    pub pdfinfo: std::path::PathBuf,
+    pub pdftotext: std::path::PathBuf,
+}
+
+/// The print tools, or `None` to skip (with a message) when one is missing — except in CI
+/// (`CI=true`, or `TSUNAGU_REQUIRE_CHROMIUM=1`), where a missing tool fails the test.
+pub fn print_tools_or_skip(test: &str) -> Option<PrintTools> {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find_map(on_path);
+    let tools = (chromium, on_path("pdfinfo"), on_path("pdftotext"));
+    if let (Some(chromium), Some(pdfinfo), Some(pdftotext)) = tools {
+        return Some(PrintTools {
+            chromium,
+            pdfinfo,
+            pdftotext,
+        });
+    }
+    let required = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("TSUNAGU_REQUIRE_CHROMIUM").as_deref() == Ok("1");
+    assert!(
+        !required,
+        "{test} needs chromium, pdfinfo and pdftotext: apt-get install -y chromium poppler-utils \
+         fonts-noto-cjk"
+    );
+    eprintln!(
+        "{test}: skipped, chromium, pdfinfo or pdftotext is not installed (apt-get install -y \
+         chromium poppler-utils fonts-noto-cjk)"
+    );
+    None
+}
+
+impl PrintTools {
+    /// Prints `html` to `pdf` with headless Chromium (no network, a fresh profile, no header or
+    /// footer of its own), within two minutes.
+    pub async fn print_to_pdf(&self, html: &std::path::Path, pdf: &std::path::Path) {
+        let profile = tempfile::tempdir().unwrap();
+        let html = std::fs::canonicalize(html).unwrap();
+        let mut child = tokio::process::Command::new(&self.chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-pdf-header-footer",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--print-to-pdf={}", pdf.display()))
+            .arg(format!("file://{}", html.display()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let output = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+            text
+        });
+        let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+            .await
+            .expect("chromium printed within two minutes")
+            .unwrap();
+        let output = output.await.unwrap_or_default();
+        assert!(status.success(), "chromium failed with {status}: {output}");
+        assert!(
+            std::fs::metadata(pdf).is_ok_and(|m| m.len() > 0),
+            "chromium wrote no PDF: {output}"
+        );
+    }
+
+    /// The number of pages of a PDF, from `pdfinfo`.
+    pub fn pages(&self, pdf: &std::path::Path) -> usize {
+        let output = std::process::Command::new(&self.pdfinfo)
+            .arg(pdf)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("Pages:"))
+            .and_then(|pages| pages.trim().parse().ok())
+            .expect("pdfinfo names the page count")
+    }
+
+    /// The text of one page (from 1), from `pdftotext`.
+    pub fn page_text(&self, pdf: &std::path::Path, page: usize) -> String {
+        let page = page.to_string();
+        let output = std::process::Command::new(&self.pdftotext)
+            .args(["-f", &page, "-l", &page, "-enc", "UTF-8"])
+            .arg(pdf)
+            .arg("-")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    }
+}

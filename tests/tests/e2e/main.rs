@@ -3,6 +3,7 @@
 mod audit;
 mod cases;
 mod council;
+mod council_pack;
 mod directory;
 mod durability;
 mod feed;
