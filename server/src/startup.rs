@@ -15,7 +15,7 @@ use tsunagu_proto::v1::event_service_server::EventServiceServer;
 use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
 
 use crate::api::Hub;
-use crate::casework::audit::AuditMode;
+use crate::casework::audit::{AuditMode, Auditor};
 use crate::domain::{Clock, SystemClock};
 use crate::identity::IdentityLayer;
 use crate::settings::Settings;
@@ -98,7 +98,7 @@ impl Application {
             clock,
             settings: Arc::new(settings),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
-            audit,
+            audit: Auditor::new(audit),
         };
         Ok(Self {
             listener,

@@ -14,7 +14,7 @@ use tsunagu_proto::v1::audit_service_server::AuditService;
 
 use super::{Hub, convert};
 use crate::casework::audit::{
-    self, AuditCall, AuditMode, AuditQuery, AuditTarget, ListedRecord, code_name,
+    self, AuditCall, AuditMode, AuditQuery, AuditTarget, Auditor, ListedRecord, code_name,
 };
 use crate::domain::audit::OK;
 use crate::domain::basis::LegalBasisKind;
@@ -30,7 +30,7 @@ use crate::store::Transaction;
 pub struct Audit {
     call: AuditCall,
     named: AuditTarget,
-    mode: AuditMode,
+    auditor: Auditor,
 }
 
 impl Hub {
@@ -43,7 +43,7 @@ impl Hub {
                 action,
             },
             named: AuditTarget::default(),
-            mode: self.audit,
+            auditor: self.audit.clone(),
         }
     }
 }
@@ -100,20 +100,20 @@ impl Audit {
         target: &AuditTarget,
         at: Timestamp,
     ) -> Result<(), Error> {
-        if self.mode == AuditMode::On {
-            audit::record(tx, &self.call, target, OK, at).await?;
-        }
+        self.auditor.record(tx, &self.call, target, OK, at).await?;
         Ok(())
     }
 
     /// Appends the record of a read (outcome ok) in a short write transaction of its own, once
     /// the answer is ready and before it is sent: a read that cannot be audited is not answered.
     pub async fn read(&self, hub: &Hub, target: &AuditTarget) -> Result<(), Error> {
-        if self.mode == AuditMode::Off {
+        if self.auditor.mode() == AuditMode::Off {
             return Ok(());
         }
         let mut tx = hub.store.begin().await?;
-        audit::record(&mut *tx, &self.call, target, OK, hub.clock.now()).await?;
+        self.auditor
+            .record(&mut *tx, &self.call, target, OK, hub.clock.now())
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -136,7 +136,7 @@ impl Audit {
     }
 
     async fn refused(&self, hub: &Hub, error: &Error) {
-        if self.mode == AuditMode::Off {
+        if self.auditor.mode() == AuditMode::Off {
             return;
         }
         let outcome = code_name(error.code());
@@ -151,7 +151,9 @@ impl Audit {
         }
         let recorded = async {
             let mut tx = hub.store.begin().await?;
-            audit::record(&mut *tx, &self.call, &self.named, outcome, hub.clock.now()).await?;
+            self.auditor
+                .record(&mut *tx, &self.call, &self.named, outcome, hub.clock.now())
+                .await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         }

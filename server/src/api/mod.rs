@@ -27,9 +27,8 @@ pub struct Hub {
     pub settings: Arc<Settings>,
     /// Set when the hub begins to shut down: open subscriptions end, so that draining finishes.
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
-    /// Whether calls are audited: always on, except in the benchmark that measures its cost.
-    #[doc(hidden)]
-    pub audit: crate::casework::audit::AuditMode,
+    /// The audit log's writer: always on, except in the benchmark that measures its cost.
+    pub audit: crate::casework::audit::Auditor,
 }
 
 impl Hub {

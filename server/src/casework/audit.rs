@@ -2,6 +2,7 @@
 //! outcome too when refused), who may list which records, and checking the whole chain.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tonic::Code;
 
@@ -25,6 +26,52 @@ pub enum AuditMode {
     On,
     /// Only for the benchmark that measures what auditing costs (`tsunagu-audit-bench`).
     Off,
+}
+
+/// The hub's auditing: whether it is on, and the head this hub last chained a record after. The
+/// head is a guess that spares reading it again, so a record costs one statement while this
+/// instance is the only writer; a wrong guess (another instance wrote, a write rolled back) costs
+/// the read it would have cost anyway. The store checks the guess in the same statement.
+#[derive(Debug, Clone, Default)]
+pub struct Auditor {
+    mode: AuditMode,
+    head: Arc<Mutex<Option<ChainHead>>>,
+}
+
+impl Auditor {
+    pub fn new(mode: AuditMode) -> Self {
+        Self {
+            mode,
+            head: Arc::default(),
+        }
+    }
+
+    pub fn mode(&self) -> AuditMode {
+        self.mode
+    }
+
+    /// Appends the record of a call to the chain, in `tx` (a write transaction); nothing when
+    /// auditing is off.
+    pub async fn record(
+        &self,
+        tx: &mut dyn Transaction,
+        call: &AuditCall,
+        target: &AuditTarget,
+        outcome: &str,
+        at: Timestamp,
+    ) -> Result<Option<AuditRecord>, Error> {
+        if self.mode == AuditMode::Off {
+            return Ok(None);
+        }
+        let expected = *self.head.lock().unwrap_or_else(PoisonError::into_inner);
+        let record = tx
+            .append_audit(&entry(call, target, outcome, at), expected)
+            .await?;
+        // Set before the commit: the next writer waits for this one, so it sees the record
+        // unless this transaction rolls back, and then the store finds the guess wrong.
+        *self.head.lock().unwrap_or_else(PoisonError::into_inner) = ChainHead::of(&record);
+        Ok(Some(record))
+    }
 }
 
 /// The case data a call was about. On a refusal, only what the request itself named and what
@@ -126,17 +173,6 @@ pub fn entry(call: &AuditCall, target: &AuditTarget, outcome: &str, at: Timestam
         basis: target.basis.map(|kind| kind.code().to_owned()),
         outcome: outcome.to_owned(),
     }
-}
-
-/// Appends the record of a call to the chain, in `tx` (a write transaction).
-pub async fn record(
-    tx: &mut dyn Transaction,
-    call: &AuditCall,
-    target: &AuditTarget,
-    outcome: &str,
-    at: Timestamp,
-) -> Result<AuditRecord, Error> {
-    Ok(tx.append_audit(&entry(call, target, outcome, at)).await?)
 }
 
 /// Which records to list.

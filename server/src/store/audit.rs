@@ -30,8 +30,15 @@ pub trait AuditQueries: Send {
     /// The newest record's sequence number and hash; the genesis head when the log is empty.
     async fn audit_head(&mut self) -> Result<ChainHead, StoreError>;
     /// Chains `entry` after the current head and appends it. Only in a write transaction, which
-    /// keeps the head from moving underneath (one writer at a time).
-    async fn append_audit(&mut self, entry: &AuditEntry) -> Result<AuditRecord, StoreError>;
+    /// keeps the head from moving underneath (one writer at a time). `expected` is the head the
+    /// caller believes is current: when it is, the record goes in with one statement that checks
+    /// so; when it is not (another instance wrote, a transaction rolled back), or when there is
+    /// no guess, the head is read first.
+    async fn append_audit(
+        &mut self,
+        entry: &AuditEntry,
+        expected: Option<ChainHead>,
+    ) -> Result<AuditRecord, StoreError>;
     /// One record by its sequence number.
     async fn audit_record(&mut self, sequence: u64) -> Result<Option<AuditRecord>, StoreError>;
     /// Records after `after`, in sequence order, at most `limit` (for verification).
@@ -47,6 +54,15 @@ pub trait AuditQueries: Send {
 pub(crate) const AUDIT_COLUMNS: &str = "sequence, recorded_at, agency_id, staff_name, \
      staff_role, action, municipality, case_id, referral_id, note_id, consent_id, basis, outcome, \
      hash";
+
+/// Appends a record ($1..$14) only if the head is the one it was chained after: sequence $15
+/// (0 for the empty log) with hash $16. One statement, so a right guess costs one round trip.
+pub(crate) const APPEND_AFTER_HEAD: &str = "INSERT INTO audit_records (sequence, recorded_at, \
+     agency_id, staff_name, staff_role, action, municipality, case_id, referral_id, note_id, \
+     consent_id, basis, outcome, hash) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+     WHERE (SELECT COALESCE(MAX(sequence), 0) FROM audit_records) = $15 \
+     AND ($15 = 0 OR (SELECT hash FROM audit_records WHERE sequence = $15) = $16)";
 
 /// A sequence number as the database's 64-bit signed integer.
 pub(crate) fn sequence_column(sequence: u64) -> Result<i64, StoreError> {
@@ -118,17 +134,17 @@ macro_rules! audit_queries {
             async fn append_audit(
                 &mut self,
                 entry: &$crate::domain::audit::AuditEntry,
+                expected: Option<$crate::domain::audit::ChainHead>,
             ) -> Result<$crate::domain::audit::AuditRecord, $crate::store::StoreError> {
-                let head = $crate::store::audit::AuditQueries::audit_head(self).await?;
+                use $crate::store::audit::{APPEND_AFTER_HEAD, sequence_column};
+                let head = match expected {
+                    Some(head) => head,
+                    None => $crate::store::audit::AuditQueries::audit_head(self).await?,
+                };
                 let record = $crate::domain::audit::chain(entry.clone(), &head);
                 let e = &record.entry;
-                sqlx::query(
-                    "INSERT INTO audit_records (sequence, recorded_at, agency_id, staff_name, \
-                     staff_role, action, municipality, case_id, referral_id, note_id, \
-                     consent_id, basis, outcome, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                )
-                .bind($crate::store::audit::sequence_column(record.sequence)?)
+                let appended = sqlx::query(APPEND_AFTER_HEAD)
+                .bind(sequence_column(record.sequence)?)
                 .bind(e.at.millis())
                 .bind(&e.agency_id)
                 .bind(e.staff_name.as_deref())
@@ -142,9 +158,22 @@ macro_rules! audit_queries {
                 .bind(e.basis.as_deref())
                 .bind(&e.outcome)
                 .bind(record.hash.as_slice())
+                .bind(sequence_column(head.sequence)?)
+                .bind(head.hash.as_slice())
                 .execute(&mut *self.tx)
                 .await?;
-                Ok(record)
+                if appended.rows_affected() == 1 {
+                    return Ok(record);
+                }
+                if expected.is_none() {
+                    // Read in this very transaction, the head cannot have moved: one writer.
+                    return Err($crate::store::StoreError::corrupt(
+                        "audit_records",
+                        "the head moved inside a write transaction",
+                    ));
+                }
+                // The expected head was not the head: read it and chain after it.
+                $crate::store::audit::AuditQueries::append_audit(self, entry, None).await
             }
 
             async fn audit_record(

@@ -1220,3 +1220,43 @@ fn after_the_demo_loop_the_served_hubs_audit_verifies_and_an_edit_is_named() {
     let complaint = String::from_utf8(broken.stderr).unwrap();
     assert!(complaint.contains("broken at record 7"), "{complaint}");
 }
+
+#[tokio::test]
+async fn records_written_by_another_writer_never_fork_the_chain() {
+    let hub = TestHub::start().await;
+    let kodomo = hub.client("kodomo").await;
+    let case = open_case(&kodomo).await;
+    // Another writer (another hub instance on the same database) appends behind this hub's
+    // back, so the head this hub expects is stale.
+    {
+        let mut tx = hub.store.begin().await.unwrap();
+        let mut entry = stored(&hub).await[0].entry.clone();
+        entry.action = "CaseService/GetCase".to_owned();
+        tx.append_audit(&entry, None).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    get_case(&kodomo, &case.case_id).await.unwrap();
+    get_case(&kodomo, &case.case_id).await.unwrap();
+    let records = stored(&hub).await;
+    let sequences: Vec<u64> = records.iter().map(|r| r.sequence).collect();
+    assert_eq!(sequences, [1, 2, 3, 4]);
+    assert_eq!(verify(&hub).await.broken, None);
+
+    // Two real instances taking turns on a shared PostgreSQL database.
+    if tsunagu_tests::postgres_url().is_some() {
+        let other = hub.another_instance().await;
+        let kodomo_there = hub.client_of(&other, "kodomo").await;
+        for turn in 0..6 {
+            let client = if turn % 2 == 0 {
+                &kodomo
+            } else {
+                &kodomo_there
+            };
+            get_case(client, &case.case_id).await.unwrap();
+        }
+        let report = verify(&hub).await;
+        assert_eq!(report.broken, None);
+        assert_eq!(report.checked, 10);
+    }
+    hub.stop().await;
+}
