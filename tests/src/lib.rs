@@ -9,6 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tsunagu_client::{ConnectOptions, Hub};
+use tsunagu_hub::casework::audit::AuditMode;
 use tsunagu_hub::domain::{
     Agency, AgencyId, AgencyKind, AgencyStatus, Clock, ManualClock, Municipality,
 };
@@ -208,6 +209,12 @@ impl TestHub {
 
     /// Starts a hub after `configure` adjusted its settings.
     pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestHub {
+        Self::start_audited(configure, AuditMode::On).await
+    }
+
+    /// As `start_with`, choosing whether the hub audits calls: only the audit benchmark turns
+    /// auditing off, to measure what it costs.
+    pub async fn start_audited(configure: impl FnOnce(&mut Settings), audit: AuditMode) -> TestHub {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(dir.path());
@@ -224,7 +231,7 @@ impl TestHub {
         configure(&mut settings);
         let clock = ManualClock::new();
         let application =
-            Application::build_with_clock(settings.clone(), clock.clone() as Arc<dyn Clock>)
+            Application::build_with(settings.clone(), clock.clone() as Arc<dyn Clock>, audit)
                 .await
                 .unwrap();
         let store = application.store();
