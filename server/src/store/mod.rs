@@ -145,8 +145,11 @@ pub trait Transaction:
     async fn insert_case(&mut self, case: &Case) -> Result<(), StoreError>;
     async fn case(&mut self, id: &CaseId) -> Result<Option<Case>, StoreError>;
     async fn participants(&mut self, case: &CaseId) -> Result<Vec<Participant>, StoreError>;
-    async fn is_participant(&mut self, case: &CaseId, agency: &AgencyId)
-    -> Result<bool, StoreError>;
+    async fn is_participant(
+        &mut self,
+        case: &CaseId,
+        agency: &AgencyId,
+    ) -> Result<bool, StoreError>;
     /// Adds an agency to a case; does nothing when it already takes part.
     async fn add_participant(
         &mut self,

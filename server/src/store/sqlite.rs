@@ -80,8 +80,7 @@ impl BatchMember {
     fn state(&mut self) -> &mut WriterState {
         // The guard is only taken by `commit`, which consumes the member.
         self.guard
-            .as_mut()
-            .map(|guard| &mut **guard)
+            .as_deref_mut()
             .unwrap_or_else(|| unreachable!("a batch member is used after it committed"))
     }
 
