@@ -124,10 +124,6 @@ impl fmt::Debug for Sealed {
     }
 }
 
-/// A client-chosen idempotency key, with the fingerprint of the request it was first used for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(pub String);
-
 macro_rules! uuid_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
