@@ -104,18 +104,13 @@ impl Audit {
         Ok(())
     }
 
-    /// Appends the record of a read (outcome ok) in a short write transaction of its own, once
-    /// the answer is ready and before it is sent: a read that cannot be audited is not answered.
+    /// Appends the record of a read (outcome ok) once the answer is ready and before it is sent,
+    /// in a write transaction shared with the other reads of the moment: a read that cannot be
+    /// audited is not answered.
     pub async fn read(&self, hub: &Hub, target: &AuditTarget) -> Result<(), Error> {
-        if self.auditor.mode() == AuditMode::Off {
-            return Ok(());
-        }
-        let mut tx = hub.store.begin().await?;
         self.auditor
-            .record(&mut *tx, &self.call, target, OK, hub.clock.now())
-            .await?;
-        tx.commit().await?;
-        Ok(())
+            .record_read(&hub.store, &self.call, target, hub.clock.now())
+            .await
     }
 
     /// Answers the call. A refusal is first recorded with its code, in a transaction of its own,

@@ -14,6 +14,7 @@ use crate::casework::audit::AuditTarget;
 use crate::domain::AgencyId;
 use crate::error::Error;
 use crate::identity::caller;
+use crate::store::Transaction;
 
 /// How many entries a subscription reads from the store at a time.
 const SUBSCRIBE_PAGE: u32 = 500;
@@ -29,12 +30,22 @@ impl Hub {
         limit: u32,
     ) -> Result<Vec<pb::FeedEvent>, Error> {
         let mut tx = self.store.read().await?;
-        let page = tx.feed(agency, after, limit).await?;
-        Ok(page
-            .iter()
-            .map(|(event, about)| convert::feed_event(event, about.as_ref()))
-            .collect())
+        feed_page_in(&mut *tx, agency, after, limit).await
     }
+}
+
+/// A page of `agency`'s feed after `after`, read in `tx`.
+async fn feed_page_in(
+    tx: &mut dyn Transaction,
+    agency: &AgencyId,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<pb::FeedEvent>, Error> {
+    let page = tx.feed(agency, after, limit).await?;
+    Ok(page
+        .iter()
+        .map(|(event, about)| convert::feed_event(event, about.as_ref()))
+        .collect())
 }
 
 type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::FeedEvent, Status>> + Send>>;
@@ -51,8 +62,9 @@ impl EventService for Hub {
         let audit = self.audit(&caller, "EventService/ListEvents");
         let result = async {
             let limit = convert::limit("limit", query.limit, 100, 1000)?;
-            let events = self.feed_page(agency, query.after_cursor, limit).await?;
+            // One snapshot for the page and the acknowledged cursor.
             let mut tx = self.store.read().await?;
+            let events = feed_page_in(&mut *tx, agency, query.after_cursor, limit).await?;
             let acknowledged_cursor = tx.feed_acknowledged(agency).await?;
             drop(tx);
             // A read of the caller's own feed: one record per call, none per event.

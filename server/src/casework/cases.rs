@@ -57,7 +57,7 @@ pub async fn open_case(
         council_registered: false,
     };
     tx.insert_case(&case).await?;
-    tx.add_participant(&case.id, &caller.id, now).await?;
+    tx.add_participants(&case.id, &[&caller.id], now).await?;
     Ok(CaseView {
         participants: vec![Participant {
             agency_id: caller.id.clone(),

@@ -157,10 +157,12 @@ async fn save_and_tell(
     now: Timestamp,
 ) -> Result<(), Error> {
     tx.save_registration(registration).await?;
-    tx.add_participant(&registration.case_id, &registration.lead_agency, now)
-        .await?;
-    tx.add_participant(&registration.case_id, &caller.id, now)
-        .await?;
+    tx.add_participants(
+        &registration.case_id,
+        &[&registration.lead_agency, &caller.id],
+        now,
+    )
+    .await?;
     tell_participants(tx, caller, &registration.case_id, now).await
 }
 

@@ -32,11 +32,14 @@ pub async fn visible_case(
     caller: &Agency,
     case_id: &crate::domain::CaseId,
 ) -> Result<(Case, CaseAccess), Error> {
-    let case = tx.case(case_id).await?.ok_or_else(|| Error::NotFound {
-        what: "case",
-        id: case_id.to_string(),
-    })?;
-    if tx.is_participant(case_id, &caller.id).await? {
+    let (case, participates) =
+        tx.case_for(case_id, &caller.id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "case",
+                id: case_id.to_string(),
+            })?;
+    if participates {
         return Ok((case, CaseAccess::Participant));
     }
     if caller.is_coordinator_of(&case.municipality) {

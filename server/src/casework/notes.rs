@@ -71,11 +71,10 @@ pub async fn send_note(
             .collect(),
     };
     tx.insert_note(&note).await?;
-    tx.add_participant(&case.id, &caller.id, now).await?;
-    for recipient in &note.recipients {
-        tx.add_participant(&case.id, &recipient.agency_id, now)
-            .await?;
-    }
+    let taking_part: Vec<&AgencyId> = std::iter::once(&caller.id)
+        .chain(note.recipients.iter().map(|recipient| &recipient.agency_id))
+        .collect();
+    tx.add_participants(&case.id, &taking_part, now).await?;
     let recipients: Vec<_> = note
         .recipients
         .iter()

@@ -108,8 +108,8 @@ pub async fn send_referral(
         state: state.clone(),
     };
     tx.insert_referral(&referral).await?;
-    tx.add_participant(&case.id, &caller.id, now).await?;
-    tx.add_participant(&case.id, &recipient.id, now).await?;
+    tx.add_participants(&case.id, &[&caller.id, &recipient.id], now)
+        .await?;
     let event = ReferralEvent {
         id: EventId::generate(),
         referral_id: referral.id.clone(),

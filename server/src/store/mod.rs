@@ -40,6 +40,10 @@ pub enum StoreError {
     Corrupt { table: &'static str, reason: String },
     #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    /// The failure of a batch of writes made together (the records of several reads), shared
+    /// by every member of the batch.
+    #[error("a batch of writes failed")]
+    Batch(#[source] Arc<StoreError>),
 }
 
 impl StoreError {
@@ -58,6 +62,7 @@ impl StoreError {
                     || code == "6"
             }
             Self::Commit(error) => matches!(**error, sqlx::Error::Io(_)),
+            Self::Batch(error) => error.is_unavailable(),
             Self::Database(error) => matches!(
                 error,
                 sqlx::Error::Io(_)
@@ -145,16 +150,18 @@ pub trait Transaction:
     async fn insert_case(&mut self, case: &Case) -> Result<(), StoreError>;
     async fn case(&mut self, id: &CaseId) -> Result<Option<Case>, StoreError>;
     async fn participants(&mut self, case: &CaseId) -> Result<Vec<Participant>, StoreError>;
-    async fn is_participant(
+    /// A case with whether `agency` takes part in it, in one statement (every call about a case
+    /// starts with both).
+    async fn case_for(
+        &mut self,
+        id: &CaseId,
+        agency: &AgencyId,
+    ) -> Result<Option<(Case, bool)>, StoreError>;
+    /// Adds agencies to a case in one statement; those already taking part are left as they are.
+    async fn add_participants(
         &mut self,
         case: &CaseId,
-        agency: &AgencyId,
-    ) -> Result<bool, StoreError>;
-    /// Adds an agency to a case; does nothing when it already takes part.
-    async fn add_participant(
-        &mut self,
-        case: &CaseId,
-        agency: &AgencyId,
+        agencies: &[&AgencyId],
         since: Timestamp,
     ) -> Result<(), StoreError>;
     /// Cases `agency` takes part in, plus every case of the municipalities in `coordinated`,

@@ -569,6 +569,29 @@ macro_rules! transaction_queries {
                 row.as_ref().map(case_from_row).transpose()
             }
 
+            async fn case_for(
+                &mut self,
+                id: &$crate::domain::CaseId,
+                agency: &$crate::domain::AgencyId,
+            ) -> Result<Option<($crate::domain::records::Case, bool)>, $crate::store::StoreError>
+            {
+                use sqlx::Row as _;
+                use $crate::store::queries::CASE_COLUMNS;
+                let row = sqlx::query(&format!(
+                    "SELECT {CASE_COLUMNS}, EXISTS (SELECT 1 FROM case_participants p \
+                     WHERE p.case_id = $1 AND p.agency_id = $2) AS participates \
+                     FROM cases WHERE case_id = $1"
+                ))
+                .bind(id.as_str())
+                .bind(agency.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                match row {
+                    Some(row) => Ok(Some((case_from_row(&row)?, row.try_get("participates")?))),
+                    None => Ok(None),
+                }
+            }
+
             async fn participants(
                 &mut self,
                 case: &$crate::domain::CaseId,
@@ -597,36 +620,35 @@ macro_rules! transaction_queries {
                     .collect()
             }
 
-            async fn is_participant(
+            async fn add_participants(
                 &mut self,
                 case: &$crate::domain::CaseId,
-                agency: &$crate::domain::AgencyId,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let row = sqlx::query(
-                    "SELECT 1 FROM case_participants WHERE case_id = $1 AND agency_id = $2",
-                )
-                .bind(case.as_str())
-                .bind(agency.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await?;
-                Ok(row.is_some())
-            }
-
-            async fn add_participant(
-                &mut self,
-                case: &$crate::domain::CaseId,
-                agency: &$crate::domain::AgencyId,
+                agencies: &[&$crate::domain::AgencyId],
                 since: $crate::domain::Timestamp,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
-                    "INSERT INTO case_participants (case_id, agency_id, since) VALUES ($1, $2, $3) \
+                let mut unique: Vec<&$crate::domain::AgencyId> = Vec::with_capacity(agencies.len());
+                for agency in agencies {
+                    if !unique.contains(agency) {
+                        unique.push(agency);
+                    }
+                }
+                if unique.is_empty() {
+                    return Ok(());
+                }
+                // ($1 case, $2 since, $3.. one agency each)
+                let rows: Vec<String> = (0..unique.len())
+                    .map(|n| format!("($1, ${}, $2)", n + 3))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO case_participants (case_id, agency_id, since) VALUES {} \
                      ON CONFLICT DO NOTHING",
-                )
-                .bind(case.as_str())
-                .bind(agency.as_str())
-                .bind(since.millis())
-                .execute(&mut *self.tx)
-                .await?;
+                    rows.join(", ")
+                );
+                let mut query = sqlx::query(&sql).bind(case.as_str()).bind(since.millis());
+                for agency in unique {
+                    query = query.bind(agency.as_str());
+                }
+                query.execute(&mut *self.tx).await?;
                 Ok(())
             }
 

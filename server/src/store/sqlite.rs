@@ -247,7 +247,10 @@ impl SqliteStore {
             // a crash the next instant.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // A feed page or a pack query returns hundreds of rows; with sqlx's default buffer
+            // of 50 the connection's thread stalls and is woken again several times per query.
+            .row_buffer_size(1024);
         let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))

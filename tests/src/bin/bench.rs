@@ -199,33 +199,40 @@ async fn start_hub(dir: &Path, pki: &TestPki, database_url: &str) -> anyhow::Res
     Ok(HubProcess { child, addr })
 }
 
-/// The hub binary of the same profile as this bench (release when the bench is release).
+/// The hub binary of the same profile as this bench: the one built beside it when there is
+/// one (so a run never rebuilds the hub with other features while measuring), else built now.
 fn workspace_binary_release_aware() -> PathBuf {
     if cfg!(debug_assertions) {
-        workspace_binary("tsunagu-hub", "tsunagu-hub")
-    } else {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_owned)
-            .unwrap_or_default();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let _ = Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "--quiet",
-                "--release",
-                "-p",
-                "tsunagu-hub",
-                "--bin",
-                "tsunagu-hub",
-            ])
-            .status();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target.join("release").join("tsunagu-hub")
+        return workspace_binary("tsunagu-hub", "tsunagu-hub");
     }
+    if let Some(beside) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("tsunagu-hub")))
+        .filter(|path| path.is_file())
+    {
+        return beside;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let _ = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "tsunagu-hub",
+            "--bin",
+            "tsunagu-hub",
+        ])
+        .status();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("release").join("tsunagu-hub")
 }
 
 async fn connect(pki: &TestPki, addr: SocketAddr, agency: &str) -> anyhow::Result<Hub> {
