@@ -483,3 +483,60 @@ pub async fn verify_chain(
         broken,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_reads_are_each_recorded_once_in_one_unbroken_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let store = crate::store::connect(&url).await.unwrap();
+        let auditor = Auditor::new(AuditMode::On);
+        let reads = (0..64_i64).map(|n| {
+            let (auditor, store) = (auditor.clone(), Arc::clone(&store));
+            tokio::spawn(async move {
+                let call = AuditCall {
+                    agency: AgencyId::parse(&format!("reader-{n}")).unwrap(),
+                    staff: None,
+                    action: "EventService/ListEvents",
+                };
+                auditor
+                    .record_read(&store, &call, &AuditTarget::default(), Timestamp(n))
+                    .await
+            })
+        });
+        for read in futures::future::join_all(reads).await {
+            read.unwrap().expect("every read is recorded");
+        }
+        let mut tx = store.read().await.unwrap();
+        let records = tx.audit_range(0, 1000).await.unwrap();
+        let mut agencies: Vec<_> = records.iter().map(|r| r.entry.agency_id.clone()).collect();
+        agencies.sort();
+        agencies.dedup();
+        assert_eq!(records.len(), 64, "one record per read");
+        assert_eq!(agencies.len(), 64, "no read recorded twice");
+        let report = verify_chain(&mut *tx, 1, None).await.unwrap();
+        assert!(report.broken.is_none(), "{report:?}");
+        assert_eq!(report.checked, 64);
+    }
+
+    #[tokio::test]
+    async fn reads_are_not_recorded_when_auditing_is_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let store = crate::store::connect(&url).await.unwrap();
+        let call = AuditCall {
+            agency: AgencyId::parse("reader").unwrap(),
+            staff: None,
+            action: "EventService/ListEvents",
+        };
+        Auditor::new(AuditMode::Off)
+            .record_read(&store, &call, &AuditTarget::default(), Timestamp(1))
+            .await
+            .unwrap();
+        let mut tx = store.read().await.unwrap();
+        assert!(tx.audit_range(0, 10).await.unwrap().is_empty());
+    }
+}

@@ -508,21 +508,28 @@ async fn live_delivery(
         let client = kodomo[n % kodomo.len()].clone();
         let request = referral_request(case_id, &bench_agency(n % args.subscribers), &body);
         sends.push(tokio::spawn(async move {
-            let result = client.referrals().send_referral(request).await;
-            result
-                .ok()
-                .and_then(|r| r.into_inner().referral)
-                .map(|r| (r.referral_id, due))
+            let referral = client
+                .referrals()
+                .send_referral(request)
+                .await?
+                .into_inner()
+                .referral
+                .ok_or_else(|| tonic::Status::internal("a send answered no referral"))?;
+            Ok::<_, tonic::Status>((referral.referral_id, due))
         }));
     }
     let mut due_by_referral = HashMap::new();
     let mut errors = 0;
     for send in sends {
         match send.await {
-            Ok(Some((id, due))) => {
+            Ok(Ok((id, due))) => {
                 due_by_referral.insert(id, due);
             }
-            _ => errors += 1,
+            Ok(Err(status)) => {
+                eprintln!("live delivery: a send failed: {status}");
+                errors += 1;
+            }
+            Err(_) => errors += 1,
         }
     }
     let send_elapsed = started.elapsed();
@@ -542,6 +549,11 @@ async fn live_delivery(
     }
     for subscription in subscriptions {
         subscription.abort();
+    }
+    if errors + missing > 0 {
+        eprintln!(
+            "live delivery: {errors} sends failed, {missing} sent referrals not received within 2 s"
+        );
     }
     Ok(Outcome {
         scenario: format!(
