@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::case_service_server::CaseService;
 
-use super::{Hub, convert, remember, replay, request_digest};
+use super::{Began, Hub, IdempotentWrite, convert, request_digest};
 use crate::casework::audit::AuditTarget;
 use crate::casework::cases::{self, CaseView, OpenCase, RecordConsent, ThreadItem};
 use crate::domain::{Agency, AgencyId, CaseId, ConsentId};
@@ -80,27 +80,19 @@ impl CaseService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
-            let view = cases::open_case(&mut *tx, &agency, open, now).await?;
-            let agencies = directory(&mut *tx).await?;
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
+            let view = cases::open_case(&mut *write.tx, &agency, open, write.now).await?;
+            let agencies = directory(&mut *write.tx).await?;
             let response = pb::OpenCaseResponse {
                 case: Some(case_out(&view, &agencies)),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit
-                .write(&mut *tx, &AuditTarget::case(&view.case), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            write
+                .finish(&audit, response, &AuditTarget::case(&view.case))
+                .await
         }
         .await;
         audit.finish(self, result).await
@@ -200,26 +192,18 @@ impl CaseService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
-            let consent = cases::record_consent(&mut *tx, &agency, record, now).await?;
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
+            let consent = cases::record_consent(&mut *write.tx, &agency, record, write.now).await?;
             let response = pb::RecordConsentResponse {
                 consent: Some(convert::consent(&consent)),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit
-                .write(&mut *tx, &AuditTarget::consent(&consent), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            write
+                .finish(&audit, response, &AuditTarget::consent(&consent))
+                .await
         }
         .await;
         audit.finish(self, result).await

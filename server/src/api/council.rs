@@ -7,7 +7,7 @@ use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::council_service_server::CouncilService;
 
 use super::cases::{case_out, directory};
-use super::{Hub, convert, remember, replay, request_digest};
+use super::{Began, Hub, IdempotentWrite, convert, request_digest};
 use crate::casework::audit::AuditTarget;
 use crate::casework::cases::ThreadItem;
 use crate::casework::council::{
@@ -399,33 +399,25 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
             let registration = council::register_case(
-                &mut *tx,
+                &mut *write.tx,
                 &agency,
                 register,
                 self.settings.council.review_interval_days,
-                now,
+                write.now,
             )
             .await?;
             let response = pb::RegisterCaseResponse {
                 registration: Some(registration_out(&registration)),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit
-                .write(&mut *tx, &registration_target(&registration), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            write
+                .finish(&audit, response, &registration_target(&registration))
+                .await
         }
         .await;
         audit.finish(self, result).await
@@ -495,29 +487,27 @@ impl CouncilService for Hub {
             let staff = convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
             let registration = council::end_registration(
-                &mut *tx, &agency, &case_id, ending, ended_on, staff, now,
+                &mut *write.tx,
+                &agency,
+                &case_id,
+                ending,
+                ended_on,
+                staff,
+                write.now,
             )
             .await?;
             let response = pb::EndRegistrationResponse {
                 registration: Some(registration_out(&registration)),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit
-                .write(&mut *tx, &registration_target(&registration), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            write
+                .finish(&audit, response, &registration_target(&registration))
+                .await
         }
         .await;
         audit.finish(self, result).await
@@ -569,24 +559,17 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
-            let meeting = council::schedule_meeting(&mut *tx, &agency, schedule, now).await?;
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
+            let meeting =
+                council::schedule_meeting(&mut *write.tx, &agency, schedule, write.now).await?;
             let response = pb::ScheduleMeetingResponse {
                 meeting: Some(meeting_out(&meeting)),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit.write(&mut *tx, audit.named(), now).await?;
-            tx.commit().await?;
-            Ok(response)
+            write.finish(&audit, response, audit.named()).await
         }
         .await;
         audit.finish(self, result).await
@@ -691,28 +674,20 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
             let (decision, registration) =
-                council::record_decision(&mut *tx, &agency, record, now).await?;
+                council::record_decision(&mut *write.tx, &agency, record, write.now).await?;
             let response = pb::RecordDecisionResponse {
                 decision: Some(decision_out(&decision)),
                 registration: Some(registration_out(&registration)),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit
-                .write(&mut *tx, &registration_target(&registration), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            write
+                .finish(&audit, response, &registration_target(&registration))
+                .await
         }
         .await;
         audit.finish(self, result).await

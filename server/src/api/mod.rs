@@ -14,7 +14,7 @@ use std::sync::Arc;
 use prost::Message;
 use sha2::{Digest as _, Sha256};
 
-use crate::domain::{AgencyId, Clock};
+use crate::domain::{AgencyId, Clock, Timestamp};
 use crate::error::Error;
 use crate::settings::Settings;
 use crate::store::{Store, Transaction};
@@ -44,7 +44,7 @@ pub fn request_digest(request: &impl Message) -> Vec<u8> {
 
 /// The response first sent for this idempotency key, when the request is the same; a different
 /// request under a used key is refused.
-pub async fn replay<R: Message + Default>(
+async fn replay<R: Message + Default>(
     tx: &mut dyn Transaction,
     agency: &AgencyId,
     operation: &str,
@@ -67,7 +67,7 @@ pub async fn replay<R: Message + Default>(
 }
 
 /// Keeps the response of a write under its idempotency key, in the write's transaction.
-pub async fn remember(
+async fn remember(
     tx: &mut dyn Transaction,
     agency: &AgencyId,
     operation: &str,
@@ -86,4 +86,107 @@ pub async fn remember(
     )
     .await?;
     Ok(())
+}
+
+/// The idempotency of one write RPC: who asks, which RPC, under which key, for which request.
+pub struct IdempotentWrite<'a> {
+    /// The calling agency, under whose name the key is kept.
+    pub agency: &'a AgencyId,
+    /// The RPC's name in the idempotency table, for example "SendReferral".
+    pub operation: &'static str,
+    /// The request's idempotency key, already checked.
+    pub key: &'a str,
+    /// The request's fingerprint (`request_digest`).
+    pub digest: &'a [u8],
+}
+
+impl<'a> IdempotentWrite<'a> {
+    pub fn new(
+        agency: &'a AgencyId,
+        operation: &'static str,
+        key: &'a str,
+        digest: &'a [u8],
+    ) -> Self {
+        Self {
+            agency,
+            operation,
+            key,
+            digest,
+        }
+    }
+}
+
+/// A write RPC that began: either the first response again, or a new write to make.
+pub enum Began<'a, R> {
+    /// The key was used for this same request: its first response, with the call recorded.
+    Replayed(R),
+    Fresh(Write<'a>),
+}
+
+/// A write in progress: its transaction and the instant it happens at.
+pub struct Write<'a> {
+    pub tx: Box<dyn Transaction>,
+    pub now: Timestamp,
+    idempotency: IdempotentWrite<'a>,
+}
+
+impl Hub {
+    /// Begins an audited, idempotent write. When the key was used for the same request it
+    /// answers the first response (recording the call); otherwise the caller makes the write in
+    /// `tx` and ends with [`Write::finish`].
+    pub async fn begin_write<'a, R: Message + Default>(
+        &self,
+        idempotency: IdempotentWrite<'a>,
+        audit: &self::audit::Audit,
+    ) -> Result<Began<'a, R>, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let IdempotentWrite {
+            agency,
+            operation,
+            key,
+            digest,
+        } = idempotency;
+        if let Some(first) = replay(&mut *tx, agency, operation, key, digest).await? {
+            audit.write(&mut *tx, audit.named(), now).await?;
+            tx.commit().await?;
+            return Ok(Began::Replayed(first));
+        }
+        Ok(Began::Fresh(Write {
+            tx,
+            now,
+            idempotency,
+        }))
+    }
+}
+
+impl Write<'_> {
+    /// Keeps `response` under the key, appends the call's audit record about `target`, and
+    /// commits; returns the response once the commit is durable.
+    pub async fn finish<R: Message>(
+        mut self,
+        audit: &self::audit::Audit,
+        response: R,
+        target: &crate::casework::audit::AuditTarget,
+    ) -> Result<R, Error> {
+        let IdempotentWrite {
+            agency,
+            operation,
+            key,
+            digest,
+        } = self.idempotency;
+        remember(
+            &mut *self.tx,
+            agency,
+            operation,
+            key,
+            digest,
+            &response,
+            self.now,
+        )
+        .await?;
+        audit.write(&mut *self.tx, target, self.now).await?;
+        self.tx.commit().await?;
+        Ok(response)
+    }
 }

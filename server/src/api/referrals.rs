@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::referral_service_server::ReferralService;
 
-use super::{Hub, convert, remember, replay, request_digest};
+use super::{Began, Hub, IdempotentWrite, convert, request_digest};
 use crate::casework::audit::AuditTarget;
 use crate::casework::followups::{FollowUpStatus, follow_ups};
 use crate::casework::notes::{self, SendNote};
@@ -55,28 +55,25 @@ impl ReferralService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
-            let (referral, _) =
-                referrals::send_referral(&mut *tx, &agency, send, &self.settings.deadlines, now)
-                    .await?;
-            let response = pb::SendReferralResponse {
-                referral: Some(convert::referral(&referral, &agency.id, now, false)),
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
+            let (referral, _) = referrals::send_referral(
+                &mut *write.tx,
+                &agency,
+                send,
+                &self.settings.deadlines,
+                write.now,
             )
             .await?;
-            audit
-                .write(&mut *tx, &AuditTarget::referral(&referral), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            let response = pb::SendReferralResponse {
+                referral: Some(convert::referral(&referral, &agency.id, write.now, false)),
+            };
+            write
+                .finish(&audit, response, &AuditTarget::referral(&referral))
+                .await
         }
         .await;
         audit.finish(self, result).await
@@ -210,31 +207,23 @@ impl ReferralService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
             let (referral, event) =
-                referrals::record_action(&mut *tx, &agency, record, now).await?;
+                referrals::record_action(&mut *write.tx, &agency, record, write.now).await?;
             let response = pb::RecordReferralActionResponse {
-                referral: Some(referral_out(&mut *tx, &referral, &agency, now).await?),
+                referral: Some(referral_out(&mut *write.tx, &referral, &agency, write.now).await?),
                 event: Some(convert::referral_event(
                     &event,
                     convert::hides_actor(&event, &referral, &agency.id),
                 )),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit
-                .write(&mut *tx, &AuditTarget::referral(&referral), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            write
+                .finish(&audit, response, &AuditTarget::referral(&referral))
+                .await
         }
         .await;
         audit.finish(self, result).await
@@ -279,26 +268,18 @@ impl ReferralService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
-            let note = notes::send_note(&mut *tx, &agency, send, now).await?;
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
+            let note = notes::send_note(&mut *write.tx, &agency, send, write.now).await?;
             let response = pb::SendNoteResponse {
                 note: Some(convert::note(&note, &agency.id)),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit
-                .write(&mut *tx, &AuditTarget::note(&note), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            write
+                .finish(&audit, response, &AuditTarget::note(&note))
+                .await
         }
         .await;
         audit.finish(self, result).await
@@ -320,26 +301,19 @@ impl ReferralService for Hub {
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let digest = request_digest(&body);
-            let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            if let Some(first) = replay(&mut *tx, &agency.id, OPERATION, &key, &digest).await? {
-                audit.write(&mut *tx, audit.named(), now).await?;
-                tx.commit().await?;
-                return Ok(first);
-            }
-            let note = notes::acknowledge_note(&mut *tx, &agency, &note_id, now).await?;
+            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
+            let mut write = match self.begin_write(idempotency, &audit).await? {
+                Began::Replayed(first) => return Ok(first),
+                Began::Fresh(write) => write,
+            };
+            let note =
+                notes::acknowledge_note(&mut *write.tx, &agency, &note_id, write.now).await?;
             let response = pb::AcknowledgeNoteResponse {
                 note: Some(convert::note(&note, &agency.id)),
             };
-            remember(
-                &mut *tx, &agency.id, OPERATION, &key, &digest, &response, now,
-            )
-            .await?;
-            audit
-                .write(&mut *tx, &AuditTarget::note(&note), now)
-                .await?;
-            tx.commit().await?;
-            Ok(response)
+            write
+                .finish(&audit, response, &AuditTarget::note(&note))
+                .await
         }
         .await;
         audit.finish(self, result).await
