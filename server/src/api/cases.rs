@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::case_service_server::CaseService;
 
-use super::{Began, Hub, IdempotentWrite, convert, request_digest};
+use super::{Began, Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::cases::{self, CaseView, OpenCase, RecordConsent, ThreadItem};
 use crate::domain::{Agency, AgencyId, CaseId, ConsentId};
@@ -79,9 +79,10 @@ impl CaseService for Hub {
                 header: convert::sealed("header", body.header.as_ref(), self.max_sealed())?,
                 staff: convert::staff(body.staff.as_ref())?,
             };
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };
@@ -191,9 +192,10 @@ impl CaseService for Hub {
                 )?,
                 staff: convert::staff(body.staff.as_ref())?,
             };
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };

@@ -7,7 +7,7 @@ use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::council_service_server::CouncilService;
 
 use super::cases::{case_out, directory};
-use super::{Began, Hub, IdempotentWrite, convert, request_digest};
+use super::{Began, Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::cases::ThreadItem;
 use crate::casework::council::{
@@ -398,9 +398,10 @@ impl CouncilService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };
@@ -486,9 +487,10 @@ impl CouncilService for Hub {
             let ended_on = convert::optional_date("ended_on", &body.ended_on)?;
             let staff = convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };
@@ -558,9 +560,10 @@ impl CouncilService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };
@@ -673,9 +676,10 @@ impl CouncilService for Hub {
                 },
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };

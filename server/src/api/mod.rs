@@ -38,7 +38,7 @@ impl Hub {
 }
 
 /// The fingerprint of a request, to tell a retry from a different request under the same key.
-pub fn request_digest(request: &impl Message) -> Vec<u8> {
+fn request_digest(request: &impl Message) -> Vec<u8> {
     Sha256::digest(request.encode_to_vec()).to_vec()
 }
 
@@ -88,34 +88,6 @@ async fn remember(
     Ok(())
 }
 
-/// The idempotency of one write RPC: who asks, which RPC, under which key, for which request.
-pub struct IdempotentWrite<'a> {
-    /// The calling agency, under whose name the key is kept.
-    pub agency: &'a AgencyId,
-    /// The RPC's name in the idempotency table, for example "SendReferral".
-    pub operation: &'static str,
-    /// The request's idempotency key, already checked.
-    pub key: &'a str,
-    /// The request's fingerprint (`request_digest`).
-    pub digest: &'a [u8],
-}
-
-impl<'a> IdempotentWrite<'a> {
-    pub fn new(
-        agency: &'a AgencyId,
-        operation: &'static str,
-        key: &'a str,
-        digest: &'a [u8],
-    ) -> Self {
-        Self {
-            agency,
-            operation,
-            key,
-            digest,
-        }
-    }
-}
-
 /// A write RPC that began: either the first response again, or a new write to make.
 pub enum Began<'a, R> {
     /// The key was used for this same request: its first response, with the call recorded.
@@ -127,27 +99,29 @@ pub enum Began<'a, R> {
 pub struct Write<'a> {
     pub tx: Box<dyn Transaction>,
     pub now: Timestamp,
-    idempotency: IdempotentWrite<'a>,
+    agency: &'a AgencyId,
+    operation: &'static str,
+    key: &'a str,
+    digest: Vec<u8>,
 }
 
 impl Hub {
-    /// Begins an audited, idempotent write. When the key was used for the same request it
-    /// answers the first response (recording the call); otherwise the caller makes the write in
-    /// `tx` and ends with [`Write::finish`].
+    /// Begins an audited, idempotent write of `request` by `agency` to `operation` (the RPC's
+    /// name in the idempotency table) under `key`, already checked. When the key was used for
+    /// the same request it answers the first response (recording the call); otherwise the caller
+    /// makes the write in `tx` and ends with [`Write::finish`].
     pub async fn begin_write<'a, R: Message + Default>(
         &self,
-        idempotency: IdempotentWrite<'a>,
+        agency: &'a AgencyId,
+        operation: &'static str,
+        key: &'a str,
+        request: &impl Message,
         audit: &self::audit::Audit,
     ) -> Result<Began<'a, R>, Error> {
+        let digest = request_digest(request);
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let IdempotentWrite {
-            agency,
-            operation,
-            key,
-            digest,
-        } = idempotency;
-        if let Some(first) = replay(&mut *tx, agency, operation, key, digest).await? {
+        if let Some(first) = replay(&mut *tx, agency, operation, key, &digest).await? {
             audit.write(&mut *tx, audit.named(), now).await?;
             tx.commit().await?;
             return Ok(Began::Replayed(first));
@@ -155,7 +129,10 @@ impl Hub {
         Ok(Began::Fresh(Write {
             tx,
             now,
-            idempotency,
+            agency,
+            operation,
+            key,
+            digest,
         }))
     }
 }
@@ -169,18 +146,12 @@ impl Write<'_> {
         response: R,
         target: &crate::casework::audit::AuditTarget,
     ) -> Result<R, Error> {
-        let IdempotentWrite {
-            agency,
-            operation,
-            key,
-            digest,
-        } = self.idempotency;
         remember(
             &mut *self.tx,
-            agency,
-            operation,
-            key,
-            digest,
+            self.agency,
+            self.operation,
+            self.key,
+            &self.digest,
             &response,
             self.now,
         )

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::referral_service_server::ReferralService;
 
-use super::{Began, Hub, IdempotentWrite, convert, request_digest};
+use super::{Began, Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::followups::{FollowUpStatus, follow_ups};
 use crate::casework::notes::{self, SendNote};
@@ -54,9 +54,10 @@ impl ReferralService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };
@@ -206,9 +207,10 @@ impl ReferralService for Hub {
                 occurred_at: convert::parse_timestamp("occurred_at", body.occurred_at.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };
@@ -267,9 +269,10 @@ impl ReferralService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };
@@ -300,9 +303,10 @@ impl ReferralService for Hub {
             let note_id = convert::required_id("note_id", &body.note_id, NoteId::parse)?;
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let digest = request_digest(&body);
-            let idempotency = IdempotentWrite::new(&agency.id, OPERATION, &key, &digest);
-            let mut write = match self.begin_write(idempotency, &audit).await? {
+            let mut write = match self
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .await?
+            {
                 Began::Replayed(first) => return Ok(first),
                 Began::Fresh(write) => write,
             };
