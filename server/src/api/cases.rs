@@ -80,7 +80,7 @@ impl CaseService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),
@@ -193,7 +193,7 @@ impl CaseService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),

@@ -399,7 +399,7 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),
@@ -488,7 +488,7 @@ impl CouncilService for Hub {
             let staff = convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),
@@ -561,7 +561,7 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),
@@ -677,7 +677,7 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),

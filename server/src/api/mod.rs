@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 use crate::domain::{AgencyId, Clock, Timestamp};
 use crate::error::Error;
 use crate::settings::Settings;
-use crate::store::{Store, Transaction};
+use crate::store::{Lookup, Store, Transaction};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -109,7 +109,8 @@ impl Hub {
     /// Begins an audited, idempotent write of `request` by `agency` to `operation` (the RPC's
     /// name in the idempotency table) under `key`, already checked. When the key was used for
     /// the same request it answers the first response (recording the call); otherwise the caller
-    /// makes the write in `tx` and ends with [`Write::finish`].
+    /// makes the write in `tx` and ends with [`Write::finish`]. `reads` are the reads the write
+    /// will make first, fetched together with the key's lookup (see [`Transaction::prefetch`]).
     pub async fn begin_write<'a, R: Message + Default>(
         &self,
         agency: &'a AgencyId,
@@ -117,10 +118,19 @@ impl Hub {
         key: &'a str,
         request: &impl Message,
         audit: &self::audit::Audit,
+        reads: &[Lookup<'_>],
     ) -> Result<Began<'a, R>, Error> {
         let digest = request_digest(request);
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        let mut lookups = Vec::with_capacity(reads.len() + 1);
+        lookups.push(Lookup::IdempotentResponse {
+            agency,
+            operation,
+            key,
+        });
+        lookups.extend_from_slice(reads);
+        tx.prefetch(&lookups).await?;
         if let Some(first) = replay(&mut *tx, agency, operation, key, &digest).await? {
             audit.write(&mut *tx, audit.named(), now).await?;
             tx.commit().await?;

@@ -15,7 +15,7 @@ use crate::domain::referral::ActionInput;
 use crate::domain::{Agency, CaseId, NoteId, ReferralId, Timestamp};
 use crate::error::Error;
 use crate::identity::caller;
-use crate::store::{ReferralQuery, Transaction};
+use crate::store::{Lookup, ReferralQuery, Transaction};
 
 /// A referral for its viewer, with whether its consent was withdrawn since.
 async fn referral_out(
@@ -54,8 +54,14 @@ impl ReferralService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
+            // What `send_referral` reads first, fetched with the key in one go.
+            let reads = [
+                Lookup::CaseFor(&send.case_id, &agency.id),
+                Lookup::Agency(&send.to_agency),
+                Lookup::Consents(&send.case_id),
+            ];
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &reads)
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),
@@ -207,8 +213,9 @@ impl ReferralService for Hub {
                 occurred_at: convert::parse_timestamp("occurred_at", body.occurred_at.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
+            let reads = [Lookup::Referral(&record.referral_id)];
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &reads)
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),
@@ -270,7 +277,7 @@ impl ReferralService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),
@@ -304,7 +311,7 @@ impl ReferralService for Hub {
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit)
+                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
                 .await?
             {
                 Began::Replayed(first) => return Ok(first),

@@ -112,7 +112,7 @@ macro_rules! audit_queries {
                 let row = sqlx::query(
                     "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
                 )
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await?;
                 let Some(row) = row else {
                     return Ok($crate::domain::audit::ChainHead::GENESIS);
@@ -143,26 +143,32 @@ macro_rules! audit_queries {
                 };
                 let record = $crate::domain::audit::chain(entry.clone(), &head);
                 let e = &record.entry;
-                let appended = sqlx::query(APPEND_AFTER_HEAD)
-                .bind(sequence_column(record.sequence)?)
-                .bind(e.at.millis())
-                .bind(&e.agency_id)
-                .bind(e.staff_name.as_deref())
-                .bind(e.staff_role.as_deref())
-                .bind(&e.action)
-                .bind(e.municipality.as_deref())
-                .bind(e.case_id.as_deref())
-                .bind(e.referral_id.as_deref())
-                .bind(e.note_id.as_deref())
-                .bind(e.consent_id.as_deref())
-                .bind(e.basis.as_deref())
-                .bind(&e.outcome)
-                .bind(record.hash.as_slice())
-                .bind(sequence_column(head.sequence)?)
-                .bind(head.hash.as_slice())
-                .execute(&mut *self.tx)
-                .await?;
-                if appended.rows_affected() == 1 {
+                // Sent together with the transaction's writes still waiting, if any: the record
+                // is written after them, as it was called after them.
+                let appended = self
+                    .write_checked(
+                        APPEND_AFTER_HEAD,
+                        $crate::store::queries::params![
+                            sequence_column(record.sequence)?,
+                            e.at.millis(),
+                            e.agency_id.as_str(),
+                            e.staff_name.as_deref(),
+                            e.staff_role.as_deref(),
+                            e.action.as_str(),
+                            e.municipality.as_deref(),
+                            e.case_id.as_deref(),
+                            e.referral_id.as_deref(),
+                            e.note_id.as_deref(),
+                            e.consent_id.as_deref(),
+                            e.basis.as_deref(),
+                            e.outcome.as_str(),
+                            record.hash.as_slice(),
+                            sequence_column(head.sequence)?,
+                            head.hash.as_slice(),
+                        ],
+                    )
+                    .await?;
+                if appended == 1 {
                     return Ok(record);
                 }
                 if expected.is_none() {
@@ -186,7 +192,7 @@ macro_rules! audit_queries {
                     "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence = $1"
                 ))
                 .bind($crate::store::audit::sequence_column(sequence)?)
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await?;
                 row.as_ref().map(audit_record_from_row).transpose()
             }
@@ -203,7 +209,7 @@ macro_rules! audit_queries {
                 ))
                 .bind($crate::store::audit::sequence_column(after)?)
                 .bind(i64::from(limit))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(audit_record_from_row).collect()
             }
@@ -249,7 +255,7 @@ macro_rules! audit_queries {
                     .bind(filter.reader.as_str())
                     .bind(join_codes(filter.coordinated))
                     .bind(i64::from(filter.limit))
-                    .fetch_all(&mut *self.tx)
+                    .fetch_all(self.conn().await?)
                     .await?;
                 rows.iter().map(audit_record_from_row).collect()
             }

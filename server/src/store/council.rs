@@ -243,7 +243,7 @@ macro_rules! council_queries {
                     "SELECT {REGISTRATION_COLUMNS} FROM council_registrations WHERE case_id = $1"
                 ))
                 .bind(case.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await?;
                 row.as_ref().map(registration_from_row).transpose()
             }
@@ -293,7 +293,7 @@ macro_rules! council_queries {
                 .bind(&r.staff.role)
                 .bind(r.registered_at.millis())
                 .bind(r.updated_at.millis())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 let updated = sqlx::query(
                     "UPDATE cases SET category = $1, council_registered = $2 WHERE case_id = $3",
@@ -301,7 +301,7 @@ macro_rules! council_queries {
                 .bind(r.category.code())
                 .bind(i64::from(r.is_active()))
                 .bind(r.case_id.as_str())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 if updated.rows_affected() != 1 {
                     return Err($crate::store::StoreError::corrupt(
@@ -326,7 +326,7 @@ macro_rules! council_queries {
                 ))
                 .bind(municipality.as_str())
                 .bind(i64::from(include_ended))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(registration_from_row).collect()
             }
@@ -349,7 +349,7 @@ macro_rules! council_queries {
                 .bind(&meeting.staff.name)
                 .bind(&meeting.staff.role)
                 .bind(meeting.scheduled_at.millis())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 for (position, case_id) in meeting.case_ids.iter().enumerate() {
                     sqlx::query(
@@ -359,7 +359,7 @@ macro_rules! council_queries {
                     .bind(meeting.id.as_str())
                     .bind(i64::try_from(position).unwrap_or(i64::MAX))
                     .bind(case_id.as_str())
-                    .execute(&mut *self.tx)
+                    .execute(self.conn().await?)
                     .await?;
                 }
                 Ok(())
@@ -374,7 +374,7 @@ macro_rules! council_queries {
                     "SELECT {MEETING_COLUMNS} FROM council_meetings WHERE meeting_id = $1"
                 ))
                 .bind(id.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await?;
                 let Some(mut meeting) = row.as_ref().map(meeting_from_row).transpose()? else {
                     return Ok(None);
@@ -384,7 +384,7 @@ macro_rules! council_queries {
                      ORDER BY position",
                 )
                 .bind(id.as_str())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 meeting.case_ids = rows
                     .iter()
@@ -403,7 +403,7 @@ macro_rules! council_queries {
                      ORDER BY held_on, scheduled_at, meeting_id"
                 ))
                 .bind(municipality.as_str())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 let mut meetings = rows
                     .iter()
@@ -415,7 +415,7 @@ macro_rules! council_queries {
                      WHERE m.municipality = $1 ORDER BY c.meeting_id, c.position",
                 )
                 .bind(municipality.as_str())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 let mut by_meeting: std::collections::HashMap<_, Vec<_>> =
                     std::collections::HashMap::new();
@@ -446,7 +446,7 @@ macro_rules! council_queries {
                 .bind(municipality.as_str())
                 .bind(kind.code())
                 .bind(date_text(before))
-                .fetch_one(&mut *self.tx)
+                .fetch_one(self.conn().await?)
                 .await?;
                 optional_date("council_meetings", row.try_get("held_on")?)
             }
@@ -479,7 +479,7 @@ macro_rules! council_queries {
                 .bind(&d.staff.name)
                 .bind(&d.staff.role)
                 .bind(d.decided_at.millis())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 if result.rows_affected() == 0 {
                     return Err($crate::store::StoreError::Conflict(format!(
@@ -502,7 +502,7 @@ macro_rules! council_queries {
                 ))
                 .bind(case.as_str())
                 .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(decision_from_row).collect()
             }
@@ -523,7 +523,7 @@ macro_rules! council_queries {
                     "SELECT {CASE_COLUMNS} FROM cases WHERE case_id IN ({AGENDA_CASES})"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 material.cases = rows.iter().map(case_from_row).collect::<Result<_, _>>()?;
 
@@ -532,7 +532,7 @@ macro_rules! council_queries {
                      WHERE case_id IN ({AGENDA_CASES}) ORDER BY case_id, since, agency_id"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 for row in &rows {
                     const T: &str = "case_participants";
@@ -552,7 +552,7 @@ macro_rules! council_queries {
                      WHERE case_id IN ({AGENDA_CASES})"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 material.registrations =
                     rows.iter().map(registration_from_row).collect::<Result<_, _>>()?;
@@ -562,7 +562,7 @@ macro_rules! council_queries {
                      ORDER BY sent_at, referral_id"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 material.referrals = rows.iter().map(referral_from_row).collect::<Result<_, _>>()?;
 
@@ -571,7 +571,7 @@ macro_rules! council_queries {
                      WHERE case_id IN ({AGENDA_CASES}) ORDER BY recorded_at, event_id"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 material.events = rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
 
@@ -580,7 +580,7 @@ macro_rules! council_queries {
                      ORDER BY sent_at, note_id"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 material.notes = rows.iter().map(note_from_row).collect::<Result<_, _>>()?;
                 let rows = sqlx::query(&format!(
@@ -589,7 +589,7 @@ macro_rules! council_queries {
                      ({AGENDA_CASES})) ORDER BY note_id, agency_id"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 let mut recipients: std::collections::HashMap<
                     $crate::domain::NoteId,
@@ -616,7 +616,7 @@ macro_rules! council_queries {
                      WHERE case_id IN ({AGENDA_CASES}) ORDER BY decided_at, decision_id"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 material.decisions = rows.iter().map(decision_from_row).collect::<Result<_, _>>()?;
 
@@ -625,7 +625,7 @@ macro_rules! council_queries {
                      AND case_id IN ({AGENDA_CASES})"
                 ))
                 .bind(id)
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 for row in &rows {
                     let consent: String = row.try_get("consent_id")?;

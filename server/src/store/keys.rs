@@ -99,7 +99,7 @@ macro_rules! keys_queries {
                 ))
                 .bind(agency.as_str())
                 .bind(i64::from(include_retired))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(Self::key_from_row).collect()
             }
@@ -113,7 +113,7 @@ macro_rules! keys_queries {
                     "SELECT {KEY_COLUMNS} FROM agency_keys WHERE fingerprint = $1"
                 ))
                 .bind(fingerprint.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await?;
                 row.as_ref().map(Self::key_from_row).transpose()
             }
@@ -137,7 +137,7 @@ macro_rules! keys_queries {
                 .bind($crate::store::queries::millis(key.retired_at))
                 .bind(key.retired_by.as_ref().map(|s| s.name.clone()))
                 .bind(key.retired_by.as_ref().map(|s| s.role.clone()))
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 if result.rows_affected() == 0 {
                     return Err($crate::store::StoreError::Conflict(format!(
@@ -165,7 +165,7 @@ macro_rules! keys_queries {
                 .bind(&by.role)
                 .bind(agency.as_str())
                 .bind(fingerprint.as_str())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(result.rows_affected() == 1)
             }

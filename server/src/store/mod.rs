@@ -125,6 +125,10 @@ pub trait Transaction:
     Send + audit::AuditQueries + council::CouncilQueries + keys::KeyQueries
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Fetches the reads a use case is about to make, together where the backend can: each is
+    /// then answered from what was fetched, once, unless this transaction touched the database
+    /// in between (then it is read again). Only a saving, never a change in what is read.
+    async fn prefetch(&mut self, lookups: &[Lookup<'_>]) -> Result<(), StoreError>;
 
     // Directory.
     async fn agency(&mut self, id: &AgencyId) -> Result<Option<Agency>, StoreError>;
@@ -242,8 +246,8 @@ pub trait Transaction:
     ) -> Result<(), StoreError>;
 
     // The event feed.
-    /// Appends an entry to its agency's feed and returns its cursor.
-    async fn append_feed(&mut self, entry: &FeedEntry) -> Result<u64, StoreError>;
+    /// Appends an entry to its agency's feed (its cursor is assigned in commit order).
+    async fn append_feed(&mut self, entry: &FeedEntry) -> Result<(), StoreError>;
     /// Entries of `agency` after `after`, with the referral event each one is about.
     async fn feed(
         &mut self,
@@ -278,6 +282,27 @@ pub trait Transaction:
         response: &[u8],
         at: Timestamp,
     ) -> Result<(), StoreError>;
+}
+
+/// A read a use case is about to make. A write transaction fetches several at once when told
+/// ([`Transaction::prefetch`]), where its backend saves round trips that way; the read methods
+/// then answer from what was fetched.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// [`Transaction::case_for`].
+    CaseFor(&'a CaseId, &'a AgencyId),
+    /// [`Transaction::agency`].
+    Agency(&'a AgencyId),
+    /// [`Transaction::consents`].
+    Consents(&'a CaseId),
+    /// [`Transaction::referral`].
+    Referral(&'a ReferralId),
+    /// [`Transaction::idempotent_response`].
+    IdempotentResponse {
+        agency: &'a AgencyId,
+        operation: &'a str,
+        key: &'a str,
+    },
 }
 
 /// Which of an agency's referrals to list.

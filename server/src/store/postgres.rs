@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 
 use super::feed::FeedSignals;
-use super::{Store, StoreError, Transaction};
+use super::queries::{Param, bind_params};
+use super::{Lookup, Store, StoreError, Transaction};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -155,6 +156,45 @@ impl Store for PostgresStore {
 }
 
 impl PostgresTransaction {
+    async fn commit_connection(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The connection. PostgreSQL runs one statement per round trip whatever the order, so
+    /// nothing waits here.
+    #[allow(clippy::unused_async)]
+    async fn conn(&mut self) -> Result<&mut sqlx::PgConnection, StoreError> {
+        Ok(&mut self.tx)
+    }
+
+    /// Nothing ahead: PostgreSQL runs one statement per round trip in any case.
+    #[allow(clippy::unused_async)]
+    async fn fetch_ahead(&mut self, _lookups: &[Lookup<'_>]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The rows of one read.
+    async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<PgRow>, StoreError> {
+        let (sql, params) = lookup.statement();
+        Ok(bind_params(sqlx::query(&sql), &params)
+            .fetch_all(&mut *self.tx)
+            .await?)
+    }
+
+    /// A write whose outcome is not needed now; on PostgreSQL it runs at once.
+    async fn write_later(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
+        self.write_checked(sql, params).await.map(|_| ())
+    }
+
+    /// A write; returns how many rows it changed.
+    async fn write_checked(&mut self, sql: &str, params: Vec<Param>) -> Result<u64, StoreError> {
+        let result = bind_params(sqlx::query(sql), &params)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     /// Called by `commit` before committing: other instances' subscribers hear of the change
     /// when (and only if) it commits.
     async fn before_commit(&mut self) -> Result<(), StoreError> {

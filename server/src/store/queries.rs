@@ -143,6 +143,218 @@ pub(crate) fn event_kind_from_columns(
     }
 }
 
+pub(crate) const AGENCY_COLUMNS: &str = "agency_id, kind, display_name, municipalities, \
+     council_memberships, coordinator_of, status";
+
+/// A value bound to a write that a backend may run later, together with the writes after it
+/// (SQLite sends a transaction's writes to its connection in one go). Owned, and typed even when
+/// null, because PostgreSQL needs the type of a null.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Blob(Option<Vec<u8>>),
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Self::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Param {
+    fn from(value: Option<i64>) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<&str> for Param {
+    fn from(value: &str) -> Self {
+        Self::Text(Some(value.to_owned()))
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Self::Text(Some(value))
+    }
+}
+
+impl From<Option<&str>> for Param {
+    fn from(value: Option<&str>) -> Self {
+        Self::Text(value.map(str::to_owned))
+    }
+}
+
+impl From<Option<String>> for Param {
+    fn from(value: Option<String>) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<&String> for Param {
+    fn from(value: &String) -> Self {
+        Self::Text(Some(value.clone()))
+    }
+}
+
+impl From<Option<Vec<u8>>> for Param {
+    fn from(value: Option<Vec<u8>>) -> Self {
+        Self::Blob(value)
+    }
+}
+
+impl From<&Vec<u8>> for Param {
+    fn from(value: &Vec<u8>) -> Self {
+        Self::Blob(Some(value.clone()))
+    }
+}
+
+impl From<&[u8]> for Param {
+    fn from(value: &[u8]) -> Self {
+        Self::Blob(Some(value.to_vec()))
+    }
+}
+
+impl From<Option<&[u8]>> for Param {
+    fn from(value: Option<&[u8]>) -> Self {
+        Self::Blob(value.map(<[u8]>::to_vec))
+    }
+}
+
+/// The parameters of one statement, in placeholder order: `params![a, b, c]` binds `$1, $2, $3`.
+macro_rules! params {
+    ($($value:expr),* $(,)?) => {
+        vec![$($crate::store::queries::Param::from($value)),*]
+    };
+}
+pub(crate) use params;
+
+impl crate::store::Lookup<'_> {
+    /// The statement that makes this read.
+    pub(crate) fn statement(&self) -> (String, Vec<Param>) {
+        use crate::store::Lookup;
+        match *self {
+            Lookup::CaseFor(case, agency) => (
+                format!(
+                    "SELECT {CASE_COLUMNS}, EXISTS (SELECT 1 FROM case_participants p \
+                     WHERE p.case_id = $1 AND p.agency_id = $2) AS participates \
+                     FROM cases WHERE case_id = $1"
+                ),
+                params![case.as_str(), agency.as_str()],
+            ),
+            Lookup::Agency(agency) => (
+                format!("SELECT {AGENCY_COLUMNS} FROM agencies WHERE agency_id = $1"),
+                params![agency.as_str()],
+            ),
+            Lookup::Consents(case) => (
+                format!(
+                    "SELECT {CONSENT_COLUMNS} FROM consents WHERE case_id = $1 \
+                     ORDER BY recorded_at, consent_id"
+                ),
+                params![case.as_str()],
+            ),
+            Lookup::Referral(referral) => (
+                format!("SELECT {REFERRAL_COLUMNS} FROM referrals WHERE referral_id = $1"),
+                params![referral.as_str()],
+            ),
+            Lookup::IdempotentResponse {
+                agency,
+                operation,
+                key,
+            } => (
+                "SELECT request_digest, response FROM idempotency_keys \
+                 WHERE agency_id = $1 AND operation = $2 AND idempotency_key = $3"
+                    .to_owned(),
+                params![agency.as_str(), operation, key],
+            ),
+        }
+    }
+
+    /// What tells this read from any other.
+    pub(crate) fn key(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// Binds `params` to `query` in order.
+pub(crate) fn bind_params<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    params: &'q [Param],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q [u8]>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for param in params {
+        query = match param {
+            Param::Int(value) => query.bind(*value),
+            Param::Text(value) => query.bind(value.as_deref()),
+            Param::Blob(value) => query.bind(value.as_deref()),
+        };
+    }
+    query
+}
+
+/// Statements to run as one, each written with its own `$1, $2, ...`: appending one renumbers
+/// its placeholders after those already there.
+#[derive(Debug, Default)]
+pub(crate) struct StatementBatch {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Param>,
+}
+
+impl StatementBatch {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sql.is_empty()
+    }
+
+    pub(crate) fn push(&mut self, sql: &str, params: Vec<Param>) {
+        if !self.sql.is_empty() {
+            self.sql.push_str(";\n");
+        }
+        let offset = self.params.len();
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            self.sql.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            match rest[..digits].parse::<usize>() {
+                Ok(number) => self.sql.push_str(&(number + offset).to_string()),
+                Err(_) => self.sql.push_str(&rest[..digits]),
+            }
+            rest = &rest[digits..];
+        }
+        self.sql.push_str(rest);
+        self.params.extend(params);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_renumbers_each_statements_placeholders_after_the_ones_before() {
+        let mut batch = StatementBatch::default();
+        batch.push("INSERT INTO a VALUES ($1, $2, $1)", params![1_i64, "x"]);
+        batch.push("UPDATE b SET c = $2 WHERE d = $1", params![2_i64, 3_i64]);
+        batch.push("RELEASE write", vec![]);
+        assert_eq!(
+            batch.sql,
+            "INSERT INTO a VALUES ($1, $2, $1);\nUPDATE b SET c = $4 WHERE d = $3;\nRELEASE write"
+        );
+        assert_eq!(batch.params.len(), 4);
+    }
+
+    #[test]
+    fn an_empty_batch_has_no_sql() {
+        let batch = StatementBatch::default();
+        assert!(batch.is_empty());
+    }
+}
+
 /// Implements `Transaction` for a backend's transaction wrapper `$tx` (a struct with a field
 /// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
 macro_rules! transaction_queries {
@@ -421,8 +633,7 @@ macro_rules! transaction_queries {
             ))
         }
 
-        const AGENCY_COLUMNS: &str = "agency_id, kind, display_name, municipalities, \
-             council_memberships, coordinator_of, status";
+        use $crate::store::queries::AGENCY_COLUMNS;
 
         #[async_trait::async_trait]
         impl $crate::store::Transaction for $tx {
@@ -430,23 +641,25 @@ macro_rules! transaction_queries {
                 self.before_commit().await?;
                 let touched = std::mem::take(&mut self.touched);
                 let signals = std::sync::Arc::clone(&self.signals);
-                self.tx.commit().await?;
+                self.commit_connection().await?;
                 // Only now is there something to read: wake those whose feeds grew.
                 signals.wake(&touched);
                 Ok(())
+            }
+
+            async fn prefetch(
+                &mut self,
+                lookups: &[$crate::store::Lookup<'_>],
+            ) -> Result<(), $crate::store::StoreError> {
+                self.fetch_ahead(lookups).await
             }
 
             async fn agency(
                 &mut self,
                 id: &$crate::domain::AgencyId,
             ) -> Result<Option<$crate::domain::Agency>, $crate::store::StoreError> {
-                let row = sqlx::query(&format!(
-                    "SELECT {AGENCY_COLUMNS} FROM agencies WHERE agency_id = $1"
-                ))
-                .bind(id.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await?;
-                row.as_ref().map(agency_from_row).transpose()
+                let rows = self.look_up($crate::store::Lookup::Agency(id)).await?;
+                rows.first().map(agency_from_row).transpose()
             }
 
             async fn agencies(
@@ -455,7 +668,7 @@ macro_rules! transaction_queries {
                 let rows = sqlx::query(&format!(
                     "SELECT {AGENCY_COLUMNS} FROM agencies ORDER BY agency_id"
                 ))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(agency_from_row).collect()
             }
@@ -479,7 +692,7 @@ macro_rules! transaction_queries {
                 .bind(join_codes(&agency.coordinator_of))
                 .bind(agency.status.code())
                 .bind(at.millis())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 if result.rows_affected() == 0 {
                     return Err($crate::store::StoreError::Conflict(format!(
@@ -502,7 +715,7 @@ macro_rules! transaction_queries {
                 .bind(status.code())
                 .bind(at.millis())
                 .bind(id.as_str())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(result.rows_affected() == 1)
             }
@@ -520,7 +733,7 @@ macro_rules! transaction_queries {
                 .bind(fingerprint)
                 .bind(reason)
                 .bind(at.millis())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(())
             }
@@ -531,7 +744,7 @@ macro_rules! transaction_queries {
             ) -> Result<bool, $crate::store::StoreError> {
                 let row = sqlx::query("SELECT 1 FROM revoked_certificates WHERE fingerprint = $1")
                     .bind(fingerprint)
-                    .fetch_optional(&mut *self.tx)
+                    .fetch_optional(self.conn().await?)
                     .await?;
                 Ok(row.is_some())
             }
@@ -552,7 +765,7 @@ macro_rules! transaction_queries {
                 .bind(case.opened_at.millis())
                 .bind(&case.header.0)
                 .bind(i64::from(case.council_registered))
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(())
             }
@@ -564,7 +777,7 @@ macro_rules! transaction_queries {
                 use $crate::store::queries::CASE_COLUMNS;
                 let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1"))
                     .bind(id.as_str())
-                    .fetch_optional(&mut *self.tx)
+                    .fetch_optional(self.conn().await?)
                     .await?;
                 row.as_ref().map(case_from_row).transpose()
             }
@@ -576,18 +789,11 @@ macro_rules! transaction_queries {
             ) -> Result<Option<($crate::domain::records::Case, bool)>, $crate::store::StoreError>
             {
                 use sqlx::Row as _;
-                use $crate::store::queries::CASE_COLUMNS;
-                let row = sqlx::query(&format!(
-                    "SELECT {CASE_COLUMNS}, EXISTS (SELECT 1 FROM case_participants p \
-                     WHERE p.case_id = $1 AND p.agency_id = $2) AS participates \
-                     FROM cases WHERE case_id = $1"
-                ))
-                .bind(id.as_str())
-                .bind(agency.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await?;
-                match row {
-                    Some(row) => Ok(Some((case_from_row(&row)?, row.try_get("participates")?))),
+                let rows = self
+                    .look_up($crate::store::Lookup::CaseFor(id, agency))
+                    .await?;
+                match rows.first() {
+                    Some(row) => Ok(Some((case_from_row(row)?, row.try_get("participates")?))),
                     None => Ok(None),
                 }
             }
@@ -602,7 +808,7 @@ macro_rules! transaction_queries {
                      ORDER BY since, agency_id",
                 )
                 .bind(case.as_str())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter()
                     .map(|row| {
@@ -644,12 +850,9 @@ macro_rules! transaction_queries {
                      ON CONFLICT DO NOTHING",
                     rows.join(", ")
                 );
-                let mut query = sqlx::query(&sql).bind(case.as_str()).bind(since.millis());
-                for agency in unique {
-                    query = query.bind(agency.as_str());
-                }
-                query.execute(&mut *self.tx).await?;
-                Ok(())
+                let mut params = $crate::store::queries::params![case.as_str(), since.millis()];
+                params.extend(unique.iter().map(|agency| agency.as_str().into()));
+                self.write_later(&sql, params).await
             }
 
             async fn visible_cases(
@@ -677,7 +880,7 @@ macro_rules! transaction_queries {
                     .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
                     .bind(after.map(|id| id.as_str()).unwrap_or(""))
                     .bind(i64::from(limit))
-                    .fetch_all(&mut *self.tx)
+                    .fetch_all(self.conn().await?)
                     .await?;
                 rows.iter().map(case_from_row).collect()
             }
@@ -709,7 +912,7 @@ macro_rules! transaction_queries {
                 .bind(consent.recorded_at.millis())
                 .bind(millis(consent.withdrawn_at))
                 .bind(consent.evidence.as_ref().map(|e| e.0.clone()))
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(())
             }
@@ -723,7 +926,7 @@ macro_rules! transaction_queries {
                     "SELECT {CONSENT_COLUMNS} FROM consents WHERE consent_id = $1"
                 ))
                 .bind(id.as_str())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await?;
                 row.as_ref().map(consent_from_row).transpose()
             }
@@ -732,14 +935,7 @@ macro_rules! transaction_queries {
                 &mut self,
                 case: &$crate::domain::CaseId,
             ) -> Result<Vec<$crate::domain::consent::Consent>, $crate::store::StoreError> {
-                use $crate::store::queries::CONSENT_COLUMNS;
-                let rows = sqlx::query(&format!(
-                    "SELECT {CONSENT_COLUMNS} FROM consents WHERE case_id = $1 \
-                     ORDER BY recorded_at, consent_id"
-                ))
-                .bind(case.as_str())
-                .fetch_all(&mut *self.tx)
-                .await?;
+                let rows = self.look_up($crate::store::Lookup::Consents(case)).await?;
                 rows.iter().map(consent_from_row).collect()
             }
 
@@ -754,7 +950,7 @@ macro_rules! transaction_queries {
                 )
                 .bind(at.millis())
                 .bind(id.as_str())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(())
             }
@@ -766,7 +962,7 @@ macro_rules! transaction_queries {
                 use $crate::store::queries::millis;
                 let r = referral;
                 let s = &r.state;
-                sqlx::query(
+                self.write_later(
                     "INSERT INTO referrals (referral_id, case_id, municipality, from_agency, \
                      to_agency, purpose, urgency, basis, consent_id, justification, hide_sender, \
                      body, staff_name, staff_role, sent_at, deliver_by, respond_by, connect_by, \
@@ -775,40 +971,41 @@ macro_rules! transaction_queries {
                      linked_referral_id, confirmed_at, confirmed_by, closed) VALUES ($1, $2, $3, \
                      $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
                      $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
+                    $crate::store::queries::params![
+                        r.id.as_str(),
+                        r.case_id.as_str(),
+                        r.municipality.as_str(),
+                        r.from_agency.as_str(),
+                        r.to_agency.as_str(),
+                        r.purpose.as_str(),
+                        r.urgency.code(),
+                        r.basis.code(),
+                        r.consent_id.as_ref().map(|c| c.as_str().to_owned()),
+                        r.justification.clone(),
+                        i64::from(r.hide_sender),
+                        &r.body.0,
+                        &r.staff.name,
+                        &r.staff.role,
+                        r.sent_at.millis(),
+                        r.deadlines.deliver_by.millis(),
+                        r.deadlines.respond_by.millis(),
+                        r.deadlines.connect_by.millis(),
+                        r.deadlines.confirm_by.millis(),
+                        s.delivery.code(),
+                        millis(s.delivered_at),
+                        s.response.code(),
+                        millis(s.responded_at),
+                        s.response_reason.clone(),
+                        s.connection.code(),
+                        millis(s.connection_updated_at),
+                        i64::from(s.contact_attempts),
+                        s.not_connected_reason.map(|c| c.code()),
+                        s.linked_referral_id.as_ref().map(|id| id.as_str().to_owned()),
+                        millis(s.confirmed_at),
+                        s.confirmed_by.as_ref().map(|a| a.as_str().to_owned()),
+                        i64::from(s.is_closed()),
+                    ],
                 )
-                .bind(r.id.as_str())
-                .bind(r.case_id.as_str())
-                .bind(r.municipality.as_str())
-                .bind(r.from_agency.as_str())
-                .bind(r.to_agency.as_str())
-                .bind(r.purpose.as_str())
-                .bind(r.urgency.code())
-                .bind(r.basis.code())
-                .bind(r.consent_id.as_ref().map(|c| c.as_str().to_owned()))
-                .bind(r.justification.clone())
-                .bind(i64::from(r.hide_sender))
-                .bind(&r.body.0)
-                .bind(&r.staff.name)
-                .bind(&r.staff.role)
-                .bind(r.sent_at.millis())
-                .bind(r.deadlines.deliver_by.millis())
-                .bind(r.deadlines.respond_by.millis())
-                .bind(r.deadlines.connect_by.millis())
-                .bind(r.deadlines.confirm_by.millis())
-                .bind(s.delivery.code())
-                .bind(millis(s.delivered_at))
-                .bind(s.response.code())
-                .bind(millis(s.responded_at))
-                .bind(s.response_reason.clone())
-                .bind(s.connection.code())
-                .bind(millis(s.connection_updated_at))
-                .bind(i64::from(s.contact_attempts))
-                .bind(s.not_connected_reason.map(|c| c.code()))
-                .bind(s.linked_referral_id.as_ref().map(|id| id.as_str().to_owned()))
-                .bind(millis(s.confirmed_at))
-                .bind(s.confirmed_by.as_ref().map(|a| a.as_str().to_owned()))
-                .bind(i64::from(s.is_closed()))
-                .execute(&mut *self.tx)
                 .await?;
                 Ok(())
             }
@@ -817,14 +1014,8 @@ macro_rules! transaction_queries {
                 &mut self,
                 id: &$crate::domain::ReferralId,
             ) -> Result<Option<$crate::domain::records::Referral>, $crate::store::StoreError> {
-                use $crate::store::queries::REFERRAL_COLUMNS;
-                let row = sqlx::query(&format!(
-                    "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE referral_id = $1"
-                ))
-                .bind(id.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await?;
-                row.as_ref().map(referral_from_row).transpose()
+                let rows = self.look_up($crate::store::Lookup::Referral(id)).await?;
+                rows.first().map(referral_from_row).transpose()
             }
 
             async fn update_referral_state(
@@ -833,28 +1024,29 @@ macro_rules! transaction_queries {
                 s: &$crate::domain::referral::ReferralState,
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::queries::millis;
-                sqlx::query(
+                self.write_later(
                     "UPDATE referrals SET delivery = $1, delivered_at = $2, response = $3, \
                      responded_at = $4, response_reason = $5, connection = $6, \
                      connection_updated_at = $7, contact_attempts = $8, not_connected_reason = $9, \
                      linked_referral_id = $10, confirmed_at = $11, confirmed_by = $12, closed = $13 \
                      WHERE referral_id = $14",
+                    $crate::store::queries::params![
+                        s.delivery.code(),
+                        millis(s.delivered_at),
+                        s.response.code(),
+                        millis(s.responded_at),
+                        s.response_reason.clone(),
+                        s.connection.code(),
+                        millis(s.connection_updated_at),
+                        i64::from(s.contact_attempts),
+                        s.not_connected_reason.map(|c| c.code()),
+                        s.linked_referral_id.as_ref().map(|id| id.as_str().to_owned()),
+                        millis(s.confirmed_at),
+                        s.confirmed_by.as_ref().map(|a| a.as_str().to_owned()),
+                        i64::from(s.is_closed()),
+                        id.as_str(),
+                    ],
                 )
-                .bind(s.delivery.code())
-                .bind(millis(s.delivered_at))
-                .bind(s.response.code())
-                .bind(millis(s.responded_at))
-                .bind(s.response_reason.clone())
-                .bind(s.connection.code())
-                .bind(millis(s.connection_updated_at))
-                .bind(i64::from(s.contact_attempts))
-                .bind(s.not_connected_reason.map(|c| c.code()))
-                .bind(s.linked_referral_id.as_ref().map(|id| id.as_str().to_owned()))
-                .bind(millis(s.confirmed_at))
-                .bind(s.confirmed_by.as_ref().map(|a| a.as_str().to_owned()))
-                .bind(i64::from(s.is_closed()))
-                .bind(id.as_str())
-                .execute(&mut *self.tx)
                 .await?;
                 Ok(())
             }
@@ -869,7 +1061,7 @@ macro_rules! transaction_queries {
                      ORDER BY sent_at, referral_id"
                 ))
                 .bind(case.as_str())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(referral_from_row).collect()
             }
@@ -895,7 +1087,7 @@ macro_rules! transaction_queries {
                     .bind(i64::from(query.include_closed))
                     .bind(query.before.map(|r| r.as_str()).unwrap_or(""))
                     .bind(i64::from(query.limit))
-                    .fetch_all(&mut *self.tx)
+                    .fetch_all(self.conn().await?)
                     .await?;
                 rows.iter().map(referral_from_row).collect()
             }
@@ -916,7 +1108,7 @@ macro_rules! transaction_queries {
                 ))
                 .bind(due_by.millis())
                 .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(referral_from_row).collect()
             }
@@ -931,7 +1123,7 @@ macro_rules! transaction_queries {
                      AND municipality = $1 AND basis <> 'consent' ORDER BY referral_id"
                 ))
                 .bind(municipality.as_str())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(referral_from_row).collect()
             }
@@ -941,31 +1133,32 @@ macro_rules! transaction_queries {
                 event: &$crate::domain::records::ReferralEvent,
             ) -> Result<(), $crate::store::StoreError> {
                 let (kind, action, timer) = $crate::store::queries::event_kind_columns(&event.kind);
-                sqlx::query(
+                self.write_later(
                     "INSERT INTO referral_events (event_id, referral_id, case_id, kind, action, \
                      timer, actor_agency, staff_name, staff_role, occurred_at, recorded_at, \
                      reason_code, not_connected_reason, note, delivery, response, connection) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
                      $16, $17)",
+                    $crate::store::queries::params![
+                        event.id.as_str(),
+                        event.referral_id.as_str(),
+                        event.case_id.as_str(),
+                        kind,
+                        action,
+                        timer,
+                        event.actor_agency.as_ref().map(|a| a.as_str().to_owned()),
+                        event.actor_staff.as_ref().map(|s| s.name.clone()),
+                        event.actor_staff.as_ref().map(|s| s.role.clone()),
+                        event.occurred_at.millis(),
+                        event.recorded_at.millis(),
+                        event.reason_code.clone(),
+                        event.not_connected_reason.map(|r| r.code()),
+                        event.note.as_ref().map(|n| n.0.clone()),
+                        event.delivery.code(),
+                        event.response.code(),
+                        event.connection.code(),
+                    ],
                 )
-                .bind(event.id.as_str())
-                .bind(event.referral_id.as_str())
-                .bind(event.case_id.as_str())
-                .bind(kind)
-                .bind(action)
-                .bind(timer)
-                .bind(event.actor_agency.as_ref().map(|a| a.as_str().to_owned()))
-                .bind(event.actor_staff.as_ref().map(|s| s.name.clone()))
-                .bind(event.actor_staff.as_ref().map(|s| s.role.clone()))
-                .bind(event.occurred_at.millis())
-                .bind(event.recorded_at.millis())
-                .bind(event.reason_code.clone())
-                .bind(event.not_connected_reason.map(|r| r.code()))
-                .bind(event.note.as_ref().map(|n| n.0.clone()))
-                .bind(event.delivery.code())
-                .bind(event.response.code())
-                .bind(event.connection.code())
-                .execute(&mut *self.tx)
                 .await?;
                 Ok(())
             }
@@ -980,7 +1173,7 @@ macro_rules! transaction_queries {
                      ORDER BY recorded_at, event_id"
                 ))
                 .bind(referral.as_str())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(event_from_row).collect()
             }
@@ -997,7 +1190,7 @@ macro_rules! transaction_queries {
                 ))
                 .bind(case.as_str())
                 .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(event_from_row).collect()
             }
@@ -1017,7 +1210,7 @@ macro_rules! transaction_queries {
                 .bind(timer.code())
                 .bind(tier.code())
                 .bind(at.millis())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(result.rows_affected() == 1)
             }
@@ -1043,7 +1236,7 @@ macro_rules! transaction_queries {
                 .bind(i64::from(note.hide_sender))
                 .bind(&note.body.0)
                 .bind(note.sent_at.millis())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 for recipient in &note.recipients {
                     sqlx::query(
@@ -1053,7 +1246,7 @@ macro_rules! transaction_queries {
                     .bind(note.id.as_str())
                     .bind(recipient.agency_id.as_str())
                     .bind($crate::store::queries::millis(recipient.acknowledged_at))
-                    .execute(&mut *self.tx)
+                    .execute(self.conn().await?)
                     .await?;
                 }
                 Ok(())
@@ -1066,7 +1259,7 @@ macro_rules! transaction_queries {
                 use $crate::store::queries::NOTE_COLUMNS;
                 let row = sqlx::query(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE note_id = $1"))
                     .bind(id.as_str())
-                    .fetch_optional(&mut *self.tx)
+                    .fetch_optional(self.conn().await?)
                     .await?;
                 let Some(mut note) = row.as_ref().map(note_from_row).transpose()? else {
                     return Ok(None);
@@ -1087,7 +1280,7 @@ macro_rules! transaction_queries {
                 ))
                 .bind(case.as_str())
                 .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 let mut notes = rows
                     .iter()
@@ -1112,7 +1305,7 @@ macro_rules! transaction_queries {
                 .bind(at.millis())
                 .bind(note.as_str())
                 .bind(agency.as_str())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(())
             }
@@ -1120,28 +1313,27 @@ macro_rules! transaction_queries {
             async fn append_feed(
                 &mut self,
                 entry: &$crate::domain::records::FeedEntry,
-            ) -> Result<u64, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                let row = sqlx::query(
+            ) -> Result<(), $crate::store::StoreError> {
+                self.write_later(
                     "INSERT INTO feed_events (agency_id, event_id, kind, case_id, referral_id, \
                      note_id, referral_event_id, recorded_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING cursor",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    $crate::store::queries::params![
+                        entry.agency_id.as_str(),
+                        entry.event_id.as_str(),
+                        entry.kind.code(),
+                        entry.case_id.as_ref().map(|c| c.as_str()),
+                        entry.referral_id.as_ref().map(|r| r.as_str()),
+                        entry.note_id.as_ref().map(|n| n.as_str()),
+                        entry.referral_event_id.as_ref().map(|e| e.as_str()),
+                        entry.recorded_at.millis(),
+                    ],
                 )
-                .bind(entry.agency_id.as_str())
-                .bind(entry.event_id.as_str())
-                .bind(entry.kind.code())
-                .bind(entry.case_id.as_ref().map(|c| c.as_str().to_owned()))
-                .bind(entry.referral_id.as_ref().map(|r| r.as_str().to_owned()))
-                .bind(entry.note_id.as_ref().map(|n| n.as_str().to_owned()))
-                .bind(entry.referral_event_id.as_ref().map(|e| e.as_str().to_owned()))
-                .bind(entry.recorded_at.millis())
-                .fetch_one(&mut *self.tx)
                 .await?;
                 if !self.touched.contains(&entry.agency_id) {
                     self.touched.push(entry.agency_id.clone());
                 }
-                let cursor: i64 = row.try_get("cursor")?;
-                u64::try_from(cursor).map_err(|_| $crate::store::StoreError::corrupt("feed_events", "cursor"))
+                Ok(())
             }
 
             async fn feed(
@@ -1167,7 +1359,7 @@ macro_rules! transaction_queries {
                     .bind(agency.as_str())
                     .bind(i64::try_from(after).unwrap_or(i64::MAX))
                     .bind(i64::from(limit))
-                    .fetch_all(&mut *self.tx)
+                    .fetch_all(self.conn().await?)
                     .await?;
                 rows.iter().map(feed_from_row).collect()
             }
@@ -1181,7 +1373,7 @@ macro_rules! transaction_queries {
                     "SELECT COALESCE(MAX(cursor), 0) AS last FROM feed_events WHERE agency_id = $1",
                 )
                 .bind(agency.as_str())
-                .fetch_one(&mut *self.tx)
+                .fetch_one(self.conn().await?)
                 .await?;
                 let last: i64 = row.try_get("last")?;
                 Ok(u64::try_from(last).unwrap_or(0))
@@ -1194,7 +1386,7 @@ macro_rules! transaction_queries {
                 use sqlx::Row as _;
                 let row = sqlx::query("SELECT cursor FROM feed_acknowledgements WHERE agency_id = $1")
                     .bind(agency.as_str())
-                    .fetch_optional(&mut *self.tx)
+                    .fetch_optional(self.conn().await?)
                     .await?;
                 match row {
                     Some(row) => Ok(u64::try_from(row.try_get::<i64, _>("cursor")?).unwrap_or(0)),
@@ -1217,7 +1409,7 @@ macro_rules! transaction_queries {
                 .bind(agency.as_str())
                 .bind(i64::try_from(cursor).unwrap_or(i64::MAX))
                 .bind(at.millis())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
                 Ok(())
             }
@@ -1229,16 +1421,14 @@ macro_rules! transaction_queries {
                 key: &str,
             ) -> Result<Option<(Vec<u8>, Vec<u8>)>, $crate::store::StoreError> {
                 use sqlx::Row as _;
-                let row = sqlx::query(
-                    "SELECT request_digest, response FROM idempotency_keys \
-                     WHERE agency_id = $1 AND operation = $2 AND idempotency_key = $3",
-                )
-                .bind(agency.as_str())
-                .bind(operation)
-                .bind(key)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-                match row {
+                let rows = self
+                    .look_up($crate::store::Lookup::IdempotentResponse {
+                        agency,
+                        operation,
+                        key,
+                    })
+                    .await?;
+                match rows.first() {
                     Some(row) => Ok(Some((row.try_get("request_digest")?, row.try_get("response")?))),
                     None => Ok(None),
                 }
@@ -1253,17 +1443,18 @@ macro_rules! transaction_queries {
                 response: &[u8],
                 at: $crate::domain::Timestamp,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                self.write_later(
                     "INSERT INTO idempotency_keys (agency_id, operation, idempotency_key, \
                      request_digest, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    $crate::store::queries::params![
+                        agency.as_str(),
+                        operation,
+                        key,
+                        digest,
+                        response,
+                        at.millis(),
+                    ],
                 )
-                .bind(agency.as_str())
-                .bind(operation)
-                .bind(key)
-                .bind(digest)
-                .bind(response)
-                .bind(at.millis())
-                .execute(&mut *self.tx)
                 .await?;
                 Ok(())
             }
@@ -1280,7 +1471,7 @@ macro_rules! transaction_queries {
                      ORDER BY agency_id",
                 )
                 .bind(note.as_str())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter()
                     .map(|row| {

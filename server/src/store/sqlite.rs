@@ -21,7 +21,8 @@ use sqlx::{Executor as _, Sqlite};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
 use super::feed::FeedSignals;
-use super::{Store, StoreError, Transaction};
+use super::queries::{Param, StatementBatch, bind_params};
+use super::{Lookup, Store, StoreError, Transaction};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -88,12 +89,13 @@ impl BatchMember {
             .unwrap_or_else(|| unreachable!("a batch member is used after it committed"))
     }
 
-    /// Releases the savepoint, lets the next writer in, and waits until the batch is on disk.
-    async fn commit(mut self) -> Result<(), StoreError> {
+    /// Runs the writes still waiting, releases the savepoint (all in one call to the
+    /// connection's thread), lets the next writer in, and waits until the batch is on disk.
+    async fn commit(mut self, mut waiting: StatementBatch) -> Result<(), StoreError> {
         let state = self.state();
-        state
-            .connection
-            .execute("RELEASE write; SAVEPOINT write")
+        waiting.push("RELEASE write; SAVEPOINT write", Vec::new());
+        bind_params(sqlx::query(&waiting.sql), &waiting.params)
+            .execute(&mut state.connection)
             .await?;
         state.savepoint_open = true;
         let mut outcome = state
@@ -157,17 +159,30 @@ impl DerefMut for SqliteTx {
 }
 
 impl SqliteTx {
-    async fn commit(self) -> Result<(), StoreError> {
+    async fn commit(self, waiting: StatementBatch) -> Result<(), StoreError> {
         match self {
             Self::Read(tx) => Ok(tx.commit().await?),
-            Self::Write(member) => member.commit().await,
+            Self::Write(member) => member.commit(waiting).await,
         }
     }
 }
 
 /// A transaction on SQLite.
+///
+/// Writes whose outcome nobody waits for (inserting a referral, its event, feed entries, an
+/// idempotency record) are not sent to the connection one by one: each statement is a round
+/// trip to the connection's own thread, and the single writer is held for all of them. They wait
+/// in `waiting` and go together with the next statement that needs the connection (a read sees
+/// them, since they run first), with the audit record, or with the commit. Such a write fails
+/// only on a broken database or a bug, and its error then surfaces at that later statement; the
+/// transaction is rolled back as for any error.
+///
+/// Reads a use case announces ([`Transaction::prefetch`]) are likewise made together, and kept
+/// in `fetched` until asked for; any other statement on the connection discards them first.
 pub struct SqliteTransaction {
     tx: SqliteTx,
+    waiting: StatementBatch,
+    fetched: Vec<(String, Vec<SqliteRow>)>,
     /// Agencies whose feeds this transaction appended to, woken once it has committed.
     touched: Vec<crate::domain::AgencyId>,
     signals: Arc<FeedSignals>,
@@ -246,6 +261,102 @@ impl SqliteTransaction {
     async fn before_commit(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Commits, with the writes still waiting.
+    async fn commit_connection(mut self: Box<Self>) -> Result<(), StoreError> {
+        let waiting = std::mem::take(&mut self.waiting);
+        self.tx.commit(waiting).await
+    }
+
+    /// The connection, for a statement whose outcome is needed now: the writes waiting go first.
+    async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        self.fetched.clear();
+        if !self.waiting.is_empty() {
+            let waiting = std::mem::take(&mut self.waiting);
+            bind_params(sqlx::query(&waiting.sql), &waiting.params)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(&mut self.tx)
+    }
+
+    /// A write whose outcome is not needed now: it waits for the next statement (see above).
+    #[allow(clippy::unused_async)]
+    async fn write_later(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
+        self.fetched.clear();
+        self.waiting.push(sql, params);
+        Ok(())
+    }
+
+    /// Makes `lookups` in one call to the connection's thread and keeps their rows.
+    async fn fetch_ahead(&mut self, lookups: &[Lookup<'_>]) -> Result<(), StoreError> {
+        use futures::TryStreamExt as _;
+        let mut batch = StatementBatch::default();
+        for lookup in lookups {
+            let (sql, params) = lookup.statement();
+            batch.push(&sql, params);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut fetched = Vec::with_capacity(lookups.len());
+        {
+            let connection = self.conn().await?;
+            // Several statements in one query: see `write_checked`.
+            #[allow(deprecated)]
+            let mut steps =
+                bind_params(sqlx::query(&batch.sql), &batch.params).fetch_many(connection);
+            let mut rows = Vec::new();
+            // Each statement yields its rows, then its result.
+            while let Some(step) = steps.try_next().await? {
+                match step {
+                    sqlx::Either::Left(_) => fetched.push(std::mem::take(&mut rows)),
+                    sqlx::Either::Right(row) => rows.push(row),
+                }
+            }
+        }
+        if fetched.len() != lookups.len() {
+            return Err(StoreError::corrupt(
+                "sqlite reader",
+                format!("{} reads answered {} times", lookups.len(), fetched.len()),
+            ));
+        }
+        self.fetched = lookups.iter().map(Lookup::key).zip(fetched).collect();
+        Ok(())
+    }
+
+    /// The rows of one read: fetched ahead, or read now.
+    async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<SqliteRow>, StoreError> {
+        let key = lookup.key();
+        if let Some(at) = self.fetched.iter().position(|(fetched, _)| *fetched == key) {
+            return Ok(self.fetched.swap_remove(at).1);
+        }
+        let (sql, params) = lookup.statement();
+        Ok(bind_params(sqlx::query(&sql), &params)
+            .fetch_all(self.conn().await?)
+            .await?)
+    }
+
+    /// A write that must be checked now, sent with the writes waiting before it; returns how
+    /// many rows it changed.
+    async fn write_checked(&mut self, sql: &str, params: Vec<Param>) -> Result<u64, StoreError> {
+        use futures::TryStreamExt as _;
+        self.fetched.clear();
+        let mut batch = std::mem::take(&mut self.waiting);
+        batch.push(sql, params);
+        // sqlx marks running several statements in one query as deprecated, because only its
+        // SQLite driver can; that driver is exactly where it is used, and the version is pinned.
+        #[allow(deprecated)]
+        let results: Vec<sqlx::sqlite::SqliteQueryResult> =
+            bind_params(sqlx::query(&batch.sql), &batch.params)
+                .execute_many(&mut *self.tx)
+                .await
+                .try_collect()
+                .await?;
+        Ok(results
+            .last()
+            .map_or(0, sqlx::sqlite::SqliteQueryResult::rows_affected))
+    }
 }
 
 impl SqliteStore {
@@ -314,6 +425,8 @@ impl Store for SqliteStore {
                 guard: Some(guard),
                 wake: Arc::clone(&self.writer.wake),
             }),
+            waiting: StatementBatch::default(),
+            fetched: Vec::new(),
             touched: Vec::new(),
             signals: Arc::clone(&self.signals),
         }))
@@ -349,6 +462,8 @@ impl Store for SqliteStore {
         let tx = self.readers.begin().await?;
         Ok(Box::new(SqliteTransaction {
             tx: SqliteTx::Read(tx),
+            waiting: StatementBatch::default(),
+            fetched: Vec::new(),
             touched: Vec::new(),
             signals: Arc::clone(&self.signals),
         }))
@@ -445,6 +560,99 @@ mod tests {
                 .await
                 .unwrap()
                 .is_some()
+        );
+    }
+
+    fn id(text: &str) -> AgencyId {
+        AgencyId::parse(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_read_after_a_waiting_write_sees_it() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin().await.unwrap();
+        tx.record_idempotent_response(&id("ab"), "Op", "k1", b"d", b"r", Timestamp(0))
+            .await
+            .unwrap();
+        let stored = tx.idempotent_response(&id("ab"), "Op", "k1").await.unwrap();
+        assert_eq!(stored, Some((b"d".to_vec(), b"r".to_vec())));
+        tx.commit().await.unwrap();
+        let mut read = store.read().await.unwrap();
+        let stored = read
+            .idempotent_response(&id("ab"), "Op", "k1")
+            .await
+            .unwrap();
+        assert_eq!(stored, Some((b"d".to_vec(), b"r".to_vec())));
+    }
+
+    #[tokio::test]
+    async fn prefetched_reads_answer_as_reads_made_one_by_one_do() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_agency(&agency("ab"), Timestamp(0)).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let (known, unknown) = (id("ab"), id("zz"));
+        tx.prefetch(&[
+            Lookup::Agency(&known),
+            Lookup::Agency(&unknown),
+            Lookup::IdempotentResponse {
+                agency: &known,
+                operation: "Op",
+                key: "k",
+            },
+        ])
+        .await
+        .unwrap();
+        assert!(tx.agency(&unknown).await.unwrap().is_none());
+        assert_eq!(tx.agency(&known).await.unwrap().unwrap().id, known);
+        assert_eq!(
+            tx.idempotent_response(&known, "Op", "k").await.unwrap(),
+            None
+        );
+        // Asked again, it is read again.
+        assert_eq!(tx.agency(&known).await.unwrap().unwrap().id, known);
+    }
+
+    #[tokio::test]
+    async fn a_prefetched_read_is_made_again_after_this_transaction_writes() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin().await.unwrap();
+        let new = id("new");
+        tx.prefetch(&[Lookup::Agency(&new)]).await.unwrap();
+        tx.insert_agency(&agency("new"), Timestamp(0))
+            .await
+            .unwrap();
+        assert!(tx.agency(&new).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_failing_waiting_write_fails_the_commit_and_leaves_nothing_of_its_transaction() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_agency(&agency("ab"), Timestamp(0)).await.unwrap();
+        tx.record_idempotent_response(&id("ab"), "Op", "k", b"d", b"r", Timestamp(0))
+            .await
+            .unwrap();
+        // The same key twice: the second insert breaks the primary key, but only at commit.
+        tx.record_idempotent_response(&id("ab"), "Op", "k", b"d", b"r", Timestamp(0))
+            .await
+            .unwrap();
+        assert!(tx.commit().await.is_err());
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_agency(&agency("cd"), Timestamp(0)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), tx.commit())
+            .await
+            .expect("commit hung")
+            .unwrap();
+        let mut read = store.read().await.unwrap();
+        assert!(read.agency(&id("ab")).await.unwrap().is_none());
+        assert!(read.agency(&id("cd")).await.unwrap().is_some());
+        assert_eq!(
+            read.idempotent_response(&id("ab"), "Op", "k")
+                .await
+                .unwrap(),
+            None
         );
     }
 
