@@ -129,6 +129,10 @@ impl Hub {
             operation,
             key,
         });
+        if self.audit.mode() != crate::casework::audit::AuditMode::Off {
+            // The call's audit record then goes in with the commit.
+            lookups.push(Lookup::AuditHead);
+        }
         lookups.extend_from_slice(reads);
         tx.prefetch(&lookups).await?;
         if let Some(first) = replay(&mut *tx, agency, operation, key, &digest).await? {

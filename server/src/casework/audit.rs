@@ -16,7 +16,7 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::store::audit::AuditFilter;
-use crate::store::{Store, StoreError, Transaction};
+use crate::store::{Lookup, Store, StoreError, Transaction};
 
 /// Whether calls are audited. Always `On` in a running hub: no setting or variable turns it off.
 #[doc(hidden)]
@@ -123,6 +123,8 @@ impl Auditor {
     async fn append_reads(&self, store: &Arc<dyn Store>, batch: Vec<PendingRead>) {
         let appended = async {
             let mut tx = store.begin().await?;
+            // With the head read here, every record of the batch goes in with the commit.
+            tx.prefetch(&[Lookup::AuditHead]).await?;
             for read in &batch {
                 self.append(&mut *tx, &read.entry).await?;
             }

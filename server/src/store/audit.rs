@@ -64,6 +64,11 @@ pub(crate) const APPEND_AFTER_HEAD: &str = "INSERT INTO audit_records (sequence,
      WHERE (SELECT COALESCE(MAX(sequence), 0) FROM audit_records) = $15 \
      AND ($15 = 0 OR (SELECT hash FROM audit_records WHERE sequence = $15) = $16)";
 
+/// Appends a record ($1..$14) chained after a head read in the same write transaction.
+pub(crate) const APPEND: &str = "INSERT INTO audit_records (sequence, recorded_at, agency_id, \
+     staff_name, staff_role, action, municipality, case_id, referral_id, note_id, consent_id, \
+     basis, outcome, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
 /// A sequence number as the database's 64-bit signed integer.
 pub(crate) fn sequence_column(sequence: u64) -> Result<i64, StoreError> {
     i64::try_from(sequence).map_err(|_| StoreError::corrupt("audit_records", "sequence"))
@@ -103,32 +108,35 @@ macro_rules! audit_queries {
             })
         }
 
+        /// The chain head from the rows of `Lookup::AuditHead` (none: the empty log).
+        fn audit_head_from_rows(
+            rows: &[$row],
+        ) -> Result<$crate::domain::audit::ChainHead, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            let Some(row) = rows.first() else {
+                return Ok($crate::domain::audit::ChainHead::GENESIS);
+            };
+            let sequence: i64 = row.try_get("sequence")?;
+            let hash: Vec<u8> = row.try_get("hash")?;
+            let corrupt = || {
+                $crate::store::StoreError::corrupt(
+                    "audit_records",
+                    format!("the head (record {sequence}) is malformed"),
+                )
+            };
+            Ok($crate::domain::audit::ChainHead {
+                sequence: u64::try_from(sequence).map_err(|_| corrupt())?,
+                hash: hash.as_slice().try_into().map_err(|_| corrupt())?,
+            })
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::audit::AuditQueries for $tx {
             async fn audit_head(
                 &mut self,
             ) -> Result<$crate::domain::audit::ChainHead, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                let row = sqlx::query(
-                    "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1",
-                )
-                .fetch_optional(self.conn().await?)
-                .await?;
-                let Some(row) = row else {
-                    return Ok($crate::domain::audit::ChainHead::GENESIS);
-                };
-                let sequence: i64 = row.try_get("sequence")?;
-                let hash: Vec<u8> = row.try_get("hash")?;
-                let corrupt = || {
-                    $crate::store::StoreError::corrupt(
-                        "audit_records",
-                        format!("the head (record {sequence}) is malformed"),
-                    )
-                };
-                Ok($crate::domain::audit::ChainHead {
-                    sequence: u64::try_from(sequence).map_err(|_| corrupt())?,
-                    hash: hash.as_slice().try_into().map_err(|_| corrupt())?,
-                })
+                let rows = self.look_up($crate::store::Lookup::AuditHead).await?;
+                audit_head_from_rows(&rows)
             }
 
             async fn append_audit(
@@ -136,7 +144,35 @@ macro_rules! audit_queries {
                 entry: &$crate::domain::audit::AuditEntry,
                 expected: Option<$crate::domain::audit::ChainHead>,
             ) -> Result<$crate::domain::audit::AuditRecord, $crate::store::StoreError> {
-                use $crate::store::audit::{APPEND_AFTER_HEAD, sequence_column};
+                use $crate::store::audit::{APPEND, APPEND_AFTER_HEAD, sequence_column};
+                if let Some(head) = self.audit_head_read() {
+                    // Read in this very write transaction, and only this transaction's appends
+                    // move it: the record goes in without a check, with the commit.
+                    let record = $crate::domain::audit::chain(entry.clone(), &head);
+                    let e = &record.entry;
+                    self.write_later(
+                        APPEND,
+                        $crate::store::queries::params![
+                            sequence_column(record.sequence)?,
+                            e.at.millis(),
+                            e.agency_id.as_str(),
+                            e.staff_name.as_deref(),
+                            e.staff_role.as_deref(),
+                            e.action.as_str(),
+                            e.municipality.as_deref(),
+                            e.case_id.as_deref(),
+                            e.referral_id.as_deref(),
+                            e.note_id.as_deref(),
+                            e.consent_id.as_deref(),
+                            e.basis.as_deref(),
+                            e.outcome.as_str(),
+                            record.hash.as_slice(),
+                        ],
+                    )
+                    .await?;
+                    self.set_audit_head_read($crate::domain::audit::ChainHead::of(&record));
+                    return Ok(record);
+                }
                 let head = match expected {
                     Some(head) => head,
                     None => $crate::store::audit::AuditQueries::audit_head(self).await?,

@@ -297,6 +297,10 @@ pub enum Lookup<'a> {
     Consents(&'a CaseId),
     /// [`Transaction::referral`].
     Referral(&'a ReferralId),
+    /// [`audit::AuditQueries::audit_head`]. Fetched ahead in a write transaction, it also lets
+    /// that transaction's audit records go in with its commit, unchecked: nothing else can move
+    /// the head before the commit.
+    AuditHead,
     /// [`Transaction::idempotent_response`].
     IdempotentResponse {
         agency: &'a AgencyId,

@@ -174,6 +174,15 @@ impl PostgresTransaction {
         Ok(())
     }
 
+    /// Never known ahead here: each audit record is appended with its check.
+    #[allow(clippy::unused_self)]
+    fn audit_head_read(&self) -> Option<crate::domain::audit::ChainHead> {
+        None
+    }
+
+    #[allow(clippy::unused_self)]
+    fn set_audit_head_read(&mut self, _head: Option<crate::domain::audit::ChainHead>) {}
+
     /// The rows of one read.
     async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<PgRow>, StoreError> {
         let (sql, params) = lookup.statement();

@@ -258,6 +258,11 @@ impl crate::store::Lookup<'_> {
                 format!("SELECT {REFERRAL_COLUMNS} FROM referrals WHERE referral_id = $1"),
                 params![referral.as_str()],
             ),
+            Lookup::AuditHead => (
+                "SELECT sequence, hash FROM audit_records ORDER BY sequence DESC LIMIT 1"
+                    .to_owned(),
+                Vec::new(),
+            ),
             Lookup::IdempotentResponse {
                 agency,
                 operation,

@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 use super::feed::FeedSignals;
 use super::queries::{Param, StatementBatch, bind_params};
 use super::{Lookup, Store, StoreError, Transaction};
+use crate::domain::audit::ChainHead;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -183,6 +184,9 @@ pub struct SqliteTransaction {
     tx: SqliteTx,
     waiting: StatementBatch,
     fetched: Vec<(String, Vec<SqliteRow>)>,
+    /// The audit chain's head, when it was fetched ahead in this write transaction: this
+    /// transaction's records then go in with its commit (see `append_audit`).
+    audit_head: Option<ChainHead>,
     /// Agencies whose feeds this transaction appended to, woken once it has committed.
     touched: Vec<crate::domain::AgencyId>,
     signals: Arc<FeedSignals>,
@@ -321,8 +325,25 @@ impl SqliteTransaction {
                 format!("{} reads answered {} times", lookups.len(), fetched.len()),
             ));
         }
-        self.fetched = lookups.iter().map(Lookup::key).zip(fetched).collect();
+        self.fetched.clear();
+        for (lookup, rows) in lookups.iter().zip(fetched) {
+            match lookup {
+                Lookup::AuditHead if matches!(self.tx, SqliteTx::Write(_)) => {
+                    self.audit_head = Some(audit_head_from_rows(&rows)?);
+                }
+                _ => self.fetched.push((lookup.key(), rows)),
+            }
+        }
         Ok(())
+    }
+
+    /// The audit chain's head as this write transaction leaves it, when it was fetched ahead.
+    fn audit_head_read(&self) -> Option<ChainHead> {
+        self.audit_head
+    }
+
+    fn set_audit_head_read(&mut self, head: Option<ChainHead>) {
+        self.audit_head = head;
     }
 
     /// The rows of one read: fetched ahead, or read now.
@@ -427,6 +448,7 @@ impl Store for SqliteStore {
             }),
             waiting: StatementBatch::default(),
             fetched: Vec::new(),
+            audit_head: None,
             touched: Vec::new(),
             signals: Arc::clone(&self.signals),
         }))
@@ -464,6 +486,7 @@ impl Store for SqliteStore {
             tx: SqliteTx::Read(tx),
             waiting: StatementBatch::default(),
             fetched: Vec::new(),
+            audit_head: None,
             touched: Vec::new(),
             signals: Arc::clone(&self.signals),
         }))
@@ -654,6 +677,44 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    fn audit_entry(action: &str) -> crate::domain::audit::AuditEntry {
+        crate::domain::audit::AuditEntry {
+            at: Timestamp(1),
+            agency_id: "ab".to_owned(),
+            staff_name: None,
+            staff_role: None,
+            action: action.to_owned(),
+            municipality: None,
+            case_id: None,
+            referral_id: None,
+            note_id: None,
+            consent_id: None,
+            basis: None,
+            outcome: "ok".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_chained_after_a_head_fetched_ahead_go_in_with_the_commit_and_verify() {
+        use crate::store::audit::AuditQueries as _;
+        let (_dir, store) = store().await;
+        // One record the checked way, then two in a transaction that fetched the head ahead.
+        let mut tx = store.begin().await.unwrap();
+        tx.append_audit(&audit_entry("first"), None).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.prefetch(&[Lookup::AuditHead]).await.unwrap();
+        let second = tx.append_audit(&audit_entry("second"), None).await.unwrap();
+        let third = tx.append_audit(&audit_entry("third"), None).await.unwrap();
+        assert_eq!((second.sequence, third.sequence), (2, 3));
+        tx.commit().await.unwrap();
+        let mut read = store.read().await.unwrap();
+        let records = read.audit_range(0, 10).await.unwrap();
+        assert_eq!(records.len(), 3);
+        let head = crate::domain::audit::verify(ChainHead::GENESIS, &records).unwrap();
+        assert_eq!(head, ChainHead::of(&third).unwrap());
     }
 
     #[tokio::test]
