@@ -698,7 +698,6 @@ mod tests {
 
     #[tokio::test]
     async fn records_chained_after_a_head_fetched_ahead_go_in_with_the_commit_and_verify() {
-        use crate::store::audit::AuditQueries as _;
         let (_dir, store) = store().await;
         // One record the checked way, then two in a transaction that fetched the head ahead.
         let mut tx = store.begin().await.unwrap();
