@@ -293,6 +293,8 @@ pub enum Lookup<'a> {
     CaseFor(&'a CaseId, &'a AgencyId),
     /// [`Transaction::agency`].
     Agency(&'a AgencyId),
+    /// [`Transaction::consent`].
+    Consent(&'a ConsentId),
     /// [`Transaction::consents`].
     Consents(&'a CaseId),
     /// [`Transaction::referral`].

@@ -247,6 +247,10 @@ impl crate::store::Lookup<'_> {
                 format!("SELECT {AGENCY_COLUMNS} FROM agencies WHERE agency_id = $1"),
                 params![agency.as_str()],
             ),
+            Lookup::Consent(consent) => (
+                format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE consent_id = $1"),
+                params![consent.as_str()],
+            ),
             Lookup::Consents(case) => (
                 format!(
                     "SELECT {CONSENT_COLUMNS} FROM consents WHERE case_id = $1 \
@@ -902,14 +906,8 @@ macro_rules! transaction_queries {
                 &mut self,
                 id: &$crate::domain::ConsentId,
             ) -> Result<Option<$crate::domain::consent::Consent>, $crate::store::StoreError> {
-                use $crate::store::queries::CONSENT_COLUMNS;
-                let row = sqlx::query(&format!(
-                    "SELECT {CONSENT_COLUMNS} FROM consents WHERE consent_id = $1"
-                ))
-                .bind(id.as_str())
-                .fetch_optional(self.conn().await?)
-                .await?;
-                row.as_ref().map(consent_from_row).transpose()
+                let rows = self.look_up($crate::store::Lookup::Consent(id)).await?;
+                rows.first().map(consent_from_row).transpose()
             }
 
             async fn consents(

@@ -348,14 +348,33 @@ impl SqliteTransaction {
 
     /// The rows of one read: fetched ahead, or read now.
     async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<SqliteRow>, StoreError> {
+        use futures::TryStreamExt as _;
         let key = lookup.key();
         if let Some(at) = self.fetched.iter().position(|(fetched, _)| *fetched == key) {
             return Ok(self.fetched.swap_remove(at).1);
         }
+        self.fetched.clear();
         let (sql, params) = lookup.statement();
-        Ok(bind_params(sqlx::query(&sql), &params)
-            .fetch_all(self.conn().await?)
-            .await?)
+        if self.waiting.is_empty() {
+            return Ok(bind_params(sqlx::query(&sql), &params)
+                .fetch_all(&mut *self.tx)
+                .await?);
+        }
+        // The writes waiting, then this read, in one call: the rows are the last statement's.
+        let mut batch = std::mem::take(&mut self.waiting);
+        batch.push(&sql, params);
+        // Several statements in one query: see `write_checked`.
+        #[allow(deprecated)]
+        let mut steps =
+            bind_params(sqlx::query(&batch.sql), &batch.params).fetch_many(&mut *self.tx);
+        let (mut rows, mut last) = (Vec::new(), Vec::new());
+        while let Some(step) = steps.try_next().await? {
+            match step {
+                sqlx::Either::Left(_) => last = std::mem::take(&mut rows),
+                sqlx::Either::Right(row) => rows.push(row),
+            }
+        }
+        Ok(last)
     }
 
     /// A write that must be checked now, sent with the writes waiting before it; returns how
