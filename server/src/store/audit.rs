@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use crate::domain::audit::{AuditEntry, AuditRecord, ChainHead};
 use crate::domain::{AgencyId, CaseId, Municipality, Timestamp};
 use crate::store::StoreError;
+use crate::store::queries::{Param, params};
 
 /// Which audit records one agency may list: those of its own calls, of calls about cases,
 /// referrals and notes it takes part in, and, for a coordinator, about its municipalities.
@@ -72,6 +73,27 @@ pub(crate) const APPEND: &str = "INSERT INTO audit_records (sequence, recorded_a
 /// A sequence number as the database's 64-bit signed integer.
 pub(crate) fn sequence_column(sequence: u64) -> Result<i64, StoreError> {
     i64::try_from(sequence).map_err(|_| StoreError::corrupt("audit_records", "sequence"))
+}
+
+/// The parameters $1..$14 of [`APPEND`] and [`APPEND_AFTER_HEAD`]: the record itself.
+pub(crate) fn record_params(record: &AuditRecord) -> Result<Vec<Param>, StoreError> {
+    let e = &record.entry;
+    Ok(params![
+        sequence_column(record.sequence)?,
+        e.at.millis(),
+        e.agency_id.as_str(),
+        e.staff_name.as_deref(),
+        e.staff_role.as_deref(),
+        e.action.as_str(),
+        e.municipality.as_deref(),
+        e.case_id.as_deref(),
+        e.referral_id.as_deref(),
+        e.note_id.as_deref(),
+        e.consent_id.as_deref(),
+        e.basis.as_deref(),
+        e.outcome.as_str(),
+        record.hash.as_slice(),
+    ])
 }
 
 /// Implements `AuditQueries` for a backend's transaction wrapper `$tx` (with a field
@@ -144,32 +166,12 @@ macro_rules! audit_queries {
                 entry: &$crate::domain::audit::AuditEntry,
                 expected: Option<$crate::domain::audit::ChainHead>,
             ) -> Result<$crate::domain::audit::AuditRecord, $crate::store::StoreError> {
-                use $crate::store::audit::{APPEND, APPEND_AFTER_HEAD, sequence_column};
+                use $crate::store::audit::{APPEND, APPEND_AFTER_HEAD, record_params, sequence_column};
                 if let Some(head) = self.audit_head_read() {
                     // Read in this very write transaction, and only this transaction's appends
                     // move it: the record goes in without a check, with the commit.
                     let record = $crate::domain::audit::chain(entry.clone(), &head);
-                    let e = &record.entry;
-                    self.write_later(
-                        APPEND,
-                        $crate::store::queries::params![
-                            sequence_column(record.sequence)?,
-                            e.at.millis(),
-                            e.agency_id.as_str(),
-                            e.staff_name.as_deref(),
-                            e.staff_role.as_deref(),
-                            e.action.as_str(),
-                            e.municipality.as_deref(),
-                            e.case_id.as_deref(),
-                            e.referral_id.as_deref(),
-                            e.note_id.as_deref(),
-                            e.consent_id.as_deref(),
-                            e.basis.as_deref(),
-                            e.outcome.as_str(),
-                            record.hash.as_slice(),
-                        ],
-                    )
-                    .await?;
+                    self.write_later(APPEND, record_params(&record)?).await?;
                     self.set_audit_head_read($crate::domain::audit::ChainHead::of(&record));
                     return Ok(record);
                 }
@@ -178,32 +180,14 @@ macro_rules! audit_queries {
                     None => $crate::store::audit::AuditQueries::audit_head(self).await?,
                 };
                 let record = $crate::domain::audit::chain(entry.clone(), &head);
-                let e = &record.entry;
+                let mut params = record_params(&record)?;
+                params.extend($crate::store::queries::params![
+                    sequence_column(head.sequence)?,
+                    head.hash.as_slice(),
+                ]);
                 // Sent together with the transaction's writes still waiting, if any: the record
                 // is written after them, as it was called after them.
-                let appended = self
-                    .write_checked(
-                        APPEND_AFTER_HEAD,
-                        $crate::store::queries::params![
-                            sequence_column(record.sequence)?,
-                            e.at.millis(),
-                            e.agency_id.as_str(),
-                            e.staff_name.as_deref(),
-                            e.staff_role.as_deref(),
-                            e.action.as_str(),
-                            e.municipality.as_deref(),
-                            e.case_id.as_deref(),
-                            e.referral_id.as_deref(),
-                            e.note_id.as_deref(),
-                            e.consent_id.as_deref(),
-                            e.basis.as_deref(),
-                            e.outcome.as_str(),
-                            record.hash.as_slice(),
-                            sequence_column(head.sequence)?,
-                            head.hash.as_slice(),
-                        ],
-                    )
-                    .await?;
+                let appended = self.write_checked(APPEND_AFTER_HEAD, params).await?;
                 if appended == 1 {
                     return Ok(record);
                 }

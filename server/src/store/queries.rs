@@ -286,6 +286,26 @@ impl crate::store::Lookup<'_> {
     }
 }
 
+/// A referral's state, in the column order `delivery` .. `closed` that inserting and updating
+/// a referral share.
+pub(crate) fn state_params(s: &crate::domain::referral::ReferralState) -> Vec<Param> {
+    params![
+        s.delivery.code(),
+        millis(s.delivered_at),
+        s.response.code(),
+        millis(s.responded_at),
+        s.response_reason.as_deref(),
+        s.connection.code(),
+        millis(s.connection_updated_at),
+        i64::from(s.contact_attempts),
+        s.not_connected_reason.map(|c| c.code()),
+        s.linked_referral_id.as_ref().map(|id| id.as_str()),
+        millis(s.confirmed_at),
+        s.confirmed_by.as_ref().map(|a| a.as_str()),
+        i64::from(s.is_closed()),
+    ]
+}
+
 /// Binds `params` to `query` in order.
 pub(crate) fn bind_params<'q, DB: sqlx::Database>(
     mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
@@ -938,9 +958,30 @@ macro_rules! transaction_queries {
                 &mut self,
                 referral: &$crate::domain::records::Referral,
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::queries::millis;
                 let r = referral;
-                let s = &r.state;
+                let mut params = $crate::store::queries::params![
+                    r.id.as_str(),
+                    r.case_id.as_str(),
+                    r.municipality.as_str(),
+                    r.from_agency.as_str(),
+                    r.to_agency.as_str(),
+                    r.purpose.as_str(),
+                    r.urgency.code(),
+                    r.basis.code(),
+                    r.consent_id.as_ref().map(|c| c.as_str()),
+                    r.justification.clone(),
+                    i64::from(r.hide_sender),
+                    &r.body.0,
+                    &r.staff.name,
+                    &r.staff.role,
+                    r.sent_at.millis(),
+                    r.deadlines.deliver_by.millis(),
+                    r.deadlines.respond_by.millis(),
+                    r.deadlines.connect_by.millis(),
+                    r.deadlines.confirm_by.millis(),
+                ];
+                // $20..$32
+                params.extend($crate::store::queries::state_params(&r.state));
                 self.write_later(
                     "INSERT INTO referrals (referral_id, case_id, municipality, from_agency, \
                      to_agency, purpose, urgency, basis, consent_id, justification, hide_sender, \
@@ -950,43 +991,9 @@ macro_rules! transaction_queries {
                      linked_referral_id, confirmed_at, confirmed_by, closed) VALUES ($1, $2, $3, \
                      $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
                      $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
-                    $crate::store::queries::params![
-                        r.id.as_str(),
-                        r.case_id.as_str(),
-                        r.municipality.as_str(),
-                        r.from_agency.as_str(),
-                        r.to_agency.as_str(),
-                        r.purpose.as_str(),
-                        r.urgency.code(),
-                        r.basis.code(),
-                        r.consent_id.as_ref().map(|c| c.as_str().to_owned()),
-                        r.justification.clone(),
-                        i64::from(r.hide_sender),
-                        &r.body.0,
-                        &r.staff.name,
-                        &r.staff.role,
-                        r.sent_at.millis(),
-                        r.deadlines.deliver_by.millis(),
-                        r.deadlines.respond_by.millis(),
-                        r.deadlines.connect_by.millis(),
-                        r.deadlines.confirm_by.millis(),
-                        s.delivery.code(),
-                        millis(s.delivered_at),
-                        s.response.code(),
-                        millis(s.responded_at),
-                        s.response_reason.clone(),
-                        s.connection.code(),
-                        millis(s.connection_updated_at),
-                        i64::from(s.contact_attempts),
-                        s.not_connected_reason.map(|c| c.code()),
-                        s.linked_referral_id.as_ref().map(|id| id.as_str().to_owned()),
-                        millis(s.confirmed_at),
-                        s.confirmed_by.as_ref().map(|a| a.as_str().to_owned()),
-                        i64::from(s.is_closed()),
-                    ],
+                    params,
                 )
-                .await?;
-                Ok(())
+                .await
             }
 
             async fn referral(
@@ -1002,32 +1009,17 @@ macro_rules! transaction_queries {
                 id: &$crate::domain::ReferralId,
                 s: &$crate::domain::referral::ReferralState,
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::queries::millis;
+                let mut params = $crate::store::queries::state_params(s);
+                params.push(id.as_str().into());
                 self.write_later(
                     "UPDATE referrals SET delivery = $1, delivered_at = $2, response = $3, \
                      responded_at = $4, response_reason = $5, connection = $6, \
                      connection_updated_at = $7, contact_attempts = $8, not_connected_reason = $9, \
                      linked_referral_id = $10, confirmed_at = $11, confirmed_by = $12, closed = $13 \
                      WHERE referral_id = $14",
-                    $crate::store::queries::params![
-                        s.delivery.code(),
-                        millis(s.delivered_at),
-                        s.response.code(),
-                        millis(s.responded_at),
-                        s.response_reason.clone(),
-                        s.connection.code(),
-                        millis(s.connection_updated_at),
-                        i64::from(s.contact_attempts),
-                        s.not_connected_reason.map(|c| c.code()),
-                        s.linked_referral_id.as_ref().map(|id| id.as_str().to_owned()),
-                        millis(s.confirmed_at),
-                        s.confirmed_by.as_ref().map(|a| a.as_str().to_owned()),
-                        i64::from(s.is_closed()),
-                        id.as_str(),
-                    ],
+                    params,
                 )
-                .await?;
-                Ok(())
+                .await
             }
 
             async fn case_referrals(

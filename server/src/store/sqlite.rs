@@ -294,39 +294,11 @@ impl SqliteTransaction {
 
     /// Makes `lookups` in one call to the connection's thread and keeps their rows.
     async fn fetch_ahead(&mut self, lookups: &[Lookup<'_>]) -> Result<(), StoreError> {
-        use futures::TryStreamExt as _;
-        let mut batch = StatementBatch::default();
-        for lookup in lookups {
-            let (sql, params) = lookup.statement();
-            batch.push(&sql, params);
-        }
-        if batch.is_empty() {
+        if lookups.is_empty() {
             return Ok(());
         }
-        let mut fetched = Vec::with_capacity(lookups.len());
-        {
-            let connection = self.conn().await?;
-            // Several statements in one query: see `write_checked`.
-            #[allow(deprecated)]
-            let mut steps =
-                bind_params(sqlx::query(&batch.sql), &batch.params).fetch_many(connection);
-            let mut rows = Vec::new();
-            // Each statement yields its rows, then its result.
-            while let Some(step) = steps.try_next().await? {
-                match step {
-                    sqlx::Either::Left(_) => fetched.push(std::mem::take(&mut rows)),
-                    sqlx::Either::Right(row) => rows.push(row),
-                }
-            }
-        }
-        if fetched.len() != lookups.len() {
-            return Err(StoreError::corrupt(
-                "sqlite reader",
-                format!("{} reads answered {} times", lookups.len(), fetched.len()),
-            ));
-        }
-        self.fetched.clear();
-        for (lookup, rows) in lookups.iter().zip(fetched) {
+        let answers = self.read_after_waiting(lookups).await?;
+        for (lookup, rows) in lookups.iter().zip(answers) {
             match lookup {
                 Lookup::AuditHead if matches!(self.tx, SqliteTx::Write(_)) => {
                     self.audit_head = Some(audit_head_from_rows(&rows)?);
@@ -335,6 +307,40 @@ impl SqliteTransaction {
             }
         }
         Ok(())
+    }
+
+    /// Makes `lookups` after the writes waiting, all in one call to the connection's thread,
+    /// and returns each lookup's rows. Discards what was fetched ahead.
+    async fn read_after_waiting(
+        &mut self,
+        lookups: &[Lookup<'_>],
+    ) -> Result<Vec<Vec<SqliteRow>>, StoreError> {
+        use futures::TryStreamExt as _;
+        self.fetched.clear();
+        let mut batch = std::mem::take(&mut self.waiting);
+        for lookup in lookups {
+            let (sql, params) = lookup.statement();
+            batch.push(&sql, params);
+        }
+        // Several statements in one query: see `write_checked`.
+        #[allow(deprecated)]
+        let mut steps =
+            bind_params(sqlx::query(&batch.sql), &batch.params).fetch_many(&mut *self.tx);
+        // Each statement yields its rows, then its result; the writes yield no rows.
+        let (mut results, mut rows) = (Vec::new(), Vec::new());
+        while let Some(step) = steps.try_next().await? {
+            match step {
+                sqlx::Either::Left(_) => results.push(std::mem::take(&mut rows)),
+                sqlx::Either::Right(row) => rows.push(row),
+            }
+        }
+        let Some(first) = results.len().checked_sub(lookups.len()) else {
+            return Err(StoreError::corrupt(
+                "sqlite reader",
+                format!("{} reads answered {} times", lookups.len(), results.len()),
+            ));
+        };
+        Ok(results.split_off(first))
     }
 
     /// The audit chain's head as this write transaction leaves it, when it was fetched ahead.
@@ -348,33 +354,12 @@ impl SqliteTransaction {
 
     /// The rows of one read: fetched ahead, or read now.
     async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<SqliteRow>, StoreError> {
-        use futures::TryStreamExt as _;
         let key = lookup.key();
         if let Some(at) = self.fetched.iter().position(|(fetched, _)| *fetched == key) {
             return Ok(self.fetched.swap_remove(at).1);
         }
-        self.fetched.clear();
-        let (sql, params) = lookup.statement();
-        if self.waiting.is_empty() {
-            return Ok(bind_params(sqlx::query(&sql), &params)
-                .fetch_all(&mut *self.tx)
-                .await?);
-        }
-        // The writes waiting, then this read, in one call: the rows are the last statement's.
-        let mut batch = std::mem::take(&mut self.waiting);
-        batch.push(&sql, params);
-        // Several statements in one query: see `write_checked`.
-        #[allow(deprecated)]
-        let mut steps =
-            bind_params(sqlx::query(&batch.sql), &batch.params).fetch_many(&mut *self.tx);
-        let (mut rows, mut last) = (Vec::new(), Vec::new());
-        while let Some(step) = steps.try_next().await? {
-            match step {
-                sqlx::Either::Left(_) => last = std::mem::take(&mut rows),
-                sqlx::Either::Right(row) => rows.push(row),
-            }
-        }
-        Ok(last)
+        let mut rows = self.read_after_waiting(&[lookup]).await?;
+        Ok(rows.pop().unwrap_or_default())
     }
 
     /// A write that must be checked now, sent with the writes waiting before it; returns how
