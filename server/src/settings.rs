@@ -65,6 +65,9 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Concurrent requests per connection.
     pub max_concurrent_streams: u32,
+    /// Memory for feed entries kept to serve `ListEvents` and subscriptions again without the
+    /// database, in bytes; 0 keeps none.
+    pub feed_cache_bytes: usize,
 }
 
 /// The 要対協 (council) settings: `[council]` in the config file.
@@ -131,6 +134,7 @@ impl Default for Limits {
             max_sealed_bytes: 1024 * 1024,
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent_streams: 256,
+            feed_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }

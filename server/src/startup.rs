@@ -15,6 +15,7 @@ use tsunagu_proto::v1::event_service_server::EventServiceServer;
 use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
 
 use crate::api::Hub;
+use crate::api::feed_cache::FeedCache;
 use crate::casework::audit::{AuditMode, Auditor};
 use crate::domain::{Clock, SystemClock};
 use crate::identity::IdentityLayer;
@@ -93,12 +94,14 @@ impl Application {
             address: settings.listen,
             source,
         })?;
+        let feed_cache = Arc::new(FeedCache::new(settings.limits.feed_cache_bytes));
         let hub = Hub {
             store,
             clock,
             settings: Arc::new(settings),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             audit: Auditor::new(audit),
+            feed_cache,
         };
         Ok(Self {
             listener,

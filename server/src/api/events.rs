@@ -18,6 +18,8 @@ use crate::store::Transaction;
 
 /// How many entries a subscription reads from the store at a time.
 const SUBSCRIBE_PAGE: u32 = 500;
+/// How many feed entries a read from the database fetches at least, for the cache.
+const FEED_READ_AHEAD: u32 = 1000;
 /// A subscriber looks at the store at least this often even without a signal, so that entries
 /// written by another hub instance on the same database arrive too.
 const SUBSCRIBE_POLL: Duration = Duration::from_secs(1);
@@ -29,23 +31,37 @@ impl Hub {
         after: u64,
         limit: u32,
     ) -> Result<Vec<pb::FeedEvent>, Error> {
+        if let Some(page) = self.feed_cache.page(agency, after, limit as usize) {
+            return Ok(page);
+        }
         let mut tx = self.store.read().await?;
-        feed_page_in(&mut *tx, agency, after, limit).await
+        self.feed_page_in(&mut *tx, agency, after, limit).await
     }
-}
 
-/// A page of `agency`'s feed after `after`, read in `tx`.
-async fn feed_page_in(
-    tx: &mut dyn Transaction,
-    agency: &AgencyId,
-    after: u64,
-    limit: u32,
-) -> Result<Vec<pb::FeedEvent>, Error> {
-    let page = tx.feed(agency, after, limit).await?;
-    Ok(page
-        .iter()
-        .map(|(event, about)| convert::feed_event(event, about.as_ref()))
-        .collect())
+    /// A page of `agency`'s feed after `after`: from memory when all of it is there, else
+    /// read in `tx` and remembered.
+    async fn feed_page_in(
+        &self,
+        tx: &mut dyn Transaction,
+        agency: &AgencyId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<pb::FeedEvent>, Error> {
+        if let Some(page) = self.feed_cache.page(agency, after, limit as usize) {
+            return Ok(page);
+        }
+        // Read ahead: a reader paging on, or a window sliding by a few entries, then finds the
+        // next pages in memory. At the feed's tail there is nothing more to read.
+        let mut page: Vec<pb::FeedEvent> = tx
+            .feed(agency, after, limit.max(FEED_READ_AHEAD))
+            .await?
+            .iter()
+            .map(|(event, about)| convert::feed_event(event, about.as_ref()))
+            .collect();
+        self.feed_cache.remember(agency, after, &page);
+        page.truncate(limit as usize);
+        Ok(page)
+    }
 }
 
 type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::FeedEvent, Status>> + Send>>;
@@ -62,9 +78,12 @@ impl EventService for Hub {
         let audit = self.audit(&caller, "EventService/ListEvents");
         let result = async {
             let limit = convert::limit("limit", query.limit, 100, 1000)?;
-            // One snapshot for the page and the acknowledged cursor.
+            // One snapshot for the page and the acknowledged cursor, unless the page is
+            // served from memory: committed feed entries never change.
             let mut tx = self.store.read().await?;
-            let events = feed_page_in(&mut *tx, agency, query.after_cursor, limit).await?;
+            let events = self
+                .feed_page_in(&mut *tx, agency, query.after_cursor, limit)
+                .await?;
             let acknowledged_cursor = tx.feed_acknowledged(agency).await?;
             drop(tx);
             // A read of the caller's own feed: one record per call, none per event.

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod council;
 pub mod directory;
 pub mod events;
+pub mod feed_cache;
 pub mod referrals;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct Hub {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// The audit log's writer: always on, except in the benchmark that measures its cost.
     pub audit: crate::casework::audit::Auditor,
+    /// Feed entries already read, served again without the database.
+    pub feed_cache: Arc<feed_cache::FeedCache>,
 }
 
 impl Hub {

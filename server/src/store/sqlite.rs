@@ -413,6 +413,9 @@ impl SqliteStore {
         MIGRATIONS.run(&writer_pool).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
+            // A connection to a local file does not go stale, and sqlx's test is a ping: one
+            // more round trip to the connection's thread on every read, identity lookups too.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(true))
             .await?;
