@@ -14,7 +14,6 @@ use crate::casework::audit::AuditTarget;
 use crate::domain::AgencyId;
 use crate::error::Error;
 use crate::identity::caller;
-use crate::store::Transaction;
 
 /// How many entries a subscription reads from the store at a time.
 const SUBSCRIBE_PAGE: u32 = 500;
@@ -25,6 +24,8 @@ const FEED_READ_AHEAD: u32 = 1000;
 const SUBSCRIBE_POLL: Duration = Duration::from_secs(1);
 
 impl Hub {
+    /// A page of `agency`'s feed after `after`: from memory when all of it is there, else from
+    /// the database, reading ahead and remembering what it read.
     async fn feed_page(
         &self,
         agency: &AgencyId,
@@ -34,26 +35,11 @@ impl Hub {
         if let Some(page) = self.feed_cache.page(agency, after, limit as usize) {
             return Ok(page);
         }
-        let mut tx = self.store.read().await?;
-        self.feed_page_in(&mut *tx, agency, after, limit).await
-    }
-
-    /// A page of `agency`'s feed after `after`: from memory when all of it is there, else
-    /// read in `tx` and remembered.
-    async fn feed_page_in(
-        &self,
-        tx: &mut dyn Transaction,
-        agency: &AgencyId,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<pb::FeedEvent>, Error> {
-        if let Some(page) = self.feed_cache.page(agency, after, limit as usize) {
-            return Ok(page);
-        }
         // Read ahead: a reader paging on, or a window sliding by a few entries, then finds the
         // next pages in memory. At the feed's tail there is nothing more to read.
-        let mut page: Vec<pb::FeedEvent> = tx
-            .feed(agency, after, limit.max(FEED_READ_AHEAD))
+        let mut page: Vec<pb::FeedEvent> = self
+            .store
+            .feed_page(agency, after, limit.max(FEED_READ_AHEAD))
             .await?
             .iter()
             .map(|(event, about)| convert::feed_event(event, about.as_ref()))
@@ -78,14 +64,10 @@ impl EventService for Hub {
         let audit = self.audit(&caller, "EventService/ListEvents");
         let result = async {
             let limit = convert::limit("limit", query.limit, 100, 1000)?;
-            // One snapshot for the page and the acknowledged cursor, unless the page is
-            // served from memory: committed feed entries never change.
-            let mut tx = self.store.read().await?;
-            let events = self
-                .feed_page_in(&mut *tx, agency, query.after_cursor, limit)
-                .await?;
-            let acknowledged_cursor = tx.feed_acknowledged(agency).await?;
-            drop(tx);
+            // No snapshot is shared: committed feed entries never change, and the cursor is
+            // only ever moved forward.
+            let events = self.feed_page(agency, query.after_cursor, limit).await?;
+            let acknowledged_cursor = self.store.feed_acknowledged(agency).await?;
             // A read of the caller's own feed: one record per call, none per event.
             audit.read(self, &AuditTarget::default()).await?;
             Ok(pb::ListEventsResponse {
@@ -116,8 +98,7 @@ impl EventService for Hub {
                         "must be 0 when from_acknowledged is set",
                     ));
                 }
-                let mut tx = self.store.read().await?;
-                tx.feed_acknowledged(&agency).await?
+                self.store.feed_acknowledged(&agency).await?
             } else {
                 query.after_cursor
             };

@@ -104,6 +104,22 @@ pub trait Store: Send + Sync + 'static {
         let agency = tx.agency(agency).await?;
         Ok((agency, revoked))
     }
+    /// A page of `agency`'s feed after `after`, as one statement outside any transaction:
+    /// committed feed entries never change, so a page needs no snapshot of its own.
+    async fn feed_page(
+        &self,
+        agency: &AgencyId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(FeedEvent, Option<ReferralEvent>)>, StoreError> {
+        let mut tx = self.read().await?;
+        tx.feed(agency, after, limit).await
+    }
+    /// The last cursor `agency` acknowledged, as one statement outside any transaction.
+    async fn feed_acknowledged(&self, agency: &AgencyId) -> Result<u64, StoreError> {
+        let mut tx = self.read().await?;
+        tx.feed_acknowledged(agency).await
+    }
     /// Checks that the database answers (for health).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes every connection.

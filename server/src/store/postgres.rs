@@ -41,6 +41,7 @@ pub struct PostgresTransaction {
     signals: Arc<FeedSignals>,
 }
 
+super::queries::store_feed_reads!(sqlx::PgPool);
 super::queries::transaction_queries!(PostgresTransaction, PgRow);
 super::audit::audit_queries!(PostgresTransaction, PgRow);
 super::council::council_queries!(PostgresTransaction, PgRow);
@@ -121,6 +122,26 @@ impl Store for PostgresStore {
             touched: Vec::new(),
             signals: Arc::clone(&self.signals),
         }))
+    }
+
+    /// One statement on a pooled connection, without a transaction around it.
+    async fn feed_page(
+        &self,
+        agency: &crate::domain::AgencyId,
+        after: u64,
+        limit: u32,
+    ) -> Result<
+        Vec<(
+            crate::domain::records::FeedEvent,
+            Option<crate::domain::records::ReferralEvent>,
+        )>,
+        StoreError,
+    > {
+        read_feed_page(&self.pool, agency, after, limit).await
+    }
+
+    async fn feed_acknowledged(&self, agency: &crate::domain::AgencyId) -> Result<u64, StoreError> {
+        read_feed_acknowledged(&self.pool, agency).await
     }
 
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {

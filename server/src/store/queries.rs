@@ -143,6 +143,20 @@ pub(crate) fn event_kind_from_columns(
     }
 }
 
+/// A page of an agency's feed after a cursor, each entry with the referral event it is about.
+pub(crate) const FEED_PAGE: &str = "SELECT f.cursor, f.agency_id, f.event_id AS feed_event_id, \
+     f.kind AS feed_kind, f.case_id AS feed_case_id, f.referral_id AS feed_referral_id, \
+     f.note_id, f.referral_event_id, f.recorded_at AS feed_recorded_at, e.event_id, \
+     e.referral_id, e.case_id, e.kind, e.action, e.timer, e.actor_agency, e.staff_name, \
+     e.staff_role, e.occurred_at, e.recorded_at, e.reason_code, e.not_connected_reason, e.note, \
+     e.delivery, e.response, e.connection \
+     FROM feed_events f LEFT JOIN referral_events e ON e.event_id = f.referral_event_id \
+     WHERE f.agency_id = $1 AND f.cursor > $2 ORDER BY f.cursor LIMIT $3";
+
+/// The last cursor an agency acknowledged in its feed.
+pub(crate) const FEED_ACKNOWLEDGED: &str =
+    "SELECT cursor FROM feed_acknowledgements WHERE agency_id = $1";
+
 pub(crate) const AGENCY_COLUMNS: &str = "agency_id, kind, display_name, municipalities, \
      council_memberships, coordinator_of, status";
 
@@ -362,6 +376,45 @@ impl StatementBatch {
 
 /// Implements `Transaction` for a backend's transaction wrapper `$tx` (a struct with a field
 /// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
+/// The feed reads a `Store` makes as single statements on its pool, outside any transaction
+/// (see `Store::feed_page`): module-level functions beside `transaction_queries!`'s.
+macro_rules! store_feed_reads {
+    ($pool:ty) => {
+        async fn read_feed_page(
+            pool: &$pool,
+            agency: &$crate::domain::AgencyId,
+            after: u64,
+            limit: u32,
+        ) -> Result<
+            Vec<(
+                $crate::domain::records::FeedEvent,
+                Option<$crate::domain::records::ReferralEvent>,
+            )>,
+            $crate::store::StoreError,
+        > {
+            let rows = sqlx::query($crate::store::queries::FEED_PAGE)
+                .bind(agency.as_str())
+                .bind(i64::try_from(after).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(feed_from_row).collect()
+        }
+
+        async fn read_feed_acknowledged(
+            pool: &$pool,
+            agency: &$crate::domain::AgencyId,
+        ) -> Result<u64, $crate::store::StoreError> {
+            let row = sqlx::query($crate::store::queries::FEED_ACKNOWLEDGED)
+                .bind(agency.as_str())
+                .fetch_optional(pool)
+                .await?;
+            acknowledged_from_row(row.as_ref())
+        }
+    };
+}
+pub(crate) use store_feed_reads;
+
 macro_rules! transaction_queries {
     ($tx:ty, $row:ty) => {
         fn parse_codes(
@@ -597,6 +650,15 @@ macro_rules! transaction_queries {
                 sent_at: Timestamp::from_millis(row.try_get("sent_at")?),
                 recipients: Vec::new(),
             })
+        }
+
+        /// The acknowledged cursor from its row, 0 when the agency never acknowledged.
+        fn acknowledged_from_row(row: Option<&$row>) -> Result<u64, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            match row {
+                Some(row) => Ok(u64::try_from(row.try_get::<i64, _>("cursor")?).unwrap_or(0)),
+                None => Ok(0),
+            }
         }
 
         fn feed_from_row(
@@ -1316,17 +1378,7 @@ macro_rules! transaction_queries {
                 Vec<($crate::domain::records::FeedEvent, Option<$crate::domain::records::ReferralEvent>)>,
                 $crate::store::StoreError,
             > {
-                let sql = "SELECT f.cursor, f.agency_id, f.event_id AS feed_event_id, \
-                     f.kind AS feed_kind, f.case_id AS feed_case_id, \
-                     f.referral_id AS feed_referral_id, f.note_id, f.referral_event_id, \
-                     f.recorded_at AS feed_recorded_at, e.event_id, e.referral_id, e.case_id, \
-                     e.kind, e.action, e.timer, e.actor_agency, e.staff_name, e.staff_role, \
-                     e.occurred_at, e.recorded_at, e.reason_code, e.not_connected_reason, e.note, \
-                     e.delivery, e.response, e.connection \
-                     FROM feed_events f LEFT JOIN referral_events e \
-                     ON e.event_id = f.referral_event_id \
-                     WHERE f.agency_id = $1 AND f.cursor > $2 ORDER BY f.cursor LIMIT $3";
-                let rows = sqlx::query(sql)
+                let rows = sqlx::query($crate::store::queries::FEED_PAGE)
                     .bind(agency.as_str())
                     .bind(i64::try_from(after).unwrap_or(i64::MAX))
                     .bind(i64::from(limit))
@@ -1354,15 +1406,11 @@ macro_rules! transaction_queries {
                 &mut self,
                 agency: &$crate::domain::AgencyId,
             ) -> Result<u64, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                let row = sqlx::query("SELECT cursor FROM feed_acknowledgements WHERE agency_id = $1")
+                let row = sqlx::query($crate::store::queries::FEED_ACKNOWLEDGED)
                     .bind(agency.as_str())
                     .fetch_optional(self.conn().await?)
                     .await?;
-                match row {
-                    Some(row) => Ok(u64::try_from(row.try_get::<i64, _>("cursor")?).unwrap_or(0)),
-                    None => Ok(0),
-                }
+                acknowledged_from_row(row.as_ref())
             }
 
             async fn acknowledge_feed(

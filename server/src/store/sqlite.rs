@@ -254,6 +254,7 @@ fn spawn_committer(
     })
 }
 
+super::queries::store_feed_reads!(SqlitePool);
 super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
 super::audit::audit_queries!(SqliteTransaction, SqliteRow);
 super::council::council_queries!(SqliteTransaction, SqliteRow);
@@ -485,6 +486,26 @@ impl Store for SqliteStore {
             None => None,
         };
         Ok((agency, revoked))
+    }
+
+    /// One call to a reader's thread: no `BEGIN`, no `ROLLBACK`.
+    async fn feed_page(
+        &self,
+        agency: &crate::domain::AgencyId,
+        after: u64,
+        limit: u32,
+    ) -> Result<
+        Vec<(
+            crate::domain::records::FeedEvent,
+            Option<crate::domain::records::ReferralEvent>,
+        )>,
+        StoreError,
+    > {
+        read_feed_page(&self.readers, agency, after, limit).await
+    }
+
+    async fn feed_acknowledged(&self, agency: &crate::domain::AgencyId) -> Result<u64, StoreError> {
+        read_feed_acknowledged(&self.readers, agency).await
     }
 
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {
