@@ -125,7 +125,6 @@ impl Hub {
     ) -> Result<Began<'a, R>, Error> {
         let digest = request_digest(request);
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
         let mut lookups = Vec::with_capacity(reads.len() + 1);
         lookups.push(Lookup::IdempotentResponse {
             agency,
@@ -137,7 +136,7 @@ impl Hub {
             lookups.push(Lookup::AuditHead);
         }
         lookups.extend_from_slice(reads);
-        tx.prefetch(&lookups).await?;
+        let mut tx = self.store.begin_with(&lookups).await?;
         if let Some(first) = replay(&mut *tx, agency, operation, key, &digest).await? {
             audit.write(&mut *tx, audit.named(), now).await?;
             tx.commit().await?;

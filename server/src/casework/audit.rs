@@ -122,9 +122,8 @@ impl Auditor {
     /// Appends `batch` in one write transaction and tells each read the outcome.
     async fn append_reads(&self, store: &Arc<dyn Store>, batch: Vec<PendingRead>) {
         let appended = async {
-            let mut tx = store.begin().await?;
-            // With the head read here, every record of the batch goes in with the commit.
-            tx.prefetch(&[Lookup::AuditHead]).await?;
+            // With the head read first, every record of the batch goes in with the commit.
+            let mut tx = store.begin_with(&[Lookup::AuditHead]).await?;
             for read in &batch {
                 self.append(&mut *tx, &read.entry).await?;
             }

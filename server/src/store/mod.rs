@@ -90,6 +90,14 @@ pub trait Store: Send + Sync + 'static {
     /// A write transaction. Writers are serialised; nothing is visible to others before commit,
     /// and commit returns only once the data is on disk.
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
+    /// A write transaction that starts with `lookups` fetched ahead (see
+    /// [`Transaction::prefetch`]); a backend may make them while the writer before still holds
+    /// the connection.
+    async fn begin_with(&self, lookups: &[Lookup<'_>]) -> Result<Box<dyn Transaction>, StoreError> {
+        let mut tx = self.begin().await?;
+        tx.prefetch(lookups).await?;
+        Ok(tx)
+    }
     /// A read-only snapshot.
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError>;
     /// What the identity layer needs on every call: the registered agency, and whether the

@@ -346,6 +346,8 @@ where
 pub(crate) struct StatementBatch {
     pub(crate) sql: String,
     pub(crate) params: Vec<Param>,
+    /// How many statements were pushed, each answered by one result.
+    pub(crate) statements: usize,
 }
 
 impl StatementBatch {
@@ -371,11 +373,10 @@ impl StatementBatch {
         }
         self.sql.push_str(rest);
         self.params.extend(params);
+        self.statements += 1;
     }
 }
 
-/// Implements `Transaction` for a backend's transaction wrapper `$tx` (a struct with a field
-/// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
 /// The feed reads a `Store` makes as single statements on its pool, outside any transaction
 /// (see `Store::feed_page`): module-level functions beside `transaction_queries!`'s.
 macro_rules! store_feed_reads {
@@ -415,6 +416,8 @@ macro_rules! store_feed_reads {
 }
 pub(crate) use store_feed_reads;
 
+/// Implements `Transaction` for a backend's transaction wrapper `$tx` (a struct with a field
+/// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
 macro_rules! transaction_queries {
     ($tx:ty, $row:ty) => {
         fn parse_codes(

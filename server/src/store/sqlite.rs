@@ -7,9 +7,10 @@
 //! waiting. While one batch is being synced, the next one fills, so under load many writes share
 //! one fsync, and still no write is acknowledged before it is on disk.
 
+use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Executor as _, Sqlite};
-use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot, watch};
 
 use super::feed::FeedSignals;
 use super::queries::{Param, StatementBatch, bind_params};
@@ -46,11 +47,161 @@ struct WriterState {
     savepoint_open: bool,
 }
 
-/// Group commit on the single writer connection.
-struct Writer {
+/// A read a writer announced before it got the connection.
+struct QueuedRead {
+    sql: String,
+    params: Vec<Param>,
+}
+
+/// A write transaction waiting for the connection.
+struct Waiter {
+    /// What it reads first. The writer handing the connection on makes these reads in the same
+    /// call to the connection's thread as its own commit, which spares the next writer a round
+    /// trip while it holds the connection; every other writer waits through that round trip.
+    reads: Vec<QueuedRead>,
+    handed: oneshot::Sender<Handoff>,
+}
+
+/// The connection handed to the next writer, with the rows of its reads when they were made.
+struct Handoff {
+    guard: OwnedMutexGuard<WriterState>,
+    fetched: Option<Vec<Vec<SqliteRow>>>,
+}
+
+/// Whether somebody holds the writer connection, and who waits for it, first come first served.
+#[derive(Default)]
+struct WriterQueue {
+    held: bool,
+    waiting: VecDeque<Waiter>,
+}
+
+/// The writer connection and the line of those waiting for it. The connection is passed from
+/// hand to hand: only a holder hands it on, and only when nobody waits is it let go.
+struct WriterLine {
     state: Arc<Mutex<WriterState>>,
+    queue: std::sync::Mutex<WriterQueue>,
     /// Wakes the committer: a member is waiting for its batch, or a member rolled back.
     wake: Arc<Notify>,
+}
+
+impl WriterLine {
+    fn queue(&self) -> std::sync::MutexGuard<'_, WriterQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for the connection. `reads` may have been made by the writer before; their rows
+    /// come with it then.
+    async fn acquire(
+        self: &Arc<Self>,
+        reads: Vec<QueuedRead>,
+    ) -> Result<(WriterHold, Option<Vec<Vec<SqliteRow>>>), StoreError> {
+        let receiver = {
+            let mut queue = self.queue();
+            if queue.held {
+                let (handed, receiver) = oneshot::channel();
+                queue.waiting.push_back(Waiter { reads, handed });
+                receiver
+            } else {
+                // Let go only after its guard was dropped (see `hand_on`), so it is free.
+                let guard = Arc::clone(&self.state).try_lock_owned().map_err(|_| {
+                    StoreError::corrupt("sqlite writer", "the connection is held by nobody in line")
+                })?;
+                queue.held = true;
+                return Ok((self.hold(guard), None));
+            }
+        };
+        // Dropped while waiting, the receiver makes the hand-off fail and the connection goes
+        // to the next in line.
+        let handoff = receiver
+            .await
+            .map_err(|_| StoreError::corrupt("sqlite writer", "the writer line was dropped"))?;
+        Ok((self.hold(handoff.guard), handoff.fetched))
+    }
+
+    fn hold(self: &Arc<Self>, guard: OwnedMutexGuard<WriterState>) -> WriterHold {
+        WriterHold {
+            guard: Some(guard),
+            line: Arc::clone(self),
+        }
+    }
+
+    /// The first writer in line, taken out of it by the holder, who will hand it the
+    /// connection together with its reads.
+    fn next_in_line(&self) -> Option<Waiter> {
+        self.queue().waiting.pop_front()
+    }
+
+    /// Hands the connection to `next` (with its rows, if made), else to the first in line, else
+    /// lets it go.
+    fn hand_on(
+        &self,
+        mut guard: OwnedMutexGuard<WriterState>,
+        mut next: Option<(Waiter, Option<Vec<Vec<SqliteRow>>>)>,
+    ) {
+        loop {
+            let (waiter, fetched) = match next.take() {
+                Some(next) => next,
+                None => {
+                    let mut queue = self.queue();
+                    match queue.waiting.pop_front() {
+                        Some(waiter) => (waiter, None),
+                        None => {
+                            drop(guard);
+                            queue.held = false;
+                            return;
+                        }
+                    }
+                }
+            };
+            match waiter.handed.send(Handoff { guard, fetched }) {
+                Ok(()) => return,
+                // It stopped waiting: the next one, then.
+                Err(back) => guard = back.guard,
+            }
+        }
+    }
+}
+
+/// The writer connection, held: dropping it hands the connection on.
+struct WriterHold {
+    guard: Option<OwnedMutexGuard<WriterState>>,
+    line: Arc<WriterLine>,
+}
+
+impl WriterHold {
+    fn state(&mut self) -> &mut WriterState {
+        // Only `release` and `drop` take the guard, and both consume the hold.
+        self.guard
+            .as_deref_mut()
+            .unwrap_or_else(|| unreachable!("a writer hold is used after it was released"))
+    }
+
+    fn connection(&self) -> &SqliteConnection {
+        match &self.guard {
+            Some(guard) => &guard.connection,
+            None => unreachable!("a writer hold is used after it was released"),
+        }
+    }
+
+    /// Hands the connection to `next`, with the rows of its reads if they were made.
+    fn release(mut self, next: Option<(Waiter, Option<Vec<Vec<SqliteRow>>>)>) {
+        if let Some(guard) = self.guard.take() {
+            self.line.hand_on(guard, next);
+        }
+    }
+}
+
+impl Drop for WriterHold {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            self.line.hand_on(guard, None);
+        }
+    }
+}
+
+/// Group commit on the single writer connection.
+struct Writer {
+    line: Arc<WriterLine>,
     committer: tokio::task::JoinHandle<()>,
 }
 
@@ -78,34 +229,73 @@ impl std::fmt::Debug for SqliteStore {
 /// One write: a savepoint in the current batch, holding the writer connection until it commits
 /// or is dropped.
 pub struct BatchMember {
-    guard: Option<OwnedMutexGuard<WriterState>>,
+    hold: Option<WriterHold>,
     wake: Arc<Notify>,
 }
 
 impl BatchMember {
     fn state(&mut self) -> &mut WriterState {
-        // The guard is only taken by `commit`, which consumes the member.
-        self.guard
-            .as_deref_mut()
-            .unwrap_or_else(|| unreachable!("a batch member is used after it committed"))
+        // The hold is only taken by `commit`, which consumes the member.
+        match self.hold.as_mut() {
+            Some(hold) => hold.state(),
+            None => unreachable!("a batch member is used after it committed"),
+        }
     }
 
-    /// Runs the writes still waiting, releases the savepoint (all in one call to the
-    /// connection's thread), lets the next writer in, and waits until the batch is on disk.
+    /// Runs the writes still waiting and releases the savepoint, with the reads of the next
+    /// writer in line, all in one call to the connection's thread; hands the connection on;
+    /// and waits until the batch is on disk.
     async fn commit(mut self, mut waiting: StatementBatch) -> Result<(), StoreError> {
-        let state = self.state();
-        waiting.push("RELEASE write; SAVEPOINT write", Vec::new());
-        bind_params(sqlx::query(&waiting.sql), &waiting.params)
-            .execute(&mut state.connection)
-            .await?;
+        use futures::TryStreamExt as _;
+        let mut hold = self
+            .hold
+            .take()
+            .unwrap_or_else(|| unreachable!("a batch member commits twice"));
+        waiting.push("RELEASE write", Vec::new());
+        waiting.push("SAVEPOINT write", Vec::new());
+        let own = waiting.statements;
+        let mut next = hold.line.next_in_line();
+        if let Some(next) = next.as_mut() {
+            for read in std::mem::take(&mut next.reads) {
+                waiting.push(&read.sql, read.params);
+            }
+        }
+        let state = hold.state();
+        // Each statement yields its rows, then its result (see `read_after_waiting`).
+        let (mut results, mut rows) = (Vec::new(), Vec::new());
+        let failure = {
+            // Several statements in one query: see `write_checked`.
+            #[allow(deprecated)]
+            let mut steps = bind_params(sqlx::query(&waiting.sql), &waiting.params)
+                .fetch_many(&mut state.connection);
+            loop {
+                match steps.try_next().await {
+                    Ok(Some(sqlx::Either::Left(_))) => results.push(std::mem::take(&mut rows)),
+                    Ok(Some(sqlx::Either::Right(row))) => rows.push(row),
+                    Ok(None) => break None,
+                    Err(error) => break Some(error),
+                }
+            }
+        };
+        if let Some(error) = failure
+            && results.len() < own
+        {
+            // This write failed: its savepoint is rolled back before the next one runs.
+            state.rollback_pending = true;
+            hold.release(next.map(|waiter| (waiter, None)));
+            self.wake.notify_one();
+            return Err(error.into());
+        }
+        // This write is in the batch. The next writer's reads, if they failed, it makes again.
         state.savepoint_open = true;
+        let fetched = (results.len() == waiting.statements).then(|| results.split_off(own));
         let mut outcome = state
             .batch
             .as_ref()
             .map(|batch| batch.subscribe())
             .ok_or_else(|| StoreError::corrupt("sqlite writer", "no open batch"))?;
         // Hand the connection on before waiting: the next writers join this batch or the next.
-        drop(self.guard.take());
+        hold.release(next.map(|waiter| (waiter, fetched)));
         self.wake.notify_one();
         let result = outcome
             .wait_for(Option::is_some)
@@ -121,10 +311,10 @@ impl BatchMember {
 
 impl Drop for BatchMember {
     fn drop(&mut self) {
-        if let Some(mut guard) = self.guard.take() {
+        if let Some(mut hold) = self.hold.take() {
             // Dropped without commit: roll its savepoint back before anyone writes again.
-            guard.rollback_pending = true;
-            drop(guard);
+            hold.state().rollback_pending = true;
+            drop(hold);
             self.wake.notify_one();
         }
     }
@@ -142,8 +332,8 @@ impl Deref for SqliteTx {
     fn deref(&self) -> &SqliteConnection {
         match self {
             Self::Read(tx) => tx,
-            Self::Write(member) => match &member.guard {
-                Some(guard) => &guard.connection,
+            Self::Write(member) => match &member.hold {
+                Some(hold) => hold.connection(),
                 None => unreachable!("a batch member is used after it committed"),
             },
         }
@@ -229,18 +419,22 @@ async fn roll_back_abandoned(state: &mut WriterState) {
 }
 
 /// Commits the open batch whenever woken. Runs until the store is dropped.
-fn spawn_committer(
-    state: Arc<Mutex<WriterState>>,
-    wake: Arc<Notify>,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_committer(line: Arc<WriterLine>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            wake.notified().await;
-            let mut state = state.lock().await;
+            line.wake.notified().await;
+            let mut hold = match line.acquire(Vec::new()).await {
+                Ok((hold, _)) => hold,
+                Err(error) => {
+                    tracing::error!(%error, "the committer cannot get the writer connection");
+                    continue;
+                }
+            };
+            let state = hold.state();
             let Some(batch) = state.batch.take() else {
                 continue;
             };
-            roll_back_abandoned(&mut state).await;
+            roll_back_abandoned(state).await;
             // Commits the open savepoint too, empty: the next batch opens its own.
             state.savepoint_open = false;
             let result = state.connection.execute("COMMIT").await.map(|_| ());
@@ -299,6 +493,21 @@ impl SqliteTransaction {
             return Ok(());
         }
         let answers = self.read_after_waiting(lookups).await?;
+        self.keep_fetched(lookups, answers)
+    }
+
+    /// Keeps the rows of `lookups`, made in this transaction, until they are asked for.
+    fn keep_fetched(
+        &mut self,
+        lookups: &[Lookup<'_>],
+        answers: Vec<Vec<SqliteRow>>,
+    ) -> Result<(), StoreError> {
+        if answers.len() != lookups.len() {
+            return Err(StoreError::corrupt(
+                "sqlite reader",
+                format!("{} reads answered {} times", lookups.len(), answers.len()),
+            ));
+        }
         for (lookup, rows) in lookups.iter().zip(answers) {
             match lookup {
                 Lookup::AuditHead if matches!(self.tx, SqliteTx::Write(_)) => {
@@ -426,14 +635,14 @@ impl SqliteStore {
             rollback_pending: false,
             savepoint_open: false,
         }));
-        let wake = Arc::new(Notify::new());
-        let committer = spawn_committer(Arc::clone(&state), Arc::clone(&wake));
+        let line = Arc::new(WriterLine {
+            state,
+            queue: std::sync::Mutex::default(),
+            wake: Arc::new(Notify::new()),
+        });
+        let committer = spawn_committer(Arc::clone(&line));
         Ok(Self {
-            writer: Arc::new(Writer {
-                state,
-                wake,
-                committer,
-            }),
+            writer: Arc::new(Writer { line, committer }),
             signals: Arc::default(),
             readers,
             writer_pool,
@@ -444,22 +653,45 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        let mut guard = Arc::clone(&self.writer.state).lock_owned().await;
-        prepare_writer(&mut guard).await?;
+        self.begin_with(&[]).await
+    }
+
+    /// The reads are handed to the writer before in line, who makes them with its commit.
+    async fn begin_with(&self, lookups: &[Lookup<'_>]) -> Result<Box<dyn Transaction>, StoreError> {
+        let reads = lookups
+            .iter()
+            .map(|lookup| {
+                let (sql, params) = lookup.statement();
+                QueuedRead { sql, params }
+            })
+            .collect();
+        let (mut hold, mut fetched) = self.writer.line.acquire(reads).await?;
+        let state = hold.state();
+        // Reads made for this writer ran in the savepoint its predecessor opened for it.
+        let ready = state.batch.is_some() && state.savepoint_open && !state.rollback_pending;
+        if !ready {
+            fetched = None;
+            prepare_writer(state).await?;
+        }
         // The member owns the open savepoint from here: committed, it opens the next one;
         // dropped, it is rolled back.
-        guard.savepoint_open = false;
-        Ok(Box::new(SqliteTransaction {
+        state.savepoint_open = false;
+        let mut tx = SqliteTransaction {
             tx: SqliteTx::Write(BatchMember {
-                guard: Some(guard),
-                wake: Arc::clone(&self.writer.wake),
+                hold: Some(hold),
+                wake: Arc::clone(&self.writer.line.wake),
             }),
             waiting: StatementBatch::default(),
             fetched: Vec::new(),
             audit_head: None,
             touched: Vec::new(),
             signals: Arc::clone(&self.signals),
-        }))
+        };
+        match fetched {
+            Some(answers) => tx.keep_fetched(lookups, answers)?,
+            None => tx.fetch_ahead(lookups).await?,
+        }
+        Ok(Box::new(tx))
     }
 
     /// One statement, no transaction: this runs on every call, before any handler.
@@ -531,8 +763,8 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         // Let a batch still open commit (or roll back) before the connections go.
-        {
-            let mut state = self.writer.state.lock().await;
+        if let Ok((mut hold, _)) = self.writer.line.acquire(Vec::new()).await {
+            let state = hold.state();
             if let Some(batch) = state.batch.take() {
                 state.savepoint_open = false;
                 let result = state.connection.execute("COMMIT").await.map(|_| ());
@@ -616,6 +848,92 @@ mod tests {
 
     fn id(text: &str) -> AgencyId {
         AgencyId::parse(text).unwrap()
+    }
+
+    /// Waits until `count` writers stand in line for the connection.
+    async fn until_in_line(store: &SqliteStore, count: usize) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while store.writer.line.queue().waiting.len() < count {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the writer never joined the line");
+    }
+
+    #[tokio::test]
+    async fn reads_made_for_the_next_writer_see_the_write_before_it() {
+        let (_dir, store) = store().await;
+        let mut first = store.begin().await.unwrap();
+        let next = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let agency = id("handed");
+                let mut tx = store.begin_with(&[Lookup::Agency(&agency)]).await.unwrap();
+                tx.agency(&agency).await.unwrap()
+            }
+        });
+        until_in_line(&store, 1).await;
+        first
+            .insert_agency(&agency("handed"), Timestamp(0))
+            .await
+            .unwrap();
+        first.commit().await.unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("the next writer never got the connection")
+            .unwrap();
+        assert_eq!(seen.map(|a| a.id), Some(id("handed")));
+    }
+
+    #[tokio::test]
+    async fn reads_for_the_next_writer_do_not_see_a_write_that_was_dropped() {
+        let (_dir, store) = store().await;
+        let mut first = store.begin().await.unwrap();
+        let next = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let agency = id("dropped");
+                let mut tx = store.begin_with(&[Lookup::Agency(&agency)]).await.unwrap();
+                tx.agency(&agency).await.unwrap()
+            }
+        });
+        until_in_line(&store, 1).await;
+        first
+            .insert_agency(&agency("dropped"), Timestamp(0))
+            .await
+            .unwrap();
+        drop(first);
+        let seen = tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("the next writer never got the connection")
+            .unwrap();
+        assert!(seen.is_none(), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_stops_waiting_does_not_hold_up_the_line() {
+        let (_dir, store) = store().await;
+        let first = store.begin().await.unwrap();
+        let gone = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let agency = id("gone");
+                store.begin_with(&[Lookup::Agency(&agency)]).await.map(drop)
+            }
+        });
+        until_in_line(&store, 1).await;
+        gone.abort();
+        let _ = gone.await;
+        first.commit().await.unwrap();
+        let mut tx = tokio::time::timeout(Duration::from_secs(5), store.begin())
+            .await
+            .expect("the line is stuck")
+            .unwrap();
+        tx.insert_agency(&agency("after"), Timestamp(0))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
     }
 
     #[tokio::test]
