@@ -614,7 +614,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // A feed page or a pack query returns hundreds of rows; with sqlx's default buffer
             // of 50 the connection's thread stalls and is woken again several times per query.
-            .row_buffer_size(1024);
+            .row_buffer_size(1024)
+            // Each write is a savepoint, whose journal of pages to roll back to SQLite spills to
+            // a temporary file past 64 KiB: a write system call per page, on every write. Kept
+            // in memory, it is bounded by the pages one write changes.
+            .pragma("temp_store", "memory");
         let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
