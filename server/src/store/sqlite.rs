@@ -82,6 +82,9 @@ struct WriterLine {
     queue: std::sync::Mutex<WriterQueue>,
     /// Wakes the committer: a member is waiting for its batch, or a member rolled back.
     wake: Arc<Notify>,
+    /// The write-ahead log has grown long: the committer checkpoints what the background
+    /// checkpointer left (see `spawn_checkpointer`), so that the next write can restart it.
+    checkpoint_due: std::sync::atomic::AtomicBool,
 }
 
 impl WriterLine {
@@ -203,11 +206,13 @@ impl Drop for WriterHold {
 struct Writer {
     line: Arc<WriterLine>,
     committer: tokio::task::JoinHandle<()>,
+    checkpointer: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
         self.committer.abort();
+        self.checkpointer.abort();
     }
 }
 
@@ -437,13 +442,58 @@ fn spawn_committer(line: Arc<WriterLine>) -> tokio::task::JoinHandle<()> {
             roll_back_abandoned(state).await;
             // Commits the open savepoint too, empty: the next batch opens its own.
             state.savepoint_open = false;
-            let result = state.connection.execute("COMMIT").await.map(|_| ());
+            let commit = if line
+                .checkpoint_due
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                // Stops before the checkpoint if the commit fails.
+                "COMMIT; PRAGMA wal_checkpoint(PASSIVE)"
+            } else {
+                "COMMIT"
+            };
+            let result = state.connection.execute(commit).await.map(|_| ());
             if let Err(error) = &result {
                 tracing::error!(%error, "a batch of writes failed to commit");
                 // Leave the connection clean for the next batch whatever state it is in.
                 let _ = state.connection.execute("ROLLBACK").await;
             }
             batch.send_replace(Some(result.map_err(Arc::new)));
+        }
+    })
+}
+
+/// How often the write-ahead log is copied back into the database file in the background.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
+/// A log this long (in pages; SQLite's own default) is checkpointed by the writer too, so that
+/// the next write starts it afresh instead of growing it.
+const CHECKPOINT_RESTART_PAGES: i64 = 1000;
+
+/// Copies the write-ahead log into the database file every `CHECKPOINT_INTERVAL`, on a
+/// connection of its own, so that the writers do not wait for most of that copying. PASSIVE
+/// never waits for readers or the writer. The log restarts only when a write begins with all of
+/// it copied, which the writer never finds while this runs beside it; so once the log is long,
+/// the committer copies the little left after its next commit (`checkpoint_due`). Runs until
+/// the store is dropped.
+fn spawn_checkpointer(pool: SqlitePool, line: Arc<WriterLine>) -> tokio::task::JoinHandle<()> {
+    use sqlx::Row as _;
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await
+            {
+                Ok(row) => {
+                    let log: i64 = row.try_get(1).unwrap_or(0);
+                    if log >= CHECKPOINT_RESTART_PAGES {
+                        line.checkpoint_due
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "a checkpoint of the write-ahead log failed"),
+            }
         }
     })
 }
@@ -618,7 +668,10 @@ impl SqliteStore {
             // Each write is a savepoint, whose journal of pages to roll back to SQLite spills to
             // a temporary file past 64 KiB: a write system call per page, on every write. Kept
             // in memory, it is bounded by the pages one write changes.
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoints run on a connection of their own (see `spawn_checkpointer`), not in
+            // the commit that happens to fill the log, where every writer waits for them.
+            .pragma("wal_autocheckpoint", "0");
         let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
@@ -643,10 +696,16 @@ impl SqliteStore {
             state,
             queue: std::sync::Mutex::default(),
             wake: Arc::new(Notify::new()),
+            checkpoint_due: std::sync::atomic::AtomicBool::new(false),
         });
         let committer = spawn_committer(Arc::clone(&line));
+        let checkpointer = spawn_checkpointer(writer_pool.clone(), Arc::clone(&line));
         Ok(Self {
-            writer: Arc::new(Writer { line, committer }),
+            writer: Arc::new(Writer {
+                line,
+                committer,
+                checkpointer,
+            }),
             signals: Arc::default(),
             readers,
             writer_pool,
@@ -852,6 +911,53 @@ mod tests {
 
     fn id(text: &str) -> AgencyId {
         AgencyId::parse(text).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_ahead_log_stays_short_under_continuous_writes_and_reads() {
+        let (dir, store) = store().await;
+        let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reader = tokio::spawn({
+            let (store, reading) = (store.clone(), Arc::clone(&reading));
+            async move {
+                while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut tx = store.read().await.unwrap();
+                    tx.agency(&id("nobody")).await.unwrap();
+                }
+            }
+        });
+        // About 16 MB of pages in all: the log would grow past the bound below if it never
+        // restarted.
+        let response = vec![7_u8; 8000];
+        let writers = (0..4).map(|writer| {
+            let (store, response) = (store.clone(), response.clone());
+            tokio::spawn(async move {
+                for n in 0..500 {
+                    let mut tx = store.begin().await.unwrap();
+                    let key = format!("{writer}-{n}");
+                    tx.record_idempotent_response(
+                        &id("ab"),
+                        "Op",
+                        &key,
+                        b"d",
+                        &response,
+                        Timestamp(0),
+                    )
+                    .await
+                    .unwrap();
+                    tx.commit().await.unwrap();
+                }
+            })
+        });
+        for writer in futures::future::join_all(writers).await {
+            writer.unwrap();
+        }
+        reading.store(false, std::sync::atomic::Ordering::Relaxed);
+        reader.await.unwrap();
+        let log = std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len();
+        assert!(log < 8 << 20, "the log grew to {log} bytes");
     }
 
     /// Waits until `count` writers stand in line for the connection.
