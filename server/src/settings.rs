@@ -134,7 +134,7 @@ impl Default for Limits {
             max_sealed_bytes: 1024 * 1024,
             max_message_bytes: 4 * 1024 * 1024,
             max_concurrent_streams: 256,
-            feed_cache_bytes: 32 * 1024 * 1024,
+            feed_cache_bytes: 16 * 1024 * 1024,
         }
     }
 }
