@@ -28,6 +28,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(descriptors)?;
+        .compile_fds(descriptors.clone())?;
+
+    // The hub's EventService again, server only, sending feed events it encoded once and kept
+    // (see src/served.rs): every message is the one above, except the two it sends.
+    let mut events_only = descriptors;
+    events_only
+        .file
+        .retain(|file| file.name() == "tsunagu/v1/events.proto");
+    let served = out_dir.join("served");
+    std::fs::create_dir_all(&served)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&served)
+        .extern_path(".tsunagu.v1", "crate::v1")
+        .extern_path(".tsunagu.v1.FeedEvent", "crate::served::EncodedFeedEvent")
+        .extern_path(
+            ".tsunagu.v1.ListEventsResponse",
+            "crate::served::ListEventsPage",
+        )
+        .compile_fds(events_only)?;
     Ok(())
 }

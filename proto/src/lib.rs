@@ -7,5 +7,7 @@ pub mod v1 {
     tonic::include_proto!("tsunagu.v1");
 }
 
+pub mod served;
+
 /// The encoded `FileDescriptorSet` of every tsunagu.v1 file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tsunagu_descriptor");

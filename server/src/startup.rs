@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
+use tsunagu_proto::served::event_service_server::EventServiceServer;
 use tsunagu_proto::v1::audit_service_server::AuditServiceServer;
 use tsunagu_proto::v1::case_service_server::CaseServiceServer;
 use tsunagu_proto::v1::council_service_server::CouncilServiceServer;
 use tsunagu_proto::v1::directory_service_server::DirectoryServiceServer;
-use tsunagu_proto::v1::event_service_server::EventServiceServer;
 use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
 
 use crate::api::Hub;

@@ -6,9 +6,11 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
+use tsunagu_proto::served::event_service_server::EventService;
+use tsunagu_proto::served::{EncodedFeedEvent, ListEventsPage};
 use tsunagu_proto::v1 as pb;
-use tsunagu_proto::v1::event_service_server::EventService;
 
+use super::feed_cache::FeedItem;
 use super::{Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::domain::AgencyId;
@@ -31,18 +33,21 @@ impl Hub {
         agency: &AgencyId,
         after: u64,
         limit: u32,
-    ) -> Result<Vec<pb::FeedEvent>, Error> {
+    ) -> Result<Vec<FeedItem>, Error> {
         if let Some(page) = self.feed_cache.page(agency, after, limit as usize) {
             return Ok(page);
         }
         // Read ahead: a reader paging on, or a window sliding by a few entries, then finds the
         // next pages in memory. At the feed's tail there is nothing more to read.
-        let mut page: Vec<pb::FeedEvent> = self
+        let mut page: Vec<FeedItem> = self
             .store
             .feed_page(agency, after, limit.max(FEED_READ_AHEAD))
             .await?
             .iter()
-            .map(|(event, about)| convert::feed_event(event, about.as_ref()))
+            .map(|(event, about)| FeedItem {
+                cursor: event.cursor,
+                event: EncodedFeedEvent::encode(&convert::feed_event(event, about.as_ref())),
+            })
             .collect();
         self.feed_cache.remember(agency, after, &page);
         page.truncate(limit as usize);
@@ -50,14 +55,14 @@ impl Hub {
     }
 }
 
-type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::FeedEvent, Status>> + Send>>;
+type FeedStream = Pin<Box<dyn Stream<Item = Result<EncodedFeedEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl EventService for Hub {
     async fn list_events(
         &self,
         request: Request<pb::ListEventsRequest>,
-    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+    ) -> Result<Response<ListEventsPage>, Status> {
         let caller = caller(&request)?.agency.clone();
         let agency = &caller.id;
         let query = request.get_ref();
@@ -70,9 +75,9 @@ impl EventService for Hub {
             let acknowledged_cursor = self.store.feed_acknowledged(agency).await?;
             // A read of the caller's own feed: one record per call, none per event.
             audit.read(self, &AuditTarget::default()).await?;
-            Ok(pb::ListEventsResponse {
+            Ok(ListEventsPage {
                 last_cursor: events.last().map_or(query.after_cursor, |e| e.cursor),
-                events,
+                events: events.into_iter().map(|item| item.event).collect(),
                 acknowledged_cursor,
             })
         }
@@ -145,9 +150,9 @@ impl EventService for Hub {
                     }
                     continue;
                 }
-                for event in page {
-                    cursor = event.cursor;
-                    if sender.send(Ok(event)).await.is_err() {
+                for item in page {
+                    cursor = item.cursor;
+                    if sender.send(Ok(item.event)).await.is_err() {
                         return;
                     }
                 }

@@ -1,5 +1,6 @@
-//! Pages of each agency's feed kept in memory. A feed entry never changes once committed, so a
-//! page read from the database once can be served again without it.
+//! Pages of each agency's feed kept in memory, encoded. A feed entry never changes once
+//! committed, so a page read from the database once can be served again without it, and its
+//! events sent as the bytes they were first encoded to.
 //!
 //! What is kept must say not only which entries exist but that none is missing between them:
 //! each cached entry carries the cursor after which, up to its own, the agency's feed holds
@@ -12,16 +13,21 @@
 //! feed entries under the hub's write lock, so cursors become visible in order.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-use prost::Message as _;
-use tsunagu_proto::v1 as pb;
+use tsunagu_proto::served::EncodedFeedEvent;
 
 use crate::domain::AgencyId;
 
-/// Bytes counted for an entry beyond its encoded size: the map node, the `Arc`, the strings'
-/// headers.
-const ENTRY_OVERHEAD: usize = 256;
+/// Bytes counted for an entry beyond its encoded size: the map node and the buffer's header.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// One entry of a feed: its cursor and the `FeedEvent` as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedItem {
+    pub cursor: u64,
+    pub event: EncodedFeedEvent,
+}
 
 /// The feed entries of every agency read recently, within a memory budget.
 #[derive(Debug)]
@@ -49,7 +55,7 @@ struct AgencyFeed {
 struct Cached {
     /// The agency's feed has no entry with a cursor between this one and the entry's own.
     empty_after: u64,
-    event: Arc<pb::FeedEvent>,
+    event: EncodedFeedEvent,
     bytes: usize,
 }
 
@@ -64,42 +70,39 @@ impl FeedCache {
 
     /// The `limit` entries of `agency`'s feed after `after`, when all of them are known to be
     /// the next ones; `None` sends the caller to the database.
-    pub fn page(&self, agency: &AgencyId, after: u64, limit: usize) -> Option<Vec<pb::FeedEvent>> {
+    pub fn page(&self, agency: &AgencyId, after: u64, limit: usize) -> Option<Vec<FeedItem>> {
         if self.budget == 0 || limit == 0 {
             return None;
         }
-        let shared: Vec<Arc<pb::FeedEvent>> = {
-            let mut agencies = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-            agencies.clock += 1;
-            let now = agencies.clock;
-            let feed = agencies.feeds.get_mut(agency)?;
-            feed.last_used = now;
-            let mut page = Vec::with_capacity(limit);
-            let mut previous = after;
-            for (&cursor, cached) in feed.entries.range(after.saturating_add(1)..) {
-                if cached.empty_after > previous {
-                    // An entry between `previous` and this one may exist but was never read.
-                    return None;
-                }
-                page.push(Arc::clone(&cached.event));
-                if page.len() == limit {
-                    break;
-                }
-                previous = cursor;
-            }
-            if page.len() < limit {
-                // The end of what is cached, not necessarily of the feed.
+        let mut agencies = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        agencies.clock += 1;
+        let now = agencies.clock;
+        let feed = agencies.feeds.get_mut(agency)?;
+        feed.last_used = now;
+        let mut page = Vec::with_capacity(limit);
+        let mut previous = after;
+        for (&cursor, cached) in feed.entries.range(after.saturating_add(1)..) {
+            if cached.empty_after > previous {
+                // An entry between `previous` and this one may exist but was never read.
                 return None;
             }
-            page
-        };
-        // Copied outside the lock: the other readers need not wait for it.
-        Some(shared.iter().map(|event| (**event).clone()).collect())
+            // A reference count, not a copy.
+            page.push(FeedItem {
+                cursor,
+                event: cached.event.clone(),
+            });
+            if page.len() == limit {
+                return Some(page);
+            }
+            previous = cursor;
+        }
+        // The end of what is cached, not necessarily of the feed.
+        None
     }
 
     /// Remembers a page just read from the database: `events` are all of `agency`'s feed
     /// entries after `after`, in order, up to the last one's cursor.
-    pub fn remember(&self, agency: &AgencyId, after: u64, events: &[pb::FeedEvent]) {
+    pub fn remember(&self, agency: &AgencyId, after: u64, events: &[FeedItem]) {
         if self.budget == 0 || events.is_empty() {
             return;
         }
@@ -125,12 +128,12 @@ impl FeedCache {
             match feed.entries.get_mut(&cursor) {
                 Some(cached) => cached.empty_after = cached.empty_after.min(previous),
                 None => {
-                    let bytes = event.encoded_len() + ENTRY_OVERHEAD;
+                    let bytes = event.event.0.len() + ENTRY_OVERHEAD;
                     feed.entries.insert(
                         cursor,
                         Cached {
                             empty_after: previous,
-                            event: Arc::new(event.clone()),
+                            event: event.event.clone(),
                             bytes,
                         },
                     );
@@ -197,18 +200,22 @@ mod tests {
         AgencyId::parse(name).unwrap()
     }
 
-    fn events(cursors: &[u64]) -> Vec<pb::FeedEvent> {
-        cursors
-            .iter()
-            .map(|&cursor| pb::FeedEvent {
+    fn event(cursor: u64) -> FeedItem {
+        FeedItem {
+            cursor,
+            event: EncodedFeedEvent::encode(&tsunagu_proto::v1::FeedEvent {
                 cursor,
-                event_id: format!("event-{cursor}"),
-                ..pb::FeedEvent::default()
-            })
-            .collect()
+                event_id: format!("event-{cursor:04}"),
+                ..tsunagu_proto::v1::FeedEvent::default()
+            }),
+        }
     }
 
-    fn cursors(page: Option<Vec<pb::FeedEvent>>) -> Option<Vec<u64>> {
+    fn events(cursors: &[u64]) -> Vec<FeedItem> {
+        cursors.iter().map(|&cursor| event(cursor)).collect()
+    }
+
+    fn cursors(page: Option<Vec<FeedItem>>) -> Option<Vec<u64>> {
         page.map(|events| events.iter().map(|e| e.cursor).collect())
     }
 
@@ -217,7 +224,7 @@ mod tests {
         let cache = FeedCache::new(1 << 20);
         let nursery = agency("nursery");
         cache.remember(&nursery, 0, &events(&[3, 7, 9]));
-        assert_eq!(cursors(cache.page(&nursery, 0, 3)), Some(vec![3, 7, 9]));
+        assert_eq!(cache.page(&nursery, 0, 3), Some(events(&[3, 7, 9])));
         assert_eq!(cursors(cache.page(&nursery, 3, 2)), Some(vec![7, 9]));
         assert_eq!(cursors(cache.page(&nursery, 5, 2)), Some(vec![7, 9]));
         assert_eq!(cache.page(&agency("hospital"), 0, 3), None);
@@ -252,12 +259,7 @@ mod tests {
 
     #[test]
     fn memory_stays_within_the_budget_forgetting_the_least_recently_read() {
-        let one = pb::FeedEvent {
-            cursor: 1,
-            ..pb::FeedEvent::default()
-        }
-        .encoded_len()
-            + ENTRY_OVERHEAD;
+        let one = event(1).event.0.len() + ENTRY_OVERHEAD;
         let cache = FeedCache::new(one * 10);
         let (old, new) = (agency("old"), agency("new"));
         cache.remember(&old, 0, &events(&[1, 2, 3, 4, 5, 6]));
