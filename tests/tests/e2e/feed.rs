@@ -335,6 +335,47 @@ async fn list_events_pages_by_cursor_and_refuses_a_limit_over_a_thousand() {
 }
 
 #[tokio::test]
+async fn entries_committed_after_a_page_was_served_appear_in_the_next_pages() {
+    let hub = TestHub::start().await;
+    let kodomo = hub.client("kodomo").await;
+    let hospital = hub.client("hospital").await;
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let send = || async {
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+        .await
+        .unwrap();
+    };
+    for _ in 0..3 {
+        send().await;
+    }
+    // Read once from the database (and kept), then again: the same page.
+    let first = page(&hospital, 0, 0).await.unwrap();
+    assert_eq!(first.events.len(), 3, "{first:?}");
+    assert_eq!(page(&hospital, 0, 0).await.unwrap(), first);
+    assert_eq!(
+        page(&hospital, 0, 2).await.unwrap().events,
+        first.events[..2]
+    );
+
+    for _ in 0..2 {
+        send().await;
+    }
+    let after = page(&hospital, first.last_cursor, 0).await.unwrap();
+    assert_eq!(after.events.len(), 2, "{after:?}");
+    let everything = page(&hospital, 0, 0).await.unwrap();
+    assert_eq!(everything.events[..3], first.events[..]);
+    assert_eq!(everything.events[3..], after.events[..]);
+    assert_well_ordered(&everything.events);
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn acknowledging_a_cursor_is_recorded_may_not_pass_the_end_and_never_goes_back() {
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
