@@ -17,6 +17,7 @@ use futures::StreamExt as _;
 use tokio::sync::Mutex;
 use tsunagu_client::Hub;
 use tsunagu_hub::domain::{Clock as _, SystemClock};
+use tsunagu_proto::served::ListEventsPage;
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::{sealed_bytes, staff};
 use tsunagu_tests::{AGENCIES, TRUST_DOMAIN, TestDatabase, TestPki, test_agency, workspace_binary};
@@ -621,6 +622,34 @@ fn print_table(outcomes: &mut [Outcome]) {
     }
 }
 
+/// Whether a `ListEvents` page of 100 after `after` came back full. With `decode`, the client
+/// decodes every event, as an agency's system would; without, it keeps each event as the bytes
+/// it came in (the same wire message, read as `served::ListEventsPage`) and only counts them,
+/// so that the load generator's own decoding does not take the CPU the hub is measured on.
+async fn full_page(client: &Hub, after: u64, decode: bool) -> bool {
+    let request = pb::ListEventsRequest {
+        after_cursor: after,
+        limit: 100,
+    };
+    if decode {
+        return client
+            .events()
+            .list_events(request)
+            .await
+            .is_ok_and(|page| page.into_inner().events.len() == 100);
+    }
+    let mut grpc = tonic::client::Grpc::new(client.channel());
+    if grpc.ready().await.is_err() {
+        return false;
+    }
+    let codec = tonic_prost::ProstCodec::<pb::ListEventsRequest, ListEventsPage>::default();
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/tsunagu.v1.EventService/ListEvents");
+    grpc.unary(tonic::Request::new(request), path, codec)
+        .await
+        .is_ok_and(|page| page.into_inner().events.len() == 100)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -752,28 +781,27 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     // Pages start anywhere among the recipient's events but the last 200, so they are full.
     let window = to_acknowledge_count.saturating_sub(200).max(1) as u64;
-    outcomes.push(
-        closed_loop(
-            "c. ListEvents, pages of 100",
-            &readers,
-            args.in_flight,
-            args.seconds,
-            Some(&hub),
-            move |client, n| async move {
-                Some(
-                    client
-                        .events()
-                        .list_events(pb::ListEventsRequest {
-                            after_cursor: first_cursor + (n as u64 % window),
-                            limit: 100,
-                        })
-                        .await
-                        .is_ok_and(|page| page.into_inner().events.len() == 100),
-                )
-            },
-        )
-        .await,
-    );
+    for decode in [true, false] {
+        let scenario = if decode {
+            "c. ListEvents, pages of 100"
+        } else {
+            "c. ListEvents, pages of 100 (events not decoded)"
+        };
+        outcomes.push(
+            closed_loop(
+                scenario,
+                &readers,
+                args.in_flight,
+                args.seconds,
+                Some(&hub),
+                move |client, n| async move {
+                    let after = first_cursor + (n as u64 % window);
+                    Some(full_page(&client, after, decode).await)
+                },
+            )
+            .await,
+        );
+    }
 
     eprintln!(
         "measuring live delivery to {} subscribers at {}/s…",
