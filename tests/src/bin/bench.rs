@@ -764,18 +764,19 @@ async fn main() -> anyhow::Result<()> {
         .await,
     );
 
-    eprintln!("measuring ListEvents pages of 100…");
-    let first_cursor = recipient_client
+    let first_page = recipient_client
         .events()
         .list_events(pb::ListEventsRequest {
             after_cursor: 0,
-            limit: 1,
+            limit: 100,
         })
         .await?
-        .into_inner()
-        .events
-        .first()
-        .map_or(0, |e| e.cursor);
+        .into_inner();
+    eprintln!(
+        "measuring ListEvents pages of 100 ({} bytes each)…",
+        prost::Message::encoded_len(&first_page)
+    );
+    let first_cursor = first_page.events.first().map_or(0, |e| e.cursor);
     let readers: Vec<Hub> = (0..args.connections)
         .map(|_| recipient_client.clone())
         .collect();
