@@ -63,8 +63,10 @@ struct Waiter {
 }
 
 /// The connection handed to the next writer, with the rows of its reads when they were made.
+/// Dropped unreceived (its writer stopped waiting just after it was sent), the hold in it hands
+/// the connection on again.
 struct Handoff {
-    guard: OwnedMutexGuard<WriterState>,
+    hold: WriterHold,
     fetched: Option<Vec<Vec<SqliteRow>>>,
 }
 
@@ -118,7 +120,7 @@ impl WriterLine {
         let handoff = receiver
             .await
             .map_err(|_| StoreError::corrupt("sqlite writer", "the writer line was dropped"))?;
-        Ok((self.hold(handoff.guard), handoff.fetched))
+        Ok((handoff.hold, handoff.fetched))
     }
 
     fn hold(self: &Arc<Self>, guard: OwnedMutexGuard<WriterState>) -> WriterHold {
@@ -137,7 +139,7 @@ impl WriterLine {
     /// Hands the connection to `next` (with its rows, if made), else to the first in line, else
     /// lets it go.
     fn hand_on(
-        &self,
+        self: &Arc<Self>,
         mut guard: OwnedMutexGuard<WriterState>,
         mut next: Option<(Waiter, Option<Vec<Vec<SqliteRow>>>)>,
     ) {
@@ -156,10 +158,17 @@ impl WriterLine {
                     }
                 }
             };
-            match waiter.handed.send(Handoff { guard, fetched }) {
+            let handoff = Handoff {
+                hold: self.hold(guard),
+                fetched,
+            };
+            match waiter.handed.send(handoff) {
                 Ok(()) => return,
                 // It stopped waiting: the next one, then.
-                Err(back) => guard = back.guard,
+                Err(mut back) => match back.hold.guard.take() {
+                    Some(taken) => guard = taken,
+                    None => return,
+                },
             }
         }
     }
@@ -1020,6 +1029,27 @@ mod tests {
             .expect("the next writer never got the connection")
             .unwrap();
         assert!(seen.is_none(), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_stops_waiting_just_after_the_connection_was_handed_to_it_passes_it_on() {
+        let (_dir, store) = store().await;
+        let line = Arc::clone(&store.writer.line);
+        let (first, _) = line.acquire(Vec::new()).await.unwrap();
+        let next = tokio::spawn({
+            let line = Arc::clone(&line);
+            async move { line.acquire(Vec::new()).await.map(drop) }
+        });
+        until_in_line(&store, 1).await;
+        // Handed over, and the receiver gone before it ever ran again: on this single-threaded
+        // runtime the aborted task is not polled in between.
+        drop(first);
+        next.abort();
+        let _ = next.await;
+        tokio::time::timeout(Duration::from_secs(5), line.acquire(Vec::new()))
+            .await
+            .expect("the connection was lost with the hand-off")
+            .unwrap();
     }
 
     #[tokio::test]
