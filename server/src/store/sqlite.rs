@@ -130,8 +130,17 @@ impl WriterLine {
         }
     }
 
-    /// The first writer in line, taken out of it by the holder, who will hand it the
-    /// connection together with its reads.
+    /// The reads of the first writer in line, taken for the holder to make with its commit;
+    /// `None` when nobody waits.
+    fn reads_of_next(&self) -> Option<Vec<QueuedRead>> {
+        self.queue()
+            .waiting
+            .front_mut()
+            .map(|waiter| std::mem::take(&mut waiter.reads))
+    }
+
+    /// The first writer in line, taken out of it by the holder, who hands it the connection
+    /// together with the reads it made for it.
     fn next_in_line(&self) -> Option<Waiter> {
         self.queue().waiting.pop_front()
     }
@@ -261,18 +270,20 @@ impl BatchMember {
     /// and waits until the batch is on disk.
     async fn commit(mut self, mut waiting: StatementBatch) -> Result<(), StoreError> {
         use futures::TryStreamExt as _;
-        let mut hold = self
-            .hold
-            .take()
-            .unwrap_or_else(|| unreachable!("a batch member commits twice"));
         waiting.push("RELEASE write", Vec::new());
         waiting.push("SAVEPOINT write", Vec::new());
         let own = waiting.statements;
-        let mut next = hold.line.next_in_line();
-        if let Some(next) = next.as_mut() {
-            for read in std::mem::take(&mut next.reads) {
-                waiting.push(&read.sql, read.params);
-            }
+        let hold = self
+            .hold
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("a batch member commits twice"));
+        // The first in line stays first: only the holder takes anyone out of the line. Should
+        // this call be abandoned, that writer gets the connection without its reads and makes
+        // them itself.
+        let next_reads = hold.line.reads_of_next();
+        let reads_for_next = next_reads.is_some();
+        for read in next_reads.unwrap_or_default() {
+            waiting.push(&read.sql, read.params);
         }
         let state = hold.state();
         // Each statement yields its rows, then its result (see `read_after_waiting`).
@@ -294,23 +305,28 @@ impl BatchMember {
         if let Some(error) = failure
             && results.len() < own
         {
-            // This write failed: its savepoint is rolled back before the next one runs.
-            state.rollback_pending = true;
-            hold.release(next.map(|waiter| (waiter, None)));
-            self.wake.notify_one();
+            // This write failed: dropped, it rolls its savepoint back before the next one runs.
+            drop(self);
             return Err(error.into());
         }
         // This write is in the batch. The next writer's reads, if they failed, it makes again.
         state.savepoint_open = true;
         let fetched = (results.len() == waiting.statements).then(|| results.split_off(own));
-        let mut outcome = state
-            .batch
-            .as_ref()
-            .map(|batch| batch.subscribe())
-            .ok_or_else(|| StoreError::corrupt("sqlite writer", "no open batch"))?;
+        let outcome = state.batch.as_ref().map(|batch| batch.subscribe());
+        let hold = self
+            .hold
+            .take()
+            .unwrap_or_else(|| unreachable!("a batch member commits twice"));
         // Hand the connection on before waiting: the next writers join this batch or the next.
-        hold.release(next.map(|waiter| (waiter, fetched)));
+        let next = if reads_for_next {
+            hold.line.next_in_line().map(|waiter| (waiter, fetched))
+        } else {
+            None
+        };
+        hold.release(next);
         self.wake.notify_one();
+        let mut outcome =
+            outcome.ok_or_else(|| StoreError::corrupt("sqlite writer", "no open batch"))?;
         let result = outcome
             .wait_for(Option::is_some)
             .await
@@ -1050,6 +1066,40 @@ mod tests {
             .await
             .expect("the connection was lost with the hand-off")
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_abandoned_half_way_leaves_the_next_writer_its_turn() {
+        let (_dir, store) = store().await;
+        for round in 0..100 {
+            let mut first = store.begin().await.unwrap();
+            first
+                .insert_agency(&agency(&format!("abandoned-{round}")), Timestamp(0))
+                .await
+                .unwrap();
+            let next = tokio::spawn({
+                let store = store.clone();
+                async move {
+                    let agency = id("next");
+                    let mut tx = store.begin_with(&[Lookup::Agency(&agency)]).await?;
+                    tx.agency(&agency).await?;
+                    tx.commit().await
+                }
+            });
+            until_in_line(&store, 1).await;
+            let committing = tokio::spawn(first.commit());
+            // Abandoned at a different point of its call each round.
+            for _ in 0..round % 25 {
+                tokio::task::yield_now().await;
+            }
+            committing.abort();
+            let _ = committing.await;
+            tokio::time::timeout(Duration::from_secs(5), next)
+                .await
+                .expect("the next writer never got its turn")
+                .unwrap()
+                .unwrap();
+        }
     }
 
     #[tokio::test]
