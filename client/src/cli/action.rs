@@ -219,11 +219,13 @@ fn verb_name(verb: AckVerb) -> String {
 /// Sends an action: resolves the referral id, seals the note (if any) to every active key of
 /// both parties of the referral that the caller may see, of the caller's agency and, for a case
 /// registered with 要対協, of the coordinator, and records it.
+/// With `retry_key` (an explicit `--idempotency-key`), the sealed note is kept for a retry.
 pub async fn record(
     ctx: &Context,
     hub: &Hub,
     mut request: RecordReferralActionRequest,
     note: Option<Vec<u8>>,
+    retry_key: Option<&str>,
 ) -> anyhow::Result<RecordReferralActionResponse> {
     request.referral_id = resolve_referral_id(hub, &request.referral_id).await?;
     if let Some(plaintext) = note {
@@ -242,7 +244,17 @@ pub async fn record(
             .collect();
         let case = get_case(hub, &referral.case_id).await?;
         let mut sealer = ctx.sealer(hub)?;
-        request.note = Some(seal_for(ctx, &mut sealer, &plaintext, &parties, Some(&case)).await?);
+        request.note = Some(
+            seal_for(
+                ctx,
+                &mut sealer,
+                &plaintext,
+                &parties,
+                Some(&case),
+                retry_key,
+            )
+            .await?,
+        );
     }
     Ok(hub
         .referrals()
@@ -288,17 +300,18 @@ async fn run_action(
     ctx: &Context,
     request: RecordReferralActionRequest,
     note: &NoteArgs,
+    write: &WriteArgs,
 ) -> anyhow::Result<()> {
     let note = read_payload(note.note_file.as_deref(), note.note_text.as_deref())?;
     let action = request.action();
     let hub = ctx.connect().await?;
-    let answer = record(ctx, &hub, request, note).await?;
+    let answer = record(ctx, &hub, request, note, write.idempotency_key.as_deref()).await?;
     print_outcome(ctx, action, &answer)
 }
 
 pub async fn run_ack(ctx: &Context, args: AckArgs) -> anyhow::Result<()> {
     let request = ack_request(&args)?;
-    run_action(ctx, request, &args.note).await
+    run_action(ctx, request, &args.note, &args.write).await
 }
 
 pub async fn run_cancel(ctx: &Context, args: CancelArgs) -> anyhow::Result<()> {
@@ -311,7 +324,7 @@ pub async fn run_cancel(ctx: &Context, args: CancelArgs) -> anyhow::Result<()> {
         idempotency_key: args.write.idempotency_key(),
         ..RecordReferralActionRequest::default()
     };
-    run_action(ctx, request, &args.note).await
+    run_action(ctx, request, &args.note, &args.write).await
 }
 
 pub async fn run_confirm(ctx: &Context, args: ConfirmArgs) -> anyhow::Result<()> {
@@ -323,7 +336,7 @@ pub async fn run_confirm(ctx: &Context, args: ConfirmArgs) -> anyhow::Result<()>
         idempotency_key: args.write.idempotency_key(),
         ..RecordReferralActionRequest::default()
     };
-    run_action(ctx, request, &args.note).await
+    run_action(ctx, request, &args.note, &args.write).await
 }
 
 #[cfg(test)]

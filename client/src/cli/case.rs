@@ -127,7 +127,17 @@ async fn open(ctx: &Context, args: OpenArgs) -> anyhow::Result<()> {
     let hub = ctx.connect().await?;
     let readers: Vec<&str> = args.readers.iter().map(String::as_str).collect();
     let mut sealer = ctx.sealer(&hub)?;
-    let header = Some(seal_for(ctx, &mut sealer, &header, &readers, None).await?);
+    let header = Some(
+        seal_for(
+            ctx,
+            &mut sealer,
+            &header,
+            &readers,
+            None,
+            args.write.idempotency_key.as_deref(),
+        )
+        .await?,
+    );
     let case = hub
         .cases()
         .open_case(OpenCaseRequest {

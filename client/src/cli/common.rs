@@ -24,6 +24,7 @@ use tsunagu_proto::v1::{
 };
 
 use super::Context;
+use super::retries::SealedRetries;
 use super::views::SealedView;
 
 /// The staff member acting, sent with every write (recorded by the hub, never trusted).
@@ -63,8 +64,8 @@ pub struct WriteArgs {
     #[command(flatten)]
     pub staff: StaffArgs,
 
-    /// Key that makes a retry safe: the hub returns the first result for a repeated key
-    /// [default: a fresh UUID v4]
+    /// Key that makes a retry safe: the hub returns the first result for a repeated key, and
+    /// running the same command again resends the content it sealed [default: a fresh UUID v4]
     #[arg(long, value_name = "KEY", value_parser = parse_idempotency_key)]
     pub idempotency_key: Option<String>,
 }
@@ -405,13 +406,16 @@ pub fn read_payload(file: Option<&Path>, text: Option<&str>) -> anyhow::Result<O
 /// directory, of `agencies`, of the caller's own agency and, when `case` is registered with the
 /// 要対協, of its municipality's coordinators; checked against the profile's known keys. Tells
 /// the user what changed about other agencies' keys, and warns when the caller's own identity
-/// file holds none of its agency's active keys (it could not open what it sends).
+/// file holds none of its agency's active keys (it could not open what it sends). For a write
+/// sent with an explicit `--idempotency-key` (`retry_key`), the sealed bytes are kept, and sent
+/// again when the same command is run again (see `retries`).
 pub async fn seal_for(
     ctx: &Context,
     sealer: &mut Sealer,
     plaintext: &[u8],
     agencies: &[&str],
     case: Option<&Case>,
+    retry_key: Option<&str>,
 ) -> anyhow::Result<Sealed> {
     let plan = sealer.plan(agencies, case).await;
     ctx.report_key_notices(sealer);
@@ -433,7 +437,28 @@ pub async fn seal_for(
              `tsunagu keys init`)"
         );
     }
-    Ok(plan.seal(plaintext)?)
+    let retries = match (retry_key, ctx.credentials()) {
+        (Some(key), Ok(credentials)) => Some(SealedRetries::new(
+            SealedRetries::dir_for(&credentials.known_keys),
+            key,
+        )),
+        _ => None,
+    };
+    if let Some(retries) = &retries
+        && let Some(age) = retries.recall(plan.recipients(), plaintext, ctx.identities())
+    {
+        return Ok(Sealed { age });
+    }
+    let sealed = plan.seal(plaintext)?;
+    if let Some(retries) = &retries
+        && let Err(error) = retries.keep(plan.recipients(), &sealed.age)
+    {
+        eprintln!(
+            "warning: could not keep the sealed content for a retry ({error}); running this \
+             command again with the same --idempotency-key will be refused as a different request"
+        );
+    }
+    Ok(sealed)
 }
 
 /// The case a sealed field is about (its registration with the 要対協 decides whether the

@@ -166,7 +166,17 @@ async fn record(ctx: &Context, args: RecordArgs) -> anyhow::Result<()> {
         // Evidence is for the recording agency, and for the coordinator of a 要対協 case.
         let case = get_case(&hub, &request.case_id).await?;
         let mut sealer = ctx.sealer(&hub)?;
-        request.evidence = Some(seal_for(ctx, &mut sealer, &evidence, &[], Some(&case)).await?);
+        request.evidence = Some(
+            seal_for(
+                ctx,
+                &mut sealer,
+                &evidence,
+                &[],
+                Some(&case),
+                args.write.idempotency_key.as_deref(),
+            )
+            .await?,
+        );
     }
     let consent = hub
         .cases()

@@ -634,12 +634,21 @@ async fn seal_for_council(
     plaintext: &[u8],
     municipality: &str,
     case_id: &str,
+    retry_key: Option<&str>,
 ) -> anyhow::Result<tsunagu_proto::v1::Sealed> {
     let case = get_case(hub, case_id).await?;
     let council = readers(hub, municipality).await?;
     let council: Vec<&str> = council.iter().map(String::as_str).collect();
     let mut sealer = ctx.sealer(hub)?;
-    seal_for(ctx, &mut sealer, plaintext, &council, Some(&case)).await
+    seal_for(
+        ctx,
+        &mut sealer,
+        plaintext,
+        &council,
+        Some(&case),
+        retry_key,
+    )
+    .await
 }
 
 // ---- The subcommands ----
@@ -654,9 +663,16 @@ async fn register(ctx: &Context, args: RegisterArgs) -> anyhow::Result<()> {
     let case = get_case(&hub, &case_id).await?;
     let key_person = match key_person {
         Some(plaintext) => Some(
-            seal_for_council(ctx, &hub, &plaintext, &case.municipality, &case_id)
-                .await
-                .context("sealing the key person (キーパーソン)")?,
+            seal_for_council(
+                ctx,
+                &hub,
+                &plaintext,
+                &case.municipality,
+                &case_id,
+                args.write.idempotency_key.as_deref(),
+            )
+            .await
+            .context("sealing the key person (キーパーソン)")?,
         ),
         None => None,
     };
@@ -926,9 +942,16 @@ async fn decide(ctx: &Context, args: DecideArgs) -> anyhow::Result<()> {
     )?;
     let plan = match plan {
         Some(plaintext) => Some(
-            seal_for_council(ctx, &hub, &plaintext, &meeting.municipality, &case_id)
-                .await
-                .context("sealing the plan (役割分担・支援計画)")?,
+            seal_for_council(
+                ctx,
+                &hub,
+                &plaintext,
+                &meeting.municipality,
+                &case_id,
+                args.write.idempotency_key.as_deref(),
+            )
+            .await
+            .context("sealing the plan (役割分担・支援計画)")?,
         ),
         None => None,
     };

@@ -115,6 +115,7 @@ impl Actor {
             &self.hub,
             request,
             note.map(|text| text.as_bytes().to_vec()),
+            None,
         )
         .await?;
         answer
@@ -131,7 +132,15 @@ impl Actor {
         case: Option<&Case>,
     ) -> anyhow::Result<Sealed> {
         let mut sealer = self.ctx.sealer(&self.hub)?;
-        seal_for(&self.ctx, &mut sealer, plaintext.as_bytes(), agencies, case).await
+        seal_for(
+            &self.ctx,
+            &mut sealer,
+            plaintext.as_bytes(),
+            agencies,
+            case,
+            None,
+        )
+        .await
     }
 
     async fn referral(&self, referral_id: &str) -> anyhow::Result<Referral> {

@@ -19,6 +19,7 @@ mod inbox;
 mod keys;
 mod note;
 mod refer;
+mod retries;
 mod show;
 mod tables;
 mod views;
@@ -117,6 +118,8 @@ Every write records the acting staff member (--staff-name, --staff-role, or $TSU
 $TSUNAGU_STAFF_ROLE) and sends an idempotency key (--idempotency-key, default a fresh UUID), so
 a retry with the same key is safe. Sealed content (headers, bodies, notes, evidence) is
 encrypted with age on this machine; it is only printed when you ask (--reveal, --body-out).
+With --idempotency-key, what a write sealed is kept (encrypted, next to the known-keys file,
+for 30 days), so running the same command again sends the same bytes and gets the first answer.
 
 Errors are printed as `error: <what went wrong>: <message>` and exit with status 1.";
 

@@ -106,7 +106,17 @@ pub async fn run(ctx: &Context, args: NoteArgs) -> anyhow::Result<()> {
     let case = get_case(&hub, &request.case_id).await?;
     let mut sealer = ctx.sealer(&hub)?;
     let recipients: Vec<&str> = request.to_agencies.iter().map(String::as_str).collect();
-    request.body = Some(seal_for(ctx, &mut sealer, &body, &recipients, Some(&case)).await?);
+    request.body = Some(
+        seal_for(
+            ctx,
+            &mut sealer,
+            &body,
+            &recipients,
+            Some(&case),
+            args.write.idempotency_key.as_deref(),
+        )
+        .await?,
+    );
     let note = hub
         .referrals()
         .send_note(request)

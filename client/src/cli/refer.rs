@@ -132,7 +132,17 @@ pub async fn run(ctx: &Context, args: ReferArgs) -> anyhow::Result<()> {
     request.case_id = resolve_case_id(&hub, &args.case_id).await?;
     let case = get_case(&hub, &request.case_id).await?;
     let mut sealer = ctx.sealer(&hub)?;
-    request.body = Some(seal_for(ctx, &mut sealer, &body, &[args.to.as_str()], Some(&case)).await?);
+    request.body = Some(
+        seal_for(
+            ctx,
+            &mut sealer,
+            &body,
+            &[args.to.as_str()],
+            Some(&case),
+            args.write.idempotency_key.as_deref(),
+        )
+        .await?,
+    );
     let referral = hub
         .referrals()
         .send_referral(request)

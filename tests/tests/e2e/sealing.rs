@@ -990,3 +990,94 @@ fn the_demo_seals_with_the_dev_keys_the_hub_published_and_leaves_no_plaintext_be
         );
     }
 }
+
+#[test]
+fn running_a_sealing_command_again_with_its_idempotency_key_gets_the_first_answer() {
+    let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new(&hub_binary)
+        .current_dir(dir.path())
+        .args(["certs", "dev", "--dir", "certs-dev"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let port = free_port();
+    let mut hub = ChildGuard(
+        Command::new(&hub_binary)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TSUNAGU_LISTEN", format!("127.0.0.1:{port}"))
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut hub.0);
+    let open = |key: &str, header: &str| {
+        tsunagu(
+            dir.path(),
+            port,
+            &[
+                "--as",
+                "aoba-kodomo",
+                "--json",
+                "case",
+                "open",
+                "--municipality",
+                "141178",
+                "--category",
+                "general",
+                "--stage",
+                "postnatal",
+                "--header-text",
+                header,
+                "--idempotency-key",
+                key,
+            ],
+        )
+    };
+    let case_id = |output: &std::process::Output| {
+        assert!(output.status.success(), "{output:?}");
+        let view: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        view["case_id"].as_str().unwrap().to_owned()
+    };
+
+    // The header is sealed afresh on every run; a retry sends the bytes the first run sealed,
+    // so the hub answers it with the first case.
+    let first = case_id(&open("retry-1", "氏名: 架空 一郎"));
+    let again = case_id(&open("retry-1", "氏名: 架空 一郎"));
+    assert_eq!(again, first);
+
+    // Other content under the same key is still another request, and refused.
+    let changed = open("retry-1", "氏名: 架空 二郎");
+    assert!(!changed.status.success(), "{changed:?}");
+    let message = String::from_utf8_lossy(&changed.stderr);
+    assert!(message.contains("already used"), "{message}");
+
+    // A new key is a new case; nothing of the header is kept in the clear.
+    let other = case_id(&open("retry-2", "氏名: 架空 一郎"));
+    assert_ne!(other, first);
+    for entry in walk(&dir.path().join("state")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!contains(&bytes, "架空".as_bytes()), "{entry:?}");
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
