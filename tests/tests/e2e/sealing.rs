@@ -913,6 +913,33 @@ async fn a_verified_key_that_is_retired_stops_sealing_until_the_change_is_accept
     hub.stop().await;
 }
 
+/// The real `tsunagu-hub serve` in `dir`, on its embedded defaults with a fresh development PKI,
+/// as the README's newcomer runs it; stopped when the guard is dropped.
+fn serve_dev_hub(dir: &Path) -> (u16, ChildGuard) {
+    let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
+    let made = Command::new(&hub_binary)
+        .current_dir(dir)
+        .args(["certs", "dev", "--dir", "certs-dev"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let port = free_port();
+    let mut hub = ChildGuard(
+        Command::new(&hub_binary)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TSUNAGU_LISTEN", format!("127.0.0.1:{port}"))
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut hub.0);
+    (port, hub)
+}
+
 /// Runs the `tsunagu` CLI in `dir` against the hub on `port`, with its own state directory.
 fn tsunagu(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
     Command::new(workspace_binary("tsunagu-client", "tsunagu"))
@@ -929,28 +956,8 @@ fn tsunagu(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_demo_seals_with_the_dev_keys_the_hub_published_and_leaves_no_plaintext_behind() {
-    let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
     let dir = tempfile::tempdir().unwrap();
-    let made = Command::new(&hub_binary)
-        .current_dir(dir.path())
-        .args(["certs", "dev", "--dir", "certs-dev"])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let port = free_port();
-    let mut hub = ChildGuard(
-        Command::new(&hub_binary)
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("TSUNAGU_LISTEN", format!("127.0.0.1:{port}"))
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut hub.0);
+    let (port, _hub) = serve_dev_hub(dir.path());
 
     let keys = tsunagu(
         dir.path(),
@@ -993,28 +1000,8 @@ fn the_demo_seals_with_the_dev_keys_the_hub_published_and_leaves_no_plaintext_be
 
 #[test]
 fn running_a_sealing_command_again_with_its_idempotency_key_gets_the_first_answer() {
-    let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
     let dir = tempfile::tempdir().unwrap();
-    let made = Command::new(&hub_binary)
-        .current_dir(dir.path())
-        .args(["certs", "dev", "--dir", "certs-dev"])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
-    let port = free_port();
-    let mut hub = ChildGuard(
-        Command::new(&hub_binary)
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("TSUNAGU_LISTEN", format!("127.0.0.1:{port}"))
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut hub.0);
+    let (port, _hub) = serve_dev_hub(dir.path());
     let open = |key: &str, header: &str| {
         tsunagu(
             dir.path(),
