@@ -495,3 +495,18 @@ fn database_url(server: &str, name: &str) -> String {
         .unwrap_or(base.len());
     format!("{}/{name}{query}", &base[..authority_end])
 }
+
+/// Runs the real `tsunagu` CLI in `dir` against the hub on `port`, with its own state directory
+/// (`dir/state`) and none of the caller's configuration.
+pub fn tsunagu(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(workspace_binary("tsunagu-client", "tsunagu"))
+        .current_dir(dir)
+        .env_remove("TSUNAGU_CONFIG")
+        .env_remove("TSUNAGU_CERTS_DEV")
+        .env_remove("TSUNAGU_KNOWN_KEYS")
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .args(["--hub", &format!("https://127.0.0.1:{port}")])
+        .args(args)
+        .output()
+        .unwrap()
+}

@@ -101,11 +101,14 @@ impl SealedRetries {
         std::fs::create_dir_all(&self.dir)?;
         self.remove_old();
         let slot = self.slot(recipients);
-        let taken = self.kept(&slot).len();
-        let path = (taken..)
-            .map(|n| self.dir.join(format!("{slot}-{n}.age")))
-            .find(|path| !path.exists())
-            .unwrap_or_else(|| self.dir.join(format!("{slot}-{taken}.age")));
+        let mut n = self.kept(&slot).len();
+        let path = loop {
+            let path = self.dir.join(format!("{slot}-{n}.age"));
+            if !path.exists() {
+                break path;
+            }
+            n += 1;
+        };
         // Written whole, then renamed: a retry never reads half a file.
         let partial = path.with_extension("partial");
         std::fs::write(&partial, sealed)?;

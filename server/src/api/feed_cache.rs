@@ -148,6 +148,7 @@ impl FeedCache {
     }
 
     /// Bytes counted for what is held now.
+    #[cfg(test)]
     pub fn held_bytes(&self) -> usize {
         self.inner
             .lock()

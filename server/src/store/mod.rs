@@ -84,6 +84,9 @@ impl StoreError {
     }
 }
 
+/// Entries of an agency's feed, each with the referral event it is about.
+pub type FeedPage = Vec<(FeedEvent, Option<ReferralEvent>)>;
+
 /// The hub's database.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -119,15 +122,9 @@ pub trait Store: Send + Sync + 'static {
         agency: &AgencyId,
         after: u64,
         limit: u32,
-    ) -> Result<Vec<(FeedEvent, Option<ReferralEvent>)>, StoreError> {
-        let mut tx = self.read().await?;
-        tx.feed(agency, after, limit).await
-    }
+    ) -> Result<FeedPage, StoreError>;
     /// The last cursor `agency` acknowledged, as one statement outside any transaction.
-    async fn feed_acknowledged(&self, agency: &AgencyId) -> Result<u64, StoreError> {
-        let mut tx = self.read().await?;
-        tx.feed_acknowledged(agency).await
-    }
+    async fn feed_acknowledged(&self, agency: &AgencyId) -> Result<u64, StoreError>;
     /// Checks that the database answers (for health).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes every connection.
@@ -272,13 +269,6 @@ pub trait Transaction:
     // The event feed.
     /// Appends an entry to its agency's feed (its cursor is assigned in commit order).
     async fn append_feed(&mut self, entry: &FeedEntry) -> Result<(), StoreError>;
-    /// Entries of `agency` after `after`, with the referral event each one is about.
-    async fn feed(
-        &mut self,
-        agency: &AgencyId,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<(FeedEvent, Option<ReferralEvent>)>, StoreError>;
     /// The cursor of the agency's newest entry (0 when none).
     async fn feed_end(&mut self, agency: &AgencyId) -> Result<u64, StoreError>;
     async fn feed_acknowledged(&mut self, agency: &AgencyId) -> Result<u64, StoreError>;

@@ -130,13 +130,7 @@ impl Store for PostgresStore {
         agency: &crate::domain::AgencyId,
         after: u64,
         limit: u32,
-    ) -> Result<
-        Vec<(
-            crate::domain::records::FeedEvent,
-            Option<crate::domain::records::ReferralEvent>,
-        )>,
-        StoreError,
-    > {
+    ) -> Result<super::FeedPage, StoreError> {
         read_feed_page(&self.pool, agency, after, limit).await
     }
 

@@ -386,13 +386,7 @@ macro_rules! store_feed_reads {
             agency: &$crate::domain::AgencyId,
             after: u64,
             limit: u32,
-        ) -> Result<
-            Vec<(
-                $crate::domain::records::FeedEvent,
-                Option<$crate::domain::records::ReferralEvent>,
-            )>,
-            $crate::store::StoreError,
-        > {
+        ) -> Result<$crate::store::FeedPage, $crate::store::StoreError> {
             let rows = sqlx::query($crate::store::queries::FEED_PAGE)
                 .bind(agency.as_str())
                 .bind(i64::try_from(after).unwrap_or(i64::MAX))
@@ -1370,24 +1364,6 @@ macro_rules! transaction_queries {
                     self.touched.push(entry.agency_id.clone());
                 }
                 Ok(())
-            }
-
-            async fn feed(
-                &mut self,
-                agency: &$crate::domain::AgencyId,
-                after: u64,
-                limit: u32,
-            ) -> Result<
-                Vec<($crate::domain::records::FeedEvent, Option<$crate::domain::records::ReferralEvent>)>,
-                $crate::store::StoreError,
-            > {
-                let rows = sqlx::query($crate::store::queries::FEED_PAGE)
-                    .bind(agency.as_str())
-                    .bind(i64::try_from(after).unwrap_or(i64::MAX))
-                    .bind(i64::from(limit))
-                    .fetch_all(self.conn().await?)
-                    .await?;
-                rows.iter().map(feed_from_row).collect()
             }
 
             async fn feed_end(

@@ -269,7 +269,6 @@ impl BatchMember {
     /// writer in line, all in one call to the connection's thread; hands the connection on;
     /// and waits until the batch is on disk.
     async fn commit(mut self, mut waiting: StatementBatch) -> Result<(), StoreError> {
-        use futures::TryStreamExt as _;
         waiting.push("RELEASE write", Vec::new());
         waiting.push("SAVEPOINT write", Vec::new());
         let own = waiting.statements;
@@ -286,22 +285,7 @@ impl BatchMember {
             waiting.push(&read.sql, read.params);
         }
         let state = hold.state();
-        // Each statement yields its rows, then its result (see `read_after_waiting`).
-        let (mut results, mut rows) = (Vec::new(), Vec::new());
-        let failure = {
-            // Several statements in one query: see `write_checked`.
-            #[allow(deprecated)]
-            let mut steps = bind_params(sqlx::query(&waiting.sql), &waiting.params)
-                .fetch_many(&mut state.connection);
-            loop {
-                match steps.try_next().await {
-                    Ok(Some(sqlx::Either::Left(_))) => results.push(std::mem::take(&mut rows)),
-                    Ok(Some(sqlx::Either::Right(row))) => rows.push(row),
-                    Ok(None) => break None,
-                    Err(error) => break Some(error),
-                }
-            }
-        };
+        let (mut results, failure) = run_batch(&mut state.connection, &waiting).await;
         if let Some(error) = failure
             && results.len() < own
         {
@@ -444,6 +428,28 @@ async fn roll_back_abandoned(state: &mut WriterState) {
             .await
         {
             tracing::debug!(%error, "no savepoint to roll back");
+        }
+    }
+}
+
+/// Runs `batch` in one call to the connection's thread. Each statement yields its rows, then
+/// its result (writes yield no rows), so the answer is one list of rows per statement that
+/// finished, with the error that stopped the rest, if any.
+async fn run_batch(
+    connection: &mut SqliteConnection,
+    batch: &StatementBatch,
+) -> (Vec<Vec<SqliteRow>>, Option<sqlx::Error>) {
+    use futures::TryStreamExt as _;
+    // Several statements in one query: see `write_checked`.
+    #[allow(deprecated)]
+    let mut steps = bind_params(sqlx::query(&batch.sql), &batch.params).fetch_many(connection);
+    let (mut results, mut rows) = (Vec::new(), Vec::new());
+    loop {
+        match steps.try_next().await {
+            Ok(Some(sqlx::Either::Left(_))) => results.push(std::mem::take(&mut rows)),
+            Ok(Some(sqlx::Either::Right(row))) => rows.push(row),
+            Ok(None) => return (results, None),
+            Err(error) => return (results, Some(error)),
         }
     }
 }
@@ -600,24 +606,15 @@ impl SqliteTransaction {
         &mut self,
         lookups: &[Lookup<'_>],
     ) -> Result<Vec<Vec<SqliteRow>>, StoreError> {
-        use futures::TryStreamExt as _;
         self.fetched.clear();
         let mut batch = std::mem::take(&mut self.waiting);
         for lookup in lookups {
             let (sql, params) = lookup.statement();
             batch.push(&sql, params);
         }
-        // Several statements in one query: see `write_checked`.
-        #[allow(deprecated)]
-        let mut steps =
-            bind_params(sqlx::query(&batch.sql), &batch.params).fetch_many(&mut *self.tx);
-        // Each statement yields its rows, then its result; the writes yield no rows.
-        let (mut results, mut rows) = (Vec::new(), Vec::new());
-        while let Some(step) = steps.try_next().await? {
-            match step {
-                sqlx::Either::Left(_) => results.push(std::mem::take(&mut rows)),
-                sqlx::Either::Right(row) => rows.push(row),
-            }
+        let (mut results, failure) = run_batch(&mut self.tx, &batch).await;
+        if let Some(error) = failure {
+            return Err(error.into());
         }
         let Some(first) = results.len().checked_sub(lookups.len()) else {
             return Err(StoreError::corrupt(
@@ -814,13 +811,7 @@ impl Store for SqliteStore {
         agency: &crate::domain::AgencyId,
         after: u64,
         limit: u32,
-    ) -> Result<
-        Vec<(
-            crate::domain::records::FeedEvent,
-            Option<crate::domain::records::ReferralEvent>,
-        )>,
-        StoreError,
-    > {
+    ) -> Result<super::FeedPage, StoreError> {
         read_feed_page(&self.readers, agency, after, limit).await
     }
 

@@ -14,7 +14,7 @@ use tsunagu_hub::domain::Clock as _;
 use tsunagu_hub::domain::audit::{AuditRecord, ChainBreak, ChainHead, chain};
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::*;
-use tsunagu_tests::{MUNICIPALITY, OTHER_MUNICIPALITY, TestHub, workspace_binary};
+use tsunagu_tests::{MUNICIPALITY, OTHER_MUNICIPALITY, TestHub, tsunagu, workspace_binary};
 
 use crate::operator::{ChildGuard, free_port, wait_for_port};
 
@@ -1108,20 +1108,6 @@ async fn the_reporter_of_an_abuse_notification_is_hidden_in_audit_listings_but_f
         assert!(hidden >= 2, "{name}: {hidden} hidden records");
     }
     hub.stop().await;
-}
-
-/// The `tsunagu` CLI run in `dir` against the hub on `port`, acting as a development agency.
-fn tsunagu(dir: &std::path::Path, port: u16, args: &[&str]) -> std::process::Output {
-    Command::new(workspace_binary("tsunagu-client", "tsunagu"))
-        .current_dir(dir)
-        .env_remove("TSUNAGU_CONFIG")
-        .env_remove("TSUNAGU_CERTS_DEV")
-        .env_remove("TSUNAGU_KNOWN_KEYS")
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .args(["--hub", &format!("https://127.0.0.1:{port}")])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

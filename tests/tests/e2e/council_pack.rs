@@ -15,7 +15,7 @@ use tsunagu_client::render::short_id;
 use tsunagu_client::sealing::Sealer;
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::*;
-use tsunagu_tests::{MUNICIPALITY, TestHub, workspace_binary};
+use tsunagu_tests::{MUNICIPALITY, TestHub, tsunagu, workspace_binary};
 
 use crate::operator::{ChildGuard, free_port, wait_for_port};
 
@@ -593,20 +593,6 @@ async fn a_printed_individual_case_pack_starts_every_case_on_a_page_of_its_own()
     let first = tools.page_text(&pdf_path, 2);
     assert!(first.contains("保育園が登園を見守る"), "{first}");
     hub.stop().await;
-}
-
-/// Runs the `tsunagu` CLI in `dir` against the hub on `port`, with its own state directory.
-fn tsunagu(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
-    Command::new(workspace_binary("tsunagu-client", "tsunagu"))
-        .current_dir(dir)
-        .env_remove("TSUNAGU_CONFIG")
-        .env_remove("TSUNAGU_CERTS_DEV")
-        .env_remove("TSUNAGU_KNOWN_KEYS")
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .args(["--hub", &format!("https://127.0.0.1:{port}")])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// Runs the CLI, asserts it succeeded and returns its stdout.

@@ -16,7 +16,7 @@ use tsunagu_client::trust::{KeyNotice, KnownKeys};
 use tsunagu_client::{ClientError, Hub};
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::*;
-use tsunagu_tests::{MUNICIPALITY, TestHub, workspace_binary};
+use tsunagu_tests::{MUNICIPALITY, TestHub, tsunagu, workspace_binary};
 
 use crate::operator::{ChildGuard, free_port, wait_for_port};
 
@@ -938,20 +938,6 @@ fn serve_dev_hub(dir: &Path) -> (u16, ChildGuard) {
     );
     wait_for_port(port, &mut hub.0);
     (port, hub)
-}
-
-/// Runs the `tsunagu` CLI in `dir` against the hub on `port`, with its own state directory.
-fn tsunagu(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
-    Command::new(workspace_binary("tsunagu-client", "tsunagu"))
-        .current_dir(dir)
-        .env_remove("TSUNAGU_CONFIG")
-        .env_remove("TSUNAGU_CERTS_DEV")
-        .env_remove("TSUNAGU_KNOWN_KEYS")
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .args(["--hub", &format!("https://127.0.0.1:{port}")])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]
