@@ -142,6 +142,55 @@ pub enum ClientError {
         active: Vec<String>,
     },
 
+    /// The hub's audit log no longer holds the newest head this profile saw: records were cut off
+    /// its end, or an older copy of its database was restored.
+    #[error(
+        "the hub's audit log was rolled back: this profile saw record {remembered} ({}) as its \
+         newest, but {served}. Records of who read or changed case data were deleted, or an older \
+         copy of the hub's database was restored. Stop and contact the hub operator; once the \
+         operator has explained it, remove {} to start checking afresh. \
+         (ハブの監査ログが巻き戻されています。以前に確認した記録が消えています。作業を止めて、\
+         ハブの運用者に連絡してください。)",
+        crate::audit_head::short(.remembered_hash),
+        .file.display()
+    )]
+    AuditRollback {
+        remembered: u64,
+        remembered_hash: String,
+        /// What the hub serves now, in words.
+        served: String,
+        /// The remembered-head file.
+        file: PathBuf,
+    },
+
+    /// The hub signs its audit head with another key than the one this profile pinned.
+    #[error(
+        "the hub's audit signing key changed: this profile pinned {pinned}, the hub now signs \
+         with {served}. Contact the hub operator and compare the key `tsunagu-hub audit head` \
+         prints; only if it matches, remove {} to pin the new key. \
+         (ハブの監査署名鍵が変わりました。ハブの運用者に連絡して確認してください。)",
+        .file.display()
+    )]
+    AuditKeyChanged {
+        pinned: String,
+        served: String,
+        file: PathBuf,
+    },
+
+    /// The hub's audit head does not carry a valid signature by the key it names.
+    #[error(
+        "the hub's audit head is not validly signed: contact the hub operator \
+         (ハブの監査ログの署名が正しくありません。ハブの運用者に連絡してください)"
+    )]
+    AuditHeadUnsigned,
+
+    /// The hub's signed audit head is not well formed.
+    #[error(
+        "the hub's signed audit head is malformed ({0}): contact the hub operator \
+         (ハブの運用者に連絡してください)"
+    )]
+    AuditHeadMalformed(String),
+
     /// The hub answered a call with an error status. The status is shown as
     /// `<phrase>: <message>` and deliberately not exposed as an error source, so that a report
     /// of the error chain does not repeat it in tonic's own wording.

@@ -10,6 +10,7 @@ use tsunagu_proto::v1::case_service_client::CaseServiceClient;
 use tsunagu_proto::v1::council_service_client::CouncilServiceClient;
 use tsunagu_proto::v1::directory_service_client::DirectoryServiceClient;
 use tsunagu_proto::v1::event_service_client::EventServiceClient;
+use tsunagu_proto::v1::outcome_service_client::OutcomeServiceClient;
 use tsunagu_proto::v1::referral_service_client::ReferralServiceClient;
 
 use crate::error::{ClientError, error_chain};
@@ -120,6 +121,30 @@ pub struct Hub {
 impl Hub {
     /// Connects to the hub over TLS, presenting the agency certificate when one is given.
     pub async fn connect(opts: &ConnectOptions) -> Result<Hub, ClientError> {
+        let (endpoint, endpoint_text) = Self::endpoint_for(opts)?;
+        let channel = endpoint.connect().await.map_err(|e| ClientError::Connect {
+            endpoint: endpoint_text.clone(),
+            detail: error_chain(&e),
+        })?;
+        Ok(Hub {
+            channel,
+            endpoint: endpoint_text,
+        })
+    }
+
+    /// Prepares a connection that is made on the first call, and made again after it breaks:
+    /// for a long-running process (the console) that must start, and stay up, while the hub is
+    /// down. Each call then fails with [`ClientError::Connect`] until the hub answers.
+    pub fn connect_lazy(opts: &ConnectOptions) -> Result<Hub, ClientError> {
+        let (endpoint, endpoint_text) = Self::endpoint_for(opts)?;
+        Ok(Hub {
+            channel: endpoint.connect_lazy(),
+            endpoint: endpoint_text,
+        })
+    }
+
+    /// The endpoint with its TLS settings and timeouts, and its normalised address.
+    fn endpoint_for(opts: &ConnectOptions) -> Result<(Endpoint, String), ClientError> {
         let endpoint_text = normalise_endpoint(&opts.endpoint)?;
         if !opts
             .ca_pem
@@ -142,14 +167,7 @@ impl Hub {
                 endpoint: endpoint_text.clone(),
                 detail: error_chain(&e),
             })?;
-        let channel = endpoint.connect().await.map_err(|e| ClientError::Connect {
-            endpoint: endpoint_text.clone(),
-            detail: error_chain(&e),
-        })?;
-        Ok(Hub {
-            channel,
-            endpoint: endpoint_text,
-        })
+        Ok((endpoint, endpoint_text))
     }
 
     /// The address this hub was reached at.
@@ -218,6 +236,11 @@ impl Hub {
     /// The audit log.
     pub fn audit(&self) -> AuditServiceClient<Channel> {
         AuditServiceClient::new(self.channel())
+    }
+
+    /// Outcomes: counts and durations of the caller's referrals.
+    pub fn outcomes(&self) -> OutcomeServiceClient<Channel> {
+        OutcomeServiceClient::new(self.channel())
     }
 }
 

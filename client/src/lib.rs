@@ -15,10 +15,13 @@
 //! # }
 //! ```
 
+pub mod audit_head;
+pub mod console;
 pub mod council;
 pub mod error;
 pub mod hub;
 pub mod keys;
+pub mod outcomes;
 pub mod pack;
 pub mod profile;
 pub mod render;

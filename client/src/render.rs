@@ -385,6 +385,7 @@ coded!(FollowUpStatus {
     Overdue => "overdue", "期限超過";
     DueSoon => "due_soon", "期限間近";
     BasisReview => "basis_review", "根拠確認";
+    NextStepNeeded => "next_step_needed", "次の支援が必要";
 });
 
 coded!(FeedEventKind {

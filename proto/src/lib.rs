@@ -7,6 +7,7 @@ pub mod v1 {
     tonic::include_proto!("tsunagu.v1");
 }
 
+pub mod audit_head;
 pub mod served;
 
 /// The encoded `FileDescriptorSet` of every tsunagu.v1 file, for gRPC server reflection.

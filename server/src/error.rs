@@ -57,6 +57,22 @@ impl Error {
         Self::invalid(field, "is required")
     }
 
+    /// The one refusal for an id the caller may not see, whether or not it exists: the same code
+    /// and message either way, so that probing ids tells a non-participant nothing (no
+    /// existence oracle). The id is not repeated: the caller knows what it asked for.
+    pub fn not_visible(what: &'static str, caller: &crate::domain::AgencyId) -> Self {
+        let why = if what == "meeting" {
+            "your agency does not sit on its 要対協 (only the council's members and its \
+             coordinator see its meetings and packs)"
+        } else {
+            "your agency takes no part in it"
+        };
+        Self::PermissionDenied(format!(
+            "no {what} with this id that agency {caller} may see: it does not exist, or {why}; \
+             check the id, or ask a participant or the municipality's coordinator (調整機関)"
+        ))
+    }
+
     pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(error))
     }

@@ -7,10 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use tsunagu_hub::casework::audit::{ChainReport, verify_chain};
 use tsunagu_hub::domain::audit::ChainHead;
 use tsunagu_hub::domain::{
-    Agency, AgencyId, AgencyKind, AgencyStatus, Clock, Municipality, SystemClock,
+    Agency, AgencyId, AgencyKind, AgencyStatus, CaseId, Clock, Municipality, SystemClock, Timestamp,
 };
 use tsunagu_hub::pki::{self, CertificateAuthority, Validity};
-use tsunagu_hub::{Application, Settings, store};
+use tsunagu_hub::signing::{AuditSigner, SigningKeyError};
+use tsunagu_hub::{Application, Settings, certificates, ops, store};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -19,6 +20,7 @@ Examples:
 
   # Register an agency, then suspend and resume it
   tsunagu-hub agency add aoba-clinic --kind hospital --name '青葉クリニック' --municipality 141178
+  tsunagu-hub agency update aoba-clinic --council 141178
   tsunagu-hub agency suspend aoba-clinic
   tsunagu-hub agency resume aoba-clinic
 
@@ -31,15 +33,29 @@ Examples:
   # Check the audit log's hash chain; note its head to compare with later
   tsunagu-hub audit verify
   tsunagu-hub audit head
-  tsunagu-hub audit verify --expect-head 1234:9f86d081884c7d65...";
+  tsunagu-hub audit verify --expect-head 1234:9f86d081884c7d65...
+
+  # Everything the audit log holds about one case (a disclosure request), as CSV
+  tsunagu-hub audit export --case 0193a1b2-... --format csv > case.csv
+
+  # Certificates that expire within 30 days (the hub's, the CA, each agency's last-seen one)
+  tsunagu-hub certs expiring --within 30d
+
+  # Check a config file and the files it names before restarting the service
+  tsunagu-hub check-config --config /etc/tsunagu/hub.toml
+
+  # Back up the SQLite database while the hub serves; restore into an empty data directory
+  tsunagu-hub backup --to /var/backups/tsunagu/$(date +%F).db
+  tsunagu-hub restore --from /var/backups/tsunagu/2026-12-01.db";
 
 /// The Tsunagu hub and its operator commands.
 #[derive(Debug, Parser)]
 #[command(name = "tsunagu-hub", version, about, after_help = EXAMPLES)]
 pub struct Cli {
     /// Config file (TOML). Without one the development defaults apply; TSUNAGU_* variables
-    /// override either.
-    #[arg(long, global = true, env = "TSUNAGU_CONFIG")]
+    /// override either. Its own variable, so that it never picks up the `tsunagu` client's
+    /// TSUNAGU_CONFIG on a machine that runs both.
+    #[arg(long, global = true, env = "TSUNAGU_HUB_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -60,6 +76,23 @@ enum Command {
     Audit(AuditCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Check the config file (--config) and every certificate, key and CRL it names; say what
+    /// is wrong. Exits non-zero when the hub would not start.
+    CheckConfig,
+    /// Copy the SQLite database into FILE while the hub serves (VACUUM INTO), then check the
+    /// copy's audit chain. PostgreSQL: use pg_dump (see the README).
+    Backup {
+        /// The backup file to write; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Restore a backup into the configured SQLite database, whose directory must be empty or
+    /// absent, then check its audit chain.
+    Restore {
+        /// The backup file `backup --to` wrote.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,11 +112,32 @@ enum AuditCommand {
         json: bool,
     },
     /// Print the chain's head as `SEQ:HEX`: keep it, and pass it to `audit verify --expect-head`.
+    /// The hub's audit signing key, which clients pin, goes to stderr (and into --json).
     Head {
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
     },
+    /// Who read or changed what about one case, with legal bases: every audit record about it
+    /// and nothing about any other case. The reporter of an abuse notification (通告) is
+    /// withheld unless --include-reporters.
+    Export {
+        /// The case id.
+        #[arg(long = "case", value_name = "ID")]
+        case_id: String,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+        /// Show the agency of an abuse notification's reporter too (児童虐待防止法7条: only
+        /// where the law requires it).
+        #[arg(long)]
+        include_reporters: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +150,9 @@ enum AgencyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a registered agency: name, kind, municipalities, council membership, coordinator
+    /// role. Only what is given changes; a repeatable flag replaces the whole list.
+    Update(UpdateAgency),
     /// Suspend an agency: every call it makes is refused, also on open connections.
     Suspend { agency_id: String },
     /// Let a suspended agency back in.
@@ -123,6 +180,32 @@ struct AddAgency {
     coordinator_of: Vec<String>,
 }
 
+#[derive(Debug, Args)]
+struct UpdateAgency {
+    agency_id: String,
+    /// New kind code.
+    #[arg(long)]
+    kind: Option<String>,
+    /// New display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Municipalities served (replaces the list); repeat for several.
+    #[arg(long = "municipality")]
+    municipalities: Vec<String>,
+    /// 要対協 memberships (replaces the list); repeat for several.
+    #[arg(long = "council", conflicts_with = "no_council")]
+    council: Vec<String>,
+    /// Leave every 要対協.
+    #[arg(long)]
+    no_council: bool,
+    /// Municipalities coordinated (replaces the list); repeat for several.
+    #[arg(long = "coordinator-of", conflicts_with = "no_coordinator")]
+    coordinator_of: Vec<String>,
+    /// Coordinate no municipality any more.
+    #[arg(long)]
+    no_coordinator: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum CertsCommand {
     /// Regenerate the development PKI: CA, hub certificate, CRL, the sample agencies'
@@ -142,8 +225,8 @@ enum CertsCommand {
         /// SPIFFE trust domain; defaults to the hub's.
         #[arg(long)]
         trust_domain: Option<String>,
-        /// Validity in days.
-        #[arg(long, default_value_t = 397)]
+        /// Validity in days (1 to 3650).
+        #[arg(long, default_value_t = 397, value_parser = clap::value_parser!(i64).range(1..=3650))]
         days: i64,
         /// Where to write <agency>.pem and <agency>.key.
         #[arg(long, default_value = ".")]
@@ -156,11 +239,37 @@ enum CertsCommand {
         #[arg(long, default_value = "revoked by the operator")]
         reason: String,
     },
+    /// List the certificates that expire soon: the hub's, the agency CA, and the one each
+    /// agency presented last.
+    Expiring {
+        /// How far ahead: days, as `30d` or `30`.
+        #[arg(long, default_value = "30d", value_name = "DAYS")]
+        within: String,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::CheckConfig = cli.command {
+        return check_config(cli.config.as_deref());
+    }
     let settings = Settings::load(cli.config.as_deref()).context("loading the configuration")?;
     match cli.command {
+        Command::CheckConfig => unreachable!("handled above"),
+        Command::Backup { to } => {
+            let report = ops::backup(&settings.database_url, &to)
+                .await
+                .with_context(|| format!("backing up into {}", to.display()))?;
+            chain_verdict(&report, &format!("backup {}", to.display()))
+        }
+        Command::Restore { from } => {
+            let report = ops::restore(&settings.database_url, &from)
+                .await
+                .with_context(|| format!("restoring {}", from.display()))?;
+            chain_verdict(&report, &format!("restored {}", settings.database_url))
+        }
         Command::Serve => serve(settings).await,
         Command::Migrate => {
             store::connect(&settings.database_url)
@@ -203,15 +312,53 @@ async fn audit(settings: Settings, command: AuditCommand) -> anyhow::Result<()> 
                     bail!("the audit chain is broken at record {}", broken.sequence());
                 }
             }
+            AuditCommand::Export {
+                case_id,
+                format,
+                include_reporters,
+            } => {
+                let case = CaseId::parse(&case_id)
+                    .with_context(|| format!("--case {case_id}: not a case id"))?;
+                let records = ops::case_disclosure(store.as_ref(), &case)
+                    .await?
+                    .with_context(|| format!("no case {case_id} in this hub's database"))?;
+                print_disclosure(&records, format, include_reporters)?;
+            }
             AuditCommand::Head { json } => {
                 let head = store.read().await?.audit_head().await?;
+                // The key clients pin: read, never made here (the hub makes it on first start).
+                let key_path = settings.audit_signing_key_path();
+                let signing_key = match AuditSigner::load(&key_path) {
+                    Ok(signer) => Some(signer.public_key_hex()),
+                    Err(SigningKeyError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        None
+                    }
+                    Err(error) => return Err(error.into()),
+                };
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({ "sequence": head.sequence, "hash": head.hash_hex() })
+                        serde_json::json!({
+                            "sequence": head.sequence,
+                            "hash": head.hash_hex(),
+                            "signing_key": signing_key,
+                        })
                     );
                 } else {
                     println!("{}:{}", head.sequence, head.hash_hex());
+                    // On stderr, so that `$(tsunagu-hub audit head)` stays SEQ:HEX.
+                    match signing_key {
+                        Some(key) => eprintln!(
+                            "audit signing key (Ed25519, clients pin it): {key} ({})",
+                            key_path.display()
+                        ),
+                        None => eprintln!(
+                            "no audit signing key yet at {}: the hub makes it when it first starts",
+                            key_path.display()
+                        ),
+                    }
                 }
             }
         }
@@ -283,7 +430,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: escape codes in a journal or a log file are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {
@@ -327,6 +478,12 @@ async fn agency(settings: Settings, command: AgencyCommand) -> anyhow::Result<()
                     coordinator_of: parse_codes("coordinator-of", &add.coordinator_of)?,
                     status: AgencyStatus::Active,
                 };
+                if agency.id.as_str() == tsunagu_hub::casework::timers::HUB_ACTOR {
+                    bail!(
+                        "{} is reserved: the audit log names the hub's own actions with it",
+                        agency.id
+                    );
+                }
                 if agency.display_name.is_empty() {
                     bail!("--name must not be empty");
                 }
@@ -339,6 +496,36 @@ async fn agency(settings: Settings, command: AgencyCommand) -> anyhow::Result<()
                     agency.kind,
                     agency.id.spiffe_uri(&settings.trust_domain)
                 );
+            }
+            AgencyCommand::Update(update) => {
+                let id = agency_id(&update.agency_id)?;
+                let mut tx = store.begin().await?;
+                let Some(mut agency) = tx.agency(&id).await? else {
+                    bail!("no agency {id} is registered (see `tsunagu-hub agency list`)");
+                };
+                if let Some(kind) = &update.kind {
+                    agency.kind = AgencyKind::parse(kind).with_context(|| {
+                        format!("--kind {kind}: use lower-case letters and '_'")
+                    })?;
+                }
+                if let Some(name) = &update.name {
+                    if name.trim().is_empty() {
+                        bail!("--name must not be empty");
+                    }
+                    name.trim().clone_into(&mut agency.display_name);
+                }
+                if !update.municipalities.is_empty() {
+                    agency.municipalities = parse_codes("municipality", &update.municipalities)?;
+                }
+                if update.no_council || !update.council.is_empty() {
+                    agency.council_memberships = parse_codes("council", &update.council)?;
+                }
+                if update.no_coordinator || !update.coordinator_of.is_empty() {
+                    agency.coordinator_of = parse_codes("coordinator-of", &update.coordinator_of)?;
+                }
+                tx.update_agency(&agency, now).await?;
+                tx.commit().await?;
+                print_agencies(std::slice::from_ref(&agency), false)?;
             }
             AgencyCommand::List { json } => {
                 let agencies = store.read().await?.agencies().await?;
@@ -421,6 +608,9 @@ fn print_agencies(agencies: &[Agency], json: bool) -> anyhow::Result<()> {
 
 async fn certs(settings: Settings, command: CertsCommand) -> anyhow::Result<()> {
     match command {
+        CertsCommand::Expiring { within, json } => {
+            certs_expiring(&settings, &within, json).await?;
+        }
         CertsCommand::Dev { dir } => {
             let written = pki::write_dev_pki(&dir)
                 .with_context(|| format!("writing the development PKI into {}", dir.display()))?;
@@ -438,6 +628,23 @@ async fn certs(settings: Settings, command: CertsCommand) -> anyhow::Result<()> 
             out_dir,
         } => {
             let id = agency_id(&agency)?;
+            // A certificate for an agency the hub does not know would be refused on every call.
+            let store = store::connect(&settings.database_url)
+                .await
+                .context("opening the database")?;
+            let registered = store
+                .read()
+                .await?
+                .agency(&id)
+                .await
+                .context("reading the agency")?;
+            store.close().await;
+            if registered.is_none() {
+                bail!(
+                    "agency {id} is not registered with this hub; register it first with \
+                     `tsunagu-hub agency add {id} --kind ... --name ... --municipality ...`"
+                );
+            }
             let read = |path: &PathBuf| {
                 std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
             };
@@ -497,5 +704,229 @@ fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(contents.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn check_config(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let report = ops::check_config(file, |name| std::env::var(name).ok(), SystemClock.now());
+    let shown = file.map_or_else(
+        || "the built-in defaults".to_owned(),
+        |path| path.display().to_string(),
+    );
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    if !report.problems.is_empty() {
+        for problem in &report.problems {
+            eprintln!("problem: {problem}");
+        }
+        bail!(
+            "{shown}: {} problem(s); the hub would not start (or would lock agencies out) \
+             with this configuration",
+            report.problems.len()
+        );
+    }
+    if let Some(settings) = &report.settings {
+        let metrics = if settings.metrics.enabled {
+            format!("http://{}/metrics", settings.metrics.listen)
+        } else {
+            "off".to_owned()
+        };
+        println!(
+            "{shown}: OK (listen {}, metrics {metrics}, database {})",
+            settings.listen, settings.database_url
+        );
+    }
+    Ok(())
+}
+
+fn chain_verdict(report: &ChainReport, what: &str) -> anyhow::Result<()> {
+    if let Some(broken) = &report.broken {
+        bail!(
+            "{what}: the audit chain is BROKEN at record {}: {broken}",
+            broken.sequence()
+        );
+    }
+    println!(
+        "{what}: audit chain intact ({} records, head {}:{})",
+        report.checked,
+        report.head.sequence,
+        report.head.hash_hex()
+    );
+    Ok(())
+}
+
+/// `30d` or `30`: a number of days.
+fn parse_days(text: &str) -> anyhow::Result<i64> {
+    text.trim()
+        .trim_end_matches('d')
+        .parse::<i64>()
+        .ok()
+        .filter(|days| *days >= 0)
+        .with_context(|| format!("--within {text}: give days, such as 30d"))
+}
+
+fn print_disclosure(
+    records: &[ops::DisclosedRecord],
+    format: ExportFormat,
+    include_reporters: bool,
+) -> anyhow::Result<()> {
+    let rows: Vec<Vec<(&str, String)>> = records
+        .iter()
+        .map(|disclosed| {
+            let e = &disclosed.record.entry;
+            let withheld = disclosed.reporter_protected && !include_reporters;
+            let text = |value: &Option<String>| value.clone().unwrap_or_default();
+            let agency = if withheld {
+                "(通告者保護のため非表示)".to_owned()
+            } else {
+                e.agency_id.clone()
+            };
+            vec![
+                ("sequence", disclosed.record.sequence.to_string()),
+                ("at", e.at.to_string()),
+                ("agency_id", agency),
+                (
+                    "staff_name",
+                    if withheld {
+                        String::new()
+                    } else {
+                        text(&e.staff_name)
+                    },
+                ),
+                (
+                    "staff_role",
+                    if withheld {
+                        String::new()
+                    } else {
+                        text(&e.staff_role)
+                    },
+                ),
+                ("action", e.action.clone()),
+                ("case_id", text(&e.case_id)),
+                ("referral_id", text(&e.referral_id)),
+                ("note_id", text(&e.note_id)),
+                ("consent_id", text(&e.consent_id)),
+                ("legal_basis", text(&e.basis)),
+                ("outcome", e.outcome.clone()),
+                (
+                    "reporter_protected",
+                    disclosed.reporter_protected.to_string(),
+                ),
+            ]
+        })
+        .collect();
+    match format {
+        ExportFormat::Json => {
+            let values: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| {
+                    serde_json::Value::Object(
+                        row.iter()
+                            .map(|(key, value)| {
+                                let value = match *key {
+                                    "sequence" => serde_json::json!(value.parse::<u64>().ok()),
+                                    "reporter_protected" => serde_json::json!(value == "true"),
+                                    _ if value.is_empty() => serde_json::Value::Null,
+                                    _ => serde_json::json!(value),
+                                };
+                                ((*key).to_owned(), value)
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&values)?);
+        }
+        ExportFormat::Csv => {
+            let header = [
+                "sequence",
+                "at",
+                "agency_id",
+                "staff_name",
+                "staff_role",
+                "action",
+                "case_id",
+                "referral_id",
+                "note_id",
+                "consent_id",
+                "legal_basis",
+                "outcome",
+                "reporter_protected",
+            ];
+            println!("{}", header.join(","));
+            for row in &rows {
+                let cells: Vec<String> = row.iter().map(|(_, value)| csv_cell(value)).collect();
+                println!("{}", cells.join(","));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A CSV cell (RFC 4180): quoted when it holds a comma, quote or line break. A leading `=`,
+/// `+`, `-` or `@` is prefixed with `'` so that a spreadsheet never runs it as a formula.
+fn csv_cell(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+async fn certs_expiring(settings: &Settings, within: &str, json: bool) -> anyhow::Result<()> {
+    let within = parse_days(within)?;
+    let store = store::connect(&settings.database_url)
+        .await
+        .context("opening the database")?;
+    let known = certificates::known_certificates(&settings.tls, store.as_ref()).await;
+    store.close().await;
+    let now = SystemClock.now();
+    let mut expiring: Vec<_> = known?
+        .into_iter()
+        .map(|certificate| (certificate.days_left(now), certificate))
+        .filter(|(days, _)| *days <= within)
+        .collect();
+    expiring.sort_by_key(|(days, _)| *days);
+    if json {
+        let rows: Vec<serde_json::Value> = expiring
+            .iter()
+            .map(|(days, c)| {
+                serde_json::json!({
+                    "role": c.role,
+                    "agency_id": c.agency_id,
+                    "fingerprint": c.fingerprint,
+                    "not_after": Timestamp::from_millis(c.not_after * 1000).to_string(),
+                    "days_left": days,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if expiring.is_empty() {
+        println!("no certificate the hub knows expires within {within} days");
+        return Ok(());
+    }
+    println!(
+        "{:<8} {:<20} {:>9} {:<26} FINGERPRINT",
+        "ROLE", "AGENCY", "DAYS_LEFT", "NOT_AFTER"
+    );
+    for (days, c) in &expiring {
+        println!(
+            "{:<8} {:<20} {:>9} {:<26} {}",
+            c.role,
+            c.agency_id.as_deref().unwrap_or("-"),
+            days,
+            Timestamp::from_millis(c.not_after * 1000).to_string(),
+            c.fingerprint
+        );
+    }
+    println!("renew each with `tsunagu-hub certs issue` (README: Renewing a certificate)");
     Ok(())
 }

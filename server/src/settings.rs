@@ -34,6 +34,40 @@ pub struct Settings {
     pub timer_interval: Duration,
     /// Log format: "pretty" for people, "json" for log collectors.
     pub log_format: String,
+    /// The Prometheus endpoint: `[metrics]` in the config file.
+    pub metrics: MetricsSettings,
+    /// How often the hub looks at the expiry of its certificate, the CA and the agencies'
+    /// certificates (warnings 30, 14, 7 and 1 days ahead).
+    #[serde(with = "seconds")]
+    pub certificate_check_interval: Duration,
+    /// The hub's audit signing key (Ed25519, PKCS#8 PEM), made with mode 0600 on first start
+    /// when missing [default: `audit-signing.key` next to the SQLite database, else
+    /// `data/audit-signing.key`]. Hub instances sharing one PostgreSQL database must share it.
+    pub audit_signing_key: Option<PathBuf>,
+}
+
+/// The Prometheus scrape endpoint, on a listener of its own (plain HTTP, no client
+/// certificate), so that it is never reachable where the agencies' port is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` at all.
+    pub enabled: bool,
+    /// Where: loopback by default; put a scraper on the same machine or a reverse proxy in
+    /// front rather than opening it to the network.
+    pub listen: SocketAddr,
+}
+
+/// The port of the metrics endpoint by default (documented in the README).
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT)),
+        }
+    }
 }
 
 /// TLS material, all PEM files.
@@ -104,6 +138,9 @@ impl Default for Settings {
             register_dev_agencies: true,
             timer_interval: Duration::from_secs(30),
             log_format: "pretty".to_owned(),
+            metrics: MetricsSettings::default(),
+            certificate_check_interval: Duration::from_secs(60 * 60),
+            audit_signing_key: None,
         }
     }
 }
@@ -236,10 +273,44 @@ impl Settings {
                 reason: "expected a number of days such as 90".to_owned(),
             })?;
         }
+        if let Some(value) = lookup("TSUNAGU_METRICS_LISTEN") {
+            if value == "off" {
+                self.metrics.enabled = false;
+            } else {
+                self.metrics.listen = value.parse().map_err(|_| SettingsError::Env {
+                    name: "TSUNAGU_METRICS_LISTEN",
+                    reason: "expected an address such as 127.0.0.1:9464, or off".to_owned(),
+                })?;
+                self.metrics.enabled = true;
+            }
+        }
         if let Some(value) = lookup("TSUNAGU_LOG_FORMAT") {
             self.log_format = value;
         }
+        if let Some(value) = lookup("TSUNAGU_AUDIT_SIGNING_KEY") {
+            self.audit_signing_key = Some(PathBuf::from(value));
+        }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// Where the audit signing key is: as configured, else next to the SQLite database file, else
+    /// `data/audit-signing.key`.
+    pub fn audit_signing_key_path(&self) -> PathBuf {
+        if let Some(path) = &self.audit_signing_key {
+            return path.clone();
+        }
+        let file = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or_default())
+            .filter(|path| !path.is_empty() && !path.starts_with(':'));
+        match file.and_then(|file| Path::new(file).parent()) {
+            Some(dir) => dir.join("audit-signing.key"),
+            None => PathBuf::from("data/audit-signing.key"),
+        }
     }
 }
 
@@ -307,6 +378,41 @@ mod tests {
         settings.council.review_interval_days = 0;
         let error = settings.check().unwrap_err();
         assert!(error.to_string().contains("council.review_interval_days"));
+    }
+
+    #[test]
+    fn metrics_are_served_on_loopback_unless_configured_otherwise() {
+        let settings = Settings::default();
+        assert!(settings.metrics.enabled);
+        assert!(settings.metrics.listen.ip().is_loopback());
+        let settings: Settings = toml::from_str("[metrics]\nlisten = \"0.0.0.0:9100\"").unwrap();
+        assert_eq!(settings.metrics.listen.port(), 9100);
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|name| (name == "TSUNAGU_METRICS_LISTEN").then(|| "off".to_owned()))
+            .unwrap();
+        assert!(!settings.metrics.enabled);
+    }
+
+    #[test]
+    fn the_audit_signing_key_lives_next_to_the_sqlite_database_unless_configured() {
+        let mut settings = Settings {
+            database_url: "sqlite:///var/lib/tsunagu/hub.db?mode=rwc".to_owned(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            settings.audit_signing_key_path(),
+            Path::new("/var/lib/tsunagu/audit-signing.key")
+        );
+        settings.database_url = "postgres://hub@db/tsunagu".to_owned();
+        assert_eq!(
+            settings.audit_signing_key_path(),
+            Path::new("data/audit-signing.key")
+        );
+        settings
+            .apply_env(|name| (name == "TSUNAGU_AUDIT_SIGNING_KEY").then(|| "/k.pem".to_owned()))
+            .unwrap();
+        assert_eq!(settings.audit_signing_key_path(), Path::new("/k.pem"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tsunagu_proto::v1::audit_service_server::AuditServiceServer;
 use tsunagu_proto::v1::case_service_server::CaseServiceServer;
 use tsunagu_proto::v1::council_service_server::CouncilServiceServer;
 use tsunagu_proto::v1::directory_service_server::DirectoryServiceServer;
+use tsunagu_proto::v1::outcome_service_server::OutcomeServiceServer;
 use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
 
 use crate::api::Hub;
@@ -20,6 +21,7 @@ use crate::casework::audit::{AuditMode, Auditor};
 use crate::domain::{Clock, SystemClock};
 use crate::identity::IdentityLayer;
 use crate::settings::Settings;
+use crate::signing::AuditSigner;
 use crate::store::{self, Store, StoreError};
 use crate::tls::{self, TlsError, TlsState};
 
@@ -38,6 +40,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot load the audit signing key")]
+    SigningKey(#[from] crate::signing::SigningKeyError),
     #[error("the gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
 }
@@ -46,6 +50,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The Prometheus endpoint's listener, when enabled and bound.
+    metrics: Option<TcpListener>,
     hub: Hub,
     tls: Arc<TlsState>,
 }
@@ -74,6 +80,9 @@ impl Application {
         audit: AuditMode,
     ) -> Result<Self, StartupError> {
         let tls = TlsState::load(&settings.tls)?;
+        let audit_signer = Arc::new(AuditSigner::load_or_create(
+            &settings.audit_signing_key_path(),
+        )?);
         let store = store::connect(&settings.database_url).await?;
         if settings.register_dev_agencies {
             crate::dev::register_dev_agencies(
@@ -94,6 +103,12 @@ impl Application {
             address: settings.listen,
             source,
         })?;
+        let metrics = if settings.metrics.enabled {
+            crate::telemetry::handle();
+            crate::telemetry::bind(settings.metrics.listen).await
+        } else {
+            None
+        };
         let feed_cache = Arc::new(FeedCache::new(settings.limits.feed_cache_bytes));
         let hub = Hub {
             store,
@@ -101,11 +116,13 @@ impl Application {
             settings: Arc::new(settings),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             audit: Auditor::new(audit),
+            audit_signer,
             feed_cache,
         };
         Ok(Self {
             listener,
             local_addr,
+            metrics,
             hub,
             tls,
         })
@@ -114,6 +131,11 @@ impl Application {
     /// The address the hub listens on (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics endpoint, when it is served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The hub's database, for operator commands and tests.
@@ -134,6 +156,7 @@ impl Application {
         let Self {
             listener,
             local_addr,
+            metrics,
             hub,
             tls,
         } = self;
@@ -160,6 +183,9 @@ impl Application {
         health_reporter
             .set_serving::<AuditServiceServer<Hub>>()
             .await;
+        health_reporter
+            .set_serving::<OutcomeServiceServer<Hub>>()
+            .await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tsunagu_proto::FILE_DESCRIPTOR_SET)
@@ -175,7 +201,15 @@ impl Application {
             Arc::clone(&tls),
             &settings.trust_domain,
             Arc::clone(&hub.clock),
+            hub.audit.clone(),
         );
+        let metrics_server = metrics.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            }
+            crate::telemetry::serve(listener)
+        });
+        let expiry_watch = crate::certificates::spawn_expiry_watch(hub.clone());
         let reloader = tls.spawn_reloader();
         let timers = crate::casework::timers::spawn(hub.clone());
         let change_listener = store.spawn_change_listener();
@@ -186,6 +220,13 @@ impl Application {
         let result = Server::builder()
             .max_concurrent_streams(limits.max_concurrent_streams)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            // Outermost first: metrics count every call by the code the caller finally gets,
+            // and the access log sees every call, refused ones included.
+            .layer(crate::telemetry::MetricsLayer)
+            .layer(crate::access::AccessLayer::new(
+                limits.max_message_bytes,
+                limits.max_sealed_bytes,
+            ))
             .layer(identity)
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -214,6 +255,10 @@ impl Application {
                 AuditServiceServer::new(hub.clone())
                     .max_decoding_message_size(limits.max_message_bytes),
             )
+            .add_service(
+                OutcomeServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
             .serve_with_incoming_shutdown(incoming, {
                 let stopping = Arc::clone(&hub.stopping);
                 async move {
@@ -224,6 +269,10 @@ impl Application {
             })
             .await;
         reloader.abort();
+        expiry_watch.abort();
+        if let Some(server) = metrics_server {
+            server.abort();
+        }
         timers.abort();
         health_watch.abort();
         if let Some(listener) = change_listener {
@@ -259,6 +308,11 @@ fn spawn_health_watch(
             tick.tick().await;
             let ping = tokio::time::timeout(std::time::Duration::from_secs(3), store.ping()).await;
             let healthy = matches!(ping, Ok(Ok(())));
+            metrics::gauge!(crate::telemetry::names::DATABASE_UP).set(if healthy {
+                1.0
+            } else {
+                0.0
+            });
             if healthy == serving {
                 continue;
             }

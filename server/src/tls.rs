@@ -334,6 +334,8 @@ fn build_config(
 pub struct AgencyConnection {
     stream: TlsStream<TcpStream>,
     peer: PeerInfo,
+    /// Counts the connection in `tsunagu_open_connections` while it is open.
+    _open: crate::telemetry::GaugeGuard,
 }
 
 impl Connected for AgencyConnection {
@@ -424,12 +426,31 @@ pub fn incoming(
                             remote_addr,
                             certificate,
                         };
-                        let _ = sender.send(Ok(AgencyConnection { stream, peer })).await;
+                        let _ = sender
+                            .send(Ok(AgencyConnection {
+                                stream,
+                                peer,
+                                _open: crate::telemetry::GaugeGuard::new(
+                                    crate::telemetry::names::OPEN_CONNECTIONS,
+                                ),
+                            }))
+                            .await;
                     }
                     Ok(Err(error)) => {
-                        tracing::info!(%remote_addr, %error, "TLS handshake refused");
+                        let reason = handshake_failure_reason(&error);
+                        metrics::counter!(
+                            crate::telemetry::names::HANDSHAKE_FAILURES,
+                            "reason" => reason
+                        )
+                        .increment(1);
+                        tracing::info!(%remote_addr, %error, reason, "TLS handshake refused");
                     }
                     Err(_) => {
+                        metrics::counter!(
+                            crate::telemetry::names::HANDSHAKE_FAILURES,
+                            "reason" => "timeout"
+                        )
+                        .increment(1);
                         tracing::info!(%remote_addr, ?timeout, "TLS handshake timed out");
                     }
                 }
@@ -437,4 +458,26 @@ pub fn incoming(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
+/// Why a handshake failed, as one of a few fixed codes (a metrics label).
+pub fn handshake_failure_reason(error: &io::Error) -> &'static str {
+    use rustls::{CertificateError, Error};
+    let Some(error) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+    else {
+        return "io";
+    };
+    match error {
+        Error::NoCertificatesPresented => "no_certificate",
+        Error::InvalidCertificate(CertificateError::Expired) => "certificate_expired",
+        Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => "certificate_expired",
+        Error::InvalidCertificate(CertificateError::Revoked) => "certificate_revoked",
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => "unknown_issuer",
+        Error::InvalidCertificate(_) => "bad_certificate",
+        Error::NoApplicationProtocol => "no_alpn",
+        Error::PeerIncompatible(_) | Error::InappropriateHandshakeMessage { .. } => "incompatible",
+        _ => "protocol",
+    }
 }

@@ -85,17 +85,28 @@ pub struct TestPki {
     crl_number: std::sync::atomic::AtomicU64,
 }
 
+/// How long test certificates live. The hub checks a client certificate's expiry against its own
+/// clock, and tests move that clock forward by weeks to pass timers; a month-long certificate
+/// then expired mid-test, depending on how long the test had taken so far.
+const TEST_CERTIFICATE_DAYS: i64 = 400;
+
 impl TestPki {
     pub fn generate(dir: &Path) -> TestPki {
-        let ca =
-            CertificateAuthority::generate("Tsunagu Test CA", time::Duration::days(30)).unwrap();
-        let other_ca =
-            CertificateAuthority::generate("Unrelated CA", time::Duration::days(30)).unwrap();
+        let ca = CertificateAuthority::generate(
+            "Tsunagu Test CA",
+            time::Duration::days(TEST_CERTIFICATE_DAYS),
+        )
+        .unwrap();
+        let other_ca = CertificateAuthority::generate(
+            "Unrelated CA",
+            time::Duration::days(TEST_CERTIFICATE_DAYS),
+        )
+        .unwrap();
         let hub = ca
             .issue_server(
                 &["localhost"],
                 &["127.0.0.1".parse().unwrap()],
-                Validity::days_from_now(30),
+                Validity::days_from_now(TEST_CERTIFICATE_DAYS),
             )
             .unwrap();
         std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
@@ -115,7 +126,11 @@ impl TestPki {
     /// A valid certificate for an agency id.
     pub fn agency_certificate(&self, agency_id: &str) -> IssuedCertificate {
         self.ca
-            .issue_agency(TRUST_DOMAIN, agency_id, Validity::days_from_now(30))
+            .issue_agency(
+                TRUST_DOMAIN,
+                agency_id,
+                Validity::days_from_now(TEST_CERTIFICATE_DAYS),
+            )
             .unwrap()
     }
 
@@ -191,6 +206,8 @@ pub struct Instance {
 /// A hub running in this process on a free port, with its own PKI, database and clock.
 pub struct TestHub {
     pub addr: SocketAddr,
+    /// The Prometheus endpoint (each test hub has its own, on a free port).
+    pub metrics_addr: Option<SocketAddr>,
     pub pki: TestPki,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
@@ -215,10 +232,20 @@ impl TestHub {
     /// As `start_with`, choosing whether the hub audits calls: only the audit benchmark turns
     /// auditing off, to measure what it costs.
     pub async fn start_audited(configure: impl FnOnce(&mut Settings), audit: AuditMode) -> TestHub {
+        Self::start_on(postgres_url().as_deref(), configure, audit).await
+    }
+
+    /// As `start_audited`, on the PostgreSQL server `server` (a fresh database of its own), or
+    /// on a fresh SQLite file when `None`, whatever the environment says.
+    pub async fn start_on(
+        server: Option<&str>,
+        configure: impl FnOnce(&mut Settings),
+        audit: AuditMode,
+    ) -> TestHub {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(dir.path());
-        let database = TestDatabase::create(dir.path()).await;
+        let database = TestDatabase::create_on(server, dir.path()).await;
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: database.url.clone(),
@@ -226,6 +253,12 @@ impl TestHub {
             tls: pki.tls_settings(),
             register_dev_agencies: false,
             timer_interval: Duration::from_millis(100),
+            metrics: tsunagu_hub::settings::MetricsSettings {
+                enabled: true,
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            // In the test's own directory, whichever database it runs on.
+            audit_signing_key: Some(dir.path().join("audit-signing.key")),
             ..Settings::default()
         };
         configure(&mut settings);
@@ -245,6 +278,7 @@ impl TestHub {
             tx.commit().await.unwrap();
         }
         let addr = application.local_addr();
+        let metrics_addr = application.metrics_addr();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             application
@@ -256,6 +290,7 @@ impl TestHub {
         });
         TestHub {
             addr,
+            metrics_addr,
             pki,
             store,
             clock,
@@ -386,7 +421,9 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
     target.join("debug").join(name)
 }
 
+pub mod browser;
 pub mod fixtures;
+pub mod http;
 pub mod proxy;
 
 /// The PostgreSQL server the suite runs against when `TSUNAGU_TEST_POSTGRES_URL` is set

@@ -60,7 +60,8 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// The hash chain's head (sequence number and hash), to keep and compare later
+    /// The hash chain's head (sequence number and hash), to keep and compare later. Every
+    /// command already checks the hub's signed head against the newest this profile saw.
     Head,
 }
 
@@ -109,15 +110,23 @@ impl From<&AuditRecord> for AuditRecordView {
 pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
     let hub = ctx.connect().await?;
     if let Some(AuditCommand::Head) = args.command {
+        // `connect` has checked this head against the one remembered, and remembered it.
         let head = hub
             .audit()
-            .get_audit_head(GetAuditHeadRequest {})
+            .get_audit_head(GetAuditHeadRequest::default())
             .await
             .answer(&hub)?;
         if ctx.json() {
-            return ctx
-                .print_json(&serde_json::json!({ "sequence": head.sequence, "hash": head.hash }));
+            return ctx.print_json(&serde_json::json!({
+                "sequence": head.sequence,
+                "hash": head.hash,
+                "signing_key": head.signing_key,
+            }));
         }
+        eprintln!(
+            "signed by the hub's audit key {} (pinned by this profile)",
+            head.signing_key
+        );
         return ctx.print(&format!("{}:{}\n", head.sequence, head.hash));
     }
 

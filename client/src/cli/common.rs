@@ -265,8 +265,10 @@ pub struct BasisArgs {
     #[arg(long = "consent", value_name = "CONSENT_ID")]
     pub consent_id: Option<String>,
 
-    /// Why the share is lawful without consent (required for every basis but consent). It is
-    /// shown on the coordinator's review list: do not name the family here
+    /// Why the share is lawful without consent (required for every basis but consent): a
+    /// category-level reason of at most 200 characters, e.g. "生命の危険があり同意を得る時間がない".
+    /// Stored in the clear and shown on the coordinator's review list: never a name; details
+    /// go in the sealed body
     #[arg(long, value_name = "TEXT")]
     pub justification: Option<String>,
 }
@@ -685,7 +687,20 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         stdout.flush()?;
         Ok(())
     } else {
-        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        // Opened content (names, notes): readable and writable by the owner only.
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        #[cfg(unix)]
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+        file.write_all(bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use age::x25519::Identity;
 use serde::Serialize;
+use tsunagu_client::audit_head::HeadWatch;
 use tsunagu_client::profile::{Credentials, Environment, Selection};
 use tsunagu_client::seal::load_identities;
 use tsunagu_client::sealing::Sealer;
@@ -78,6 +79,11 @@ impl Context {
         }
     }
 
+    /// Seconds to wait for the connection and for each answer.
+    pub fn timeout(&self) -> u64 {
+        self.global.timeout
+    }
+
     /// Whether the user asked for machine output.
     pub fn json(&self) -> bool {
         self.global.json
@@ -94,11 +100,17 @@ impl Context {
         Credentials::resolve(&selection, &self.env)
     }
 
-    /// Reads the credentials and connects to the hub.
+    /// Reads the credentials, connects to the hub and checks that its signed audit head extends
+    /// the newest one this profile saw (`tsunagu_client::audit_head`): a hub whose audit log was
+    /// rolled back is refused before anything else is asked of it.
     pub async fn connect(&self) -> Result<Hub, ClientError> {
         let credentials = self.credentials()?;
         let options = credentials.connect_options(Duration::from_secs(self.global.timeout))?;
-        Hub::connect(&options).await
+        let hub = Hub::connect(&options).await?;
+        HeadWatch::load(&HeadWatch::path_for(&credentials.known_keys))?
+            .check(&hub)
+            .await?;
+        Ok(hub)
     }
 
     /// Prints text for people to stdout. A closed pipe (`| head`) is not an error.

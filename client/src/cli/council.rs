@@ -217,7 +217,9 @@ pub struct RegisterArgs {
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub next_review_on: Option<String>,
 
-    /// Why the case is registered. Shown to every member in the clear: do not name the family
+    /// Why the case is registered: a category-level reason of at most 200 characters, e.g.
+    /// "養育支援が必要". Stored and shown to every member in the clear: never a name; details go
+    /// in the sealed key person or plan
     #[arg(long, value_name = "TEXT")]
     pub justification: String,
 
@@ -297,7 +299,9 @@ pub struct DecideArgs {
     #[arg(long, value_enum)]
     pub outcome: OutcomeArg,
 
-    /// Why the case is closed (required for close, optional for transfer). Short, in the clear
+    /// Why the case is closed (required for close, optional for transfer): a category-level
+    /// reason of at most 200 characters, e.g. "支援終結: 養育状況が安定". Stored in the clear: never
+    /// a name
     #[arg(long, value_name = "TEXT")]
     pub close_reason: Option<String>,
 
@@ -391,6 +395,8 @@ pub struct MeetingView {
     pub kind: Option<&'static str>,
     pub held_on: String,
     pub case_ids: Vec<String>,
+    /// How many cases are on the agenda (0 when no review was due by `held_on`).
+    pub case_count: usize,
     pub scheduled_at: Option<String>,
     pub scheduled_by: String,
 }
@@ -403,6 +409,7 @@ impl From<&Meeting> for MeetingView {
             kind: code(m.kind()),
             held_on: m.held_on.clone(),
             case_ids: m.case_ids.clone(),
+            case_count: m.case_ids.len(),
             scheduled_at: time(m.scheduled_at.as_ref()),
             scheduled_by: m.scheduled_by.clone(),
         }
@@ -786,6 +793,14 @@ async fn schedule(ctx: &Context, args: ScheduleArgs) -> anyhow::Result<()> {
     for (i, case) in meeting.case_ids.iter().enumerate() {
         out.push_str(&format!("  {:>3}. {}\n", i + 1, case));
     }
+    if meeting.case_ids.is_empty() {
+        out.push_str(&format!(
+            "no registration's review is due by {}: a case is due once its next review day \
+             (登録日 + the review interval, 90 days unless set; see `tsunagu council \
+             registrations`) has come. Name cases with --case to take them up anyway.\n",
+            meeting.held_on
+        ));
+    }
     out.push_str(&format!(
         "pack: tsunagu council pack --meeting {} --format html -o pack.html\n",
         short_id(&meeting.meeting_id)
@@ -837,6 +852,10 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // An existing file keeps its mode through truncation: narrow it too.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))

@@ -10,6 +10,7 @@ mod audit;
 mod case;
 mod common;
 mod consent;
+mod console;
 mod context;
 mod council;
 mod demo;
@@ -18,6 +19,7 @@ mod followups;
 mod inbox;
 mod keys;
 mod note;
+mod outcomes;
 mod refer;
 mod retries;
 mod show;
@@ -238,6 +240,10 @@ pub enum Command {
     #[command(after_help = followups::EXAMPLES)]
     Followups(followups::FollowupsArgs),
 
+    /// Outcomes: did the families connect? Counts and durations by group; `outcomes report`
+    #[command(after_help = outcomes::EXAMPLES)]
+    Outcomes(outcomes::OutcomesArgs),
+
     /// Your event feed by cursor; `events ack <CURSOR>` records what you processed
     #[command(after_help = events::EXAMPLES)]
     Events(events::EventsArgs),
@@ -254,6 +260,10 @@ pub enum Command {
     #[command(after_help = council::EXAMPLES)]
     Council(council::CouncilArgs),
 
+    /// Serve the web console for this agency's staff on 127.0.0.1 and print its one-time URL
+    #[command(after_help = console::EXAMPLES)]
+    Console(console::ConsoleArgs),
+
     /// Walk the whole referral loop against a running hub as the development agencies, narrated
     #[command(after_help = demo::EXAMPLES)]
     Demo(demo::DemoArgs),
@@ -264,6 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context::new(cli.global);
     match cli.command {
         Command::Whoami(args) => whoami::run(&ctx, args).await,
+        Command::Console(args) => console::run(&ctx, args).await,
         Command::Agencies(args) => agencies::run(&ctx, args).await,
         Command::Case(args) => case::run(&ctx, args).await,
         Command::Consent(args) => consent::run(&ctx, args).await,
@@ -277,6 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::NoteAck(args) => note::run_ack(&ctx, args).await,
         Command::Followups(args) => followups::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
+        Command::Outcomes(args) => outcomes::run(&ctx, args).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Keys(args) => keys::run(&ctx, args).await,
         Command::Council(args) => council::run(&ctx, args).await,

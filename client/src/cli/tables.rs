@@ -142,8 +142,12 @@ pub fn followups_table(items: &[FollowUpItem]) -> Table {
         } else {
             item.responsible_agency.clone()
         };
+        let mut status = label(item.status());
+        if item.escalated {
+            status.push_str(", escalated (調整機関へ通知)");
+        }
         table.row([
-            label(item.status()),
+            status,
             short_id(&referral.referral_id).to_owned(),
             short_id(&referral.case_id).to_owned(),
             purpose_label(&referral.purpose),
@@ -469,6 +473,7 @@ mod tests {
             }),
             responsible_agency: "aoba-kodomo".into(),
             justification: String::new(),
+            escalated: false,
         };
         let text = followups_table(&[item]).to_string();
         let lines: Vec<&str> = text.lines().collect();

@@ -20,7 +20,40 @@ struct WhoamiView {
     certificate_fingerprint: String,
     /// RFC 3339, UTC; null when the hub did not say.
     certificate_not_after: Option<String>,
+    /// Whole days until the certificate expires; null when the hub did not say.
+    certificate_days_left: Option<i64>,
     hub: String,
+}
+
+/// Days before expiry from which `whoami` warns (as the hub's log does).
+const WARNING_DAYS: i64 = 30;
+
+/// Whole days from now until `not_after` (negative once passed).
+fn days_left(not_after: &prost_types::Timestamp) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    (not_after.seconds - now).div_euclid(24 * 60 * 60)
+}
+
+/// The warning for staff, in Japanese, when the certificate expires within 30 days (windows of
+/// 30, 14, 7 and 1 days, like the hub's), or has expired.
+pub fn expiry_warning(days_left: i64) -> Option<String> {
+    if days_left < 0 {
+        Some(
+            "警告: この機関の証明書は有効期限が切れています。ハブ運用者に新しい証明書の発行を\
+             依頼し、差し替えてください。"
+                .to_owned(),
+        )
+    } else if days_left <= WARNING_DAYS {
+        Some(format!(
+            "警告: この機関の証明書はあと{days_left}日で有効期限が切れます。期限が切れると\
+             ハブにつながらなくなります。今すぐハブ運用者に新しい証明書の発行を依頼し、\
+             期限までに差し替えてください。"
+        ))
+    } else {
+        None
+    }
 }
 
 pub async fn run(ctx: &Context, _args: WhoamiArgs) -> anyhow::Result<()> {
@@ -36,8 +69,14 @@ pub async fn run(ctx: &Context, _args: WhoamiArgs) -> anyhow::Result<()> {
         .as_ref()
         .ok_or_else(|| anyhow!("the hub at {} answered without an agency", hub.endpoint()))?;
 
+    let days = answer.certificate_not_after.as_ref().map(days_left);
+    // On standard error, so that `--json` output stays one JSON value for scripts.
+    if let Some(warning) = days.and_then(expiry_warning) {
+        eprintln!("{warning}");
+    }
     if ctx.json() {
         return ctx.print_json(&WhoamiView {
+            certificate_days_left: days,
             agency: AgencyView::from(agency),
             certificate_fingerprint: answer.certificate_fingerprint.clone(),
             certificate_not_after: answer
@@ -71,4 +110,17 @@ pub async fn run(ctx: &Context, _args: WhoamiArgs) -> anyhow::Result<()> {
         )
         .entry("hub", hub.endpoint());
     ctx.print(&list.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staff_are_warned_in_japanese_within_thirty_days_of_expiry() {
+        assert!(expiry_warning(31).is_none());
+        assert!(expiry_warning(30).unwrap().contains("あと30日"));
+        assert!(expiry_warning(10).unwrap().contains("証明書"));
+        assert!(expiry_warning(-1).unwrap().contains("切れています"));
+    }
 }

@@ -258,16 +258,25 @@ impl AuditService for Hub {
     }
 
     /// Not audited: it shows no case data, and auditing it would move the head it reports.
+    /// Signed with the hub's audit signing key; with `since_sequence`, it vouches that the head
+    /// extends that record (`casework::audit::head_since`).
     async fn get_audit_head(
         &self,
         request: Request<pb::GetAuditHeadRequest>,
     ) -> Result<Response<pb::GetAuditHeadResponse>, Status> {
         caller(&request)?;
+        let since = request.into_inner().since_sequence;
         let mut tx = self.store.read().await.map_err(Error::from)?;
-        let head = tx.audit_head().await.map_err(Error::from)?;
+        let (head, vouched) = audit::head_since(&mut *tx, since).await?;
+        drop(tx);
+        let signed = self.audit_signer.sign(head, vouched);
         Ok(Response::new(pb::GetAuditHeadResponse {
-            sequence: head.sequence,
-            hash: head.hash_hex(),
+            sequence: signed.head.sequence,
+            hash: signed.head.hash_hex(),
+            since_sequence: signed.since.sequence,
+            since_hash: signed.since.hash_hex(),
+            signing_key: self.audit_signer.public_key_hex(),
+            signature: hex::encode(&signed.signature),
         }))
     }
 }

@@ -312,7 +312,10 @@ pub fn basis(value: Option<&pb::LegalBasis>) -> Result<ClaimedBasis, Error> {
     if justification.chars().count() > MAX_JUSTIFICATION_CHARS {
         return Err(Error::invalid(
             "basis.justification",
-            format!("must be at most {MAX_JUSTIFICATION_CHARS} characters"),
+            format!(
+                "must be at most {MAX_JUSTIFICATION_CHARS} characters: it is stored in the clear, \
+                 so give a category-level reason and never a name; details go in the sealed body"
+            ),
         ));
     }
     Ok(ClaimedBasis {

@@ -27,9 +27,10 @@ use crate::identity::caller;
 const MAX_AGENDA_CASES: usize = 2000;
 
 // ---- Parsing requests. Every failure names its field. ----
+// Public for the fuzz targets (fuzz/), which run these on decoded requests without a hub.
 
 /// A council category: one of the three the council registers.
-fn council_category(field: &'static str, value: i32) -> Result<CaseCategory, Error> {
+pub fn council_category(field: &'static str, value: i32) -> Result<CaseCategory, Error> {
     let category = convert::category(field, value)?;
     check_registrable(category).map_err(|error| match error {
         crate::domain::council::CouncilError::Invalid { reason, .. } => {
@@ -40,12 +41,12 @@ fn council_category(field: &'static str, value: i32) -> Result<CaseCategory, Err
 }
 
 /// A number of days; 0 means none given.
-fn optional_days(value: u32) -> Option<u32> {
+pub fn optional_days(value: u32) -> Option<u32> {
     (value != 0).then_some(value)
 }
 
 /// A justification: plain text (line breaks allowed) of at most `MAX_JUSTIFICATION_CHARS`.
-fn justification(text: &str) -> Result<Option<String>, Error> {
+pub fn justification(text: &str) -> Result<Option<String>, Error> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
@@ -63,11 +64,13 @@ fn justification(text: &str) -> Result<Option<String>, Error> {
     Ok(Some(text.to_owned()))
 }
 
-fn reason(text: &str) -> Result<Option<String>, Error> {
+/// A close reason: a short code-like text, or none.
+pub fn reason(text: &str) -> Result<Option<String>, Error> {
     Ok(reason_text("close_reason", text)?)
 }
 
-fn meeting_kind(value: i32) -> Result<MeetingKind, Error> {
+/// The kind of a meeting; unspecified is missing.
+pub fn meeting_kind(value: i32) -> Result<MeetingKind, Error> {
     Ok(
         match convert::required_enum::<pb::MeetingKind>("kind", value)? {
             pb::MeetingKind::Representatives => MeetingKind::Representatives,
@@ -78,7 +81,8 @@ fn meeting_kind(value: i32) -> Result<MeetingKind, Error> {
     )
 }
 
-fn outcome_kind(value: i32) -> Result<OutcomeKind, Error> {
+/// The kind of a decision's outcome; unspecified is missing.
+pub fn outcome_kind(value: i32) -> Result<OutcomeKind, Error> {
     Ok(
         match convert::required_enum::<pb::DecisionOutcome>("outcome", value)? {
             pb::DecisionOutcome::Continue => OutcomeKind::Continue,
@@ -90,7 +94,7 @@ fn outcome_kind(value: i32) -> Result<OutcomeKind, Error> {
 }
 
 /// How an EndRegistration request ends the registration.
-fn ending(body: &pb::EndRegistrationRequest) -> Result<Ending, Error> {
+pub fn ending(body: &pb::EndRegistrationRequest) -> Result<Ending, Error> {
     let reason = reason(&body.close_reason)?;
     match outcome_kind(body.outcome)? {
         OutcomeKind::Continue => Err(Error::invalid(
@@ -114,7 +118,8 @@ fn ending(body: &pb::EndRegistrationRequest) -> Result<Ending, Error> {
     }
 }
 
-fn case_ids(ids: &[String]) -> Result<Vec<CaseId>, Error> {
+/// The cases a meeting's agenda names explicitly.
+pub fn case_ids(ids: &[String]) -> Result<Vec<CaseId>, Error> {
     if ids.len() > MAX_AGENDA_CASES {
         return Err(Error::invalid(
             "case_ids",

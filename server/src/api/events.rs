@@ -121,6 +121,8 @@ impl EventService for Hub {
         let mut waker = self.store.feed_signals().subscribe(&agency);
         let mut stopping = self.stopping.subscribe();
         tokio::spawn(async move {
+            let _open =
+                crate::telemetry::GaugeGuard::new(crate::telemetry::names::OPEN_SUBSCRIPTIONS);
             loop {
                 if *stopping.borrow_and_update() {
                     let _ = sender
@@ -150,6 +152,8 @@ impl EventService for Hub {
                     }
                     continue;
                 }
+                let waiting = u32::try_from(page.len()).unwrap_or(u32::MAX);
+                metrics::histogram!(crate::telemetry::names::FEED_LAG).record(f64::from(waiting));
                 for item in page {
                     cursor = item.cursor;
                     if sender.send(Ok(item.event)).await.is_err() {

@@ -8,6 +8,7 @@ pub mod council;
 pub mod directory;
 pub mod events;
 pub mod feed_cache;
+pub mod outcomes;
 pub mod referrals;
 
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct Hub {
     pub stopping: Arc<tokio::sync::watch::Sender<bool>>,
     /// The audit log's writer: always on, except in the benchmark that measures its cost.
     pub audit: crate::casework::audit::Auditor,
+    /// Signs the audit chain's head for clients to remember (`GetAuditHead`).
+    pub audit_signer: Arc<crate::signing::AuditSigner>,
     /// Feed entries already read, served again without the database.
     pub feed_cache: Arc<feed_cache::FeedCache>,
 }

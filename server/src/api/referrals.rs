@@ -369,6 +369,7 @@ impl ReferralService for Hub {
                         FollowUpStatus::Overdue => pb::FollowUpStatus::Overdue,
                         FollowUpStatus::DueSoon => pb::FollowUpStatus::DueSoon,
                         FollowUpStatus::BasisReview => pb::FollowUpStatus::BasisReview,
+                        FollowUpStatus::NextStepNeeded => pb::FollowUpStatus::NextStepNeeded,
                     } as i32,
                     referral: Some(referral_out(&mut *tx, &item.referral, &agency, now).await?),
                     timer: item
@@ -390,6 +391,7 @@ impl ReferralService for Hub {
                     } else {
                         String::new()
                     },
+                    escalated: item.escalated,
                 });
             }
             drop(tx);

@@ -75,6 +75,17 @@ impl Auditor {
         target: &AuditTarget,
         at: Timestamp,
     ) -> Result<(), Error> {
+        self.record_outside(store, entry(call, target, crate::domain::audit::OK, at))
+            .await
+    }
+
+    /// Appends a record that belongs to no write transaction (a read, a refusal by the identity
+    /// layer) and returns once it is durable, batched with the others recorded meanwhile.
+    pub async fn record_outside(
+        &self,
+        store: &Arc<dyn Store>,
+        entry: AuditEntry,
+    ) -> Result<(), Error> {
         if self.mode == AuditMode::Off {
             return Ok(());
         }
@@ -83,10 +94,7 @@ impl Auditor {
             .pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(PendingRead {
-                entry: entry(call, target, crate::domain::audit::OK, at),
-                done,
-            });
+            .push(PendingRead { entry, done });
         let appender = self.reads.appender.lock().await;
         let outcome = match outcome.try_recv() {
             // The previous appender took this record already.
@@ -155,6 +163,18 @@ impl Auditor {
         // unless this transaction rolls back, and then the store finds the guess wrong.
         *self.head.lock().unwrap_or_else(PoisonError::into_inner) = ChainHead::of(&record);
         Ok(record)
+    }
+
+    /// Appends `entry` as it is, in `tx` (a write transaction); nothing when auditing is off.
+    pub async fn record_entry(
+        &self,
+        tx: &mut dyn Transaction,
+        entry: &AuditEntry,
+    ) -> Result<(), Error> {
+        if self.mode == AuditMode::On {
+            self.append(tx, entry).await?;
+        }
+        Ok(())
     }
 
     pub fn mode(&self) -> AuditMode {
@@ -483,6 +503,51 @@ pub async fn verify_chain(
         head: verifier.head(),
         broken,
     })
+}
+
+/// The head of the chain and the earlier record `since` that it extends, ready to be signed:
+/// the hub's answer to a client that saw record `since` as the head earlier.
+///
+/// The client remembers the newest signed head it saw, and asks with its sequence number. The
+/// hub replays the chain from that record to its end (the records in between never leave the
+/// hub: a client may not see them all) and vouches for the stored hash of the record, which the
+/// client compares with the hash it remembers. A log cut short before that record, or restored
+/// from an older copy and grown again, gives a lower head or another hash there. When `since`
+/// is 0 or past the end, `since` comes back as the genesis head: there is nothing to vouch for,
+/// and the client sees a head lower than the one it remembers.
+pub async fn head_since(
+    tx: &mut dyn Transaction,
+    since: u64,
+) -> Result<(ChainHead, ChainHead), Error> {
+    let head = tx.audit_head().await?;
+    if since == 0 || since > head.sequence {
+        return Ok((head, ChainHead::GENESIS));
+    }
+    if since == head.sequence {
+        return Ok((head, head));
+    }
+    let unvouched = |reason: String| {
+        tracing::error!(since, reason = %reason, "the audit chain cannot be vouched for");
+        Error::FailedPrecondition(format!(
+            "the hub's audit log is broken after record {since} ({reason}), so the hub does not              sign its head: tell the hub operator, who checks it with `tsunagu-hub audit verify`              (監査ログが壊れています。ハブの運用者に連絡してください)"
+        ))
+    };
+    let anchor = match tx.audit_record(since).await? {
+        Some(record) => ChainHead::of(&record),
+        None => None,
+    };
+    let Some(anchor) = anchor else {
+        return Err(unvouched(format!("record {since} is missing or altered")));
+    };
+    let report = match verify_chain(tx, since + 1, None).await {
+        Ok(report) => report,
+        Err(VerifyError::Store(error)) => return Err(error.into()),
+        Err(other) => return Err(unvouched(other.to_string())),
+    };
+    if let Some(broken) = report.broken {
+        return Err(unvouched(broken.to_string()));
+    }
+    Ok((report.head, anchor))
 }
 
 #[cfg(test)]

@@ -165,14 +165,17 @@ pub async fn withdraw_consent(
     consent_id: &ConsentId,
     at: Timestamp,
 ) -> Result<Consent, Error> {
+    // A consent that does not exist and one on a case the caller may not see are refused alike.
     let consent = tx
         .consent(consent_id)
         .await?
-        .ok_or_else(|| Error::NotFound {
-            what: "consent",
-            id: consent_id.to_string(),
+        .ok_or_else(|| Error::not_visible("consent", &caller.id))?;
+    visible_case(tx, caller, &consent.case_id)
+        .await
+        .map_err(|error| match error {
+            Error::PermissionDenied(_) => Error::not_visible("consent", &caller.id),
+            other => other,
         })?;
-    visible_case(tx, caller, &consent.case_id).await?;
     if consent.withdrawn_at.is_none() {
         tx.withdraw_consent(consent_id, at).await?;
         let others: Vec<AgencyId> = tx

@@ -57,18 +57,15 @@ fn require_member(caller: &Agency, municipality: &Municipality) -> Result<(), Er
     )))
 }
 
-/// Loads a case the caller coordinates: NOT_FOUND when there is none, PERMISSION_DENIED when
-/// the caller is not the coordinator of its municipality.
+/// Loads a case the caller coordinates. A case that does not exist and one the caller may not
+/// see are refused alike; a participant that is not the coordinator is told who is.
 async fn coordinated_case(
     tx: &mut dyn Transaction,
     caller: &Agency,
     case_id: &CaseId,
     what: &str,
 ) -> Result<Case, Error> {
-    let case = tx.case(case_id).await?.ok_or_else(|| Error::NotFound {
-        what: "case",
-        id: case_id.to_string(),
-    })?;
+    let (case, _) = super::visible_case(tx, caller, case_id).await?;
     require_coordinator(caller, &case.municipality, what)?;
     Ok(case)
 }
@@ -91,8 +88,9 @@ async fn check_lead_agency(
         return Err(Error::invalid(
             field,
             format!(
-                "agency {id} is not a member of the 要対協 of municipality {municipality}; the \
-                 lead agency (主担当機関) must be"
+                "agency {id} is not a member of the 要対協 of municipality {municipality}: the \
+                 lead agency (主担当機関) must be a council member or the coordinator; name \
+                 one of them, or ask the coordinator to add {id} to the council"
             ),
         ));
     }
@@ -339,12 +337,17 @@ pub async fn meetings(
     Ok(tx.meetings(municipality).await?)
 }
 
-/// Loads a meeting: NOT_FOUND when there is none.
-async fn meeting(tx: &mut dyn Transaction, id: &MeetingId) -> Result<Meeting, Error> {
-    tx.meeting(id).await?.ok_or_else(|| Error::NotFound {
-        what: "meeting",
-        id: id.to_string(),
-    })
+/// Loads a meeting the caller may see (a member or the coordinator of its council). A meeting
+/// that does not exist and one of another council are refused alike.
+async fn meeting(
+    tx: &mut dyn Transaction,
+    caller: &Agency,
+    id: &MeetingId,
+) -> Result<Meeting, Error> {
+    tx.meeting(id)
+        .await?
+        .filter(|meeting| require_member(caller, &meeting.municipality).is_ok())
+        .ok_or_else(|| Error::not_visible("meeting", &caller.id))
 }
 
 /// A decision the coordinator records for one case of a meeting.
@@ -363,7 +366,7 @@ pub async fn record_decision(
     request: RecordDecision,
     now: Timestamp,
 ) -> Result<(Decision, Registration), Error> {
-    let meeting = meeting(tx, &request.meeting_id).await?;
+    let meeting = meeting(tx, caller, &request.meeting_id).await?;
     require_coordinator(
         caller,
         &meeting.municipality,
@@ -447,8 +450,7 @@ pub async fn meeting_pack(
     meeting_id: &MeetingId,
     now: Timestamp,
 ) -> Result<MeetingPack, Error> {
-    let meeting = meeting(tx, meeting_id).await?;
-    require_member(caller, &meeting.municipality)?;
+    let meeting = meeting(tx, caller, meeting_id).await?;
     let material = tx.agenda_material(meeting_id).await?;
     let previous_review_meeting = tx
         .previous_meeting_day(

@@ -17,6 +17,8 @@ pub enum FollowUpStatus {
     DueSoon,
     /// A share without consent, for the coordinator's review.
     BasisReview,
+    /// A confirmed "did not connect" awaiting its next step (a re-referral on the case).
+    NextStepNeeded,
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct FollowUp {
     pub timer: Option<TimerKind>,
     pub due_at: Option<Timestamp>,
     pub responsible: Option<AgencyId>,
+    /// Overdue past the coordinator's grace period: escalated to the coordinator.
+    pub escalated: bool,
 }
 
 /// The agency that has to act for a timer.
@@ -36,9 +40,9 @@ pub fn responsible_agency(referral: &Referral, timer: TimerKind) -> AgencyId {
     }
 }
 
-/// The caller's worklist: its own overdue and due-soon items, and for a coordinator the
-/// overdue items of its municipalities that have passed the coordinator's grace period, plus the
-/// shares made without consent.
+/// The caller's worklist: its own overdue and due-soon items, and for a coordinator every
+/// overdue and due-soon handoff of the municipalities it coordinates, whoever has to act (those
+/// past the coordinator's grace period marked escalated), plus the shares made without consent.
 pub async fn follow_ups(
     tx: &mut dyn Transaction,
     caller: &Agency,
@@ -75,27 +79,27 @@ pub async fn follow_ups(
         for timer in &passed {
             let responsible = responsible_agency(&referral, *timer);
             let due_at = referral.deadlines.get(*timer);
-            let own = responsible == caller.id;
-            let escalated = coordinating && now > due_at.plus(grace);
-            if own || escalated {
+            if responsible == caller.id || coordinating {
                 items.push(FollowUp {
                     status: FollowUpStatus::Overdue,
                     referral: referral.clone(),
                     timer: Some(*timer),
                     due_at: Some(due_at),
                     responsible: Some(responsible),
+                    escalated: now > due_at.plus(grace),
                 });
             }
         }
         for (timer, due_at) in due_soon(&referral.state, &referral.deadlines, now, window) {
             let responsible = responsible_agency(&referral, timer);
-            if responsible == caller.id {
+            if responsible == caller.id || coordinating {
                 items.push(FollowUp {
                     status: FollowUpStatus::DueSoon,
                     referral: referral.clone(),
                     timer: Some(timer),
                     due_at: Some(due_at),
                     responsible: Some(responsible),
+                    escalated: false,
                 });
             }
         }
@@ -108,15 +112,44 @@ pub async fn follow_ups(
                 timer: None,
                 due_at: None,
                 responsible: None,
+                escalated: false,
             });
         }
+    }
+    // Confirming "did not connect" closes the handoff, not the family's need: until a new
+    // referral goes out on the case, the sender and the coordinator keep seeing it.
+    let mut pending = Vec::new();
+    for municipality in &coordinated {
+        pending.extend(
+            tx.not_connected_without_next_step(Some(municipality), None)
+                .await?,
+        );
+    }
+    for referral in tx
+        .not_connected_without_next_step(None, Some(&caller.id))
+        .await?
+    {
+        if !pending.iter().any(|r: &Referral| r.id == referral.id) {
+            pending.push(referral);
+        }
+    }
+    for referral in pending {
+        items.push(FollowUp {
+            status: FollowUpStatus::NextStepNeeded,
+            responsible: Some(referral.from_agency.clone()),
+            due_at: referral.state.confirmed_at,
+            referral,
+            timer: None,
+            escalated: false,
+        });
     }
     items.sort_by_key(|item| {
         (
             match item.status {
                 FollowUpStatus::Overdue => 0,
                 FollowUpStatus::DueSoon => 1,
-                FollowUpStatus::BasisReview => 2,
+                FollowUpStatus::NextStepNeeded => 2,
+                FollowUpStatus::BasisReview => 3,
             },
             item.due_at,
         )

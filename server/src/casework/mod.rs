@@ -7,6 +7,7 @@ pub mod cases;
 pub mod council;
 pub mod followups;
 pub mod notes;
+pub mod outcomes;
 pub mod referrals;
 pub mod timers;
 
@@ -25,30 +26,24 @@ pub enum CaseAccess {
     Coordinator,
 }
 
-/// Loads a case the caller may see: NOT_FOUND when there is none, PERMISSION_DENIED when the
-/// caller neither takes part nor coordinates its municipality.
+/// Loads a case the caller may see. A case that does not exist and one the caller neither takes
+/// part in nor coordinates get the same refusal ([`Error::not_visible`]).
 pub async fn visible_case(
     tx: &mut dyn Transaction,
     caller: &Agency,
     case_id: &crate::domain::CaseId,
 ) -> Result<(Case, CaseAccess), Error> {
-    let (case, participates) =
-        tx.case_for(case_id, &caller.id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: "case",
-                id: case_id.to_string(),
-            })?;
+    let (case, participates) = tx
+        .case_for(case_id, &caller.id)
+        .await?
+        .ok_or_else(|| Error::not_visible("case", &caller.id))?;
     if participates {
         return Ok((case, CaseAccess::Participant));
     }
     if caller.is_coordinator_of(&case.municipality) {
         return Ok((case, CaseAccess::Coordinator));
     }
-    Err(Error::PermissionDenied(format!(
-        "agency {} does not take part in case {case_id}",
-        caller.id
-    )))
+    Err(Error::not_visible("case", &caller.id))
 }
 
 /// Whether the caller may see a referral: its sender, its recipient, or the coordinator of its

@@ -101,19 +101,21 @@ pub async fn visible_note(
     caller: &Agency,
     id: &NoteId,
 ) -> Result<Note, Error> {
-    let note = tx.note(id).await?.ok_or_else(|| Error::NotFound {
-        what: "note",
-        id: id.to_string(),
-    })?;
+    // A note that does not exist and one the caller may not see are refused alike.
+    let note = tx
+        .note(id)
+        .await?
+        .ok_or_else(|| Error::not_visible("note", &caller.id))?;
     let involved =
         note.from_agency == caller.id || note.recipients.iter().any(|r| r.agency_id == caller.id);
     if !involved {
-        let (case, _) = visible_case(tx, caller, &note.case_id).await?;
-        if !caller.is_coordinator_of(&case.municipality) {
-            return Err(Error::PermissionDenied(format!(
-                "agency {} is neither the sender nor a recipient of note {id}",
-                caller.id
-            )));
+        let visible = match visible_case(tx, caller, &note.case_id).await {
+            Ok((case, _)) => caller.is_coordinator_of(&case.municipality),
+            Err(Error::PermissionDenied(_)) => false,
+            Err(other) => return Err(other),
+        };
+        if !visible {
+            return Err(Error::not_visible("note", &caller.id));
         }
     }
     Ok(note)

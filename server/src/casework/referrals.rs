@@ -185,16 +185,12 @@ pub async fn visible_referral(
     caller: &Agency,
     id: &ReferralId,
 ) -> Result<Referral, Error> {
-    let referral = tx.referral(id).await?.ok_or_else(|| Error::NotFound {
-        what: "referral",
-        id: id.to_string(),
-    })?;
-    if !may_see_referral(caller, &referral) {
-        return Err(Error::PermissionDenied(format!(
-            "agency {} is neither the sender nor the recipient of referral {id}",
-            caller.id
-        )));
-    }
+    // A referral that does not exist and one the caller may not see are refused alike.
+    let referral = tx
+        .referral(id)
+        .await?
+        .filter(|referral| may_see_referral(caller, referral))
+        .ok_or_else(|| Error::not_visible("referral", &caller.id))?;
     Ok(referral)
 }
 

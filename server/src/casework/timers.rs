@@ -1,17 +1,28 @@
 //! The timer task's work: raise an escalation event, once per timer and tier, for every deadline
 //! that passed while its layer had not moved.
 
+use super::audit::{AuditCall, AuditTarget, Auditor, entry};
 use super::{FeedAbout, coordinators, followups::responsible_agency, notify};
+use crate::domain::AgencyId;
 use crate::domain::records::{EscalationTier, FeedEventKind, ReferralEvent, ReferralEventKind};
 use crate::domain::referral::{DeadlinePolicy, overdue};
 use crate::domain::{EventId, Timestamp};
 use crate::error::Error;
 use crate::store::Transaction;
 
-/// Escalates every passed timer not escalated yet; returns how many escalations were raised.
+/// The agency id audit records of the hub's own actions carry; `agency add` refuses to register
+/// an agency under it.
+pub const HUB_ACTOR: &str = "tsunagu-hub";
+
+/// The audit action of an escalation.
+pub const ESCALATE_ACTION: &str = "Hub/Escalate";
+
+/// Escalates every passed timer not escalated yet, each with its audit record (in `tx`);
+/// returns how many escalations were raised.
 pub async fn escalate_due(
     tx: &mut dyn Transaction,
     policy: &DeadlinePolicy,
+    auditor: &Auditor,
     now: Timestamp,
 ) -> Result<usize, Error> {
     let grace = policy.coordinator_grace();
@@ -44,6 +55,21 @@ pub async fn escalate_due(
                     connection: referral.state.connection,
                 };
                 tx.insert_referral_event(&event).await?;
+                // The hub acted on the case: the disclosure of a case shows when and why the
+                // referral was escalated, like any agency's call.
+                let mut entry = entry(
+                    &AuditCall {
+                        agency: AgencyId::parse(HUB_ACTOR).expect("a valid agency id"),
+                        staff: None,
+                        action: ESCALATE_ACTION,
+                    },
+                    &AuditTarget::referral(&referral),
+                    crate::domain::audit::OK,
+                    now,
+                );
+                // The hub has no staff: the role says which timer passed, at which tier.
+                entry.staff_role = Some(format!("{} {}", timer.code(), tier.code()));
+                auditor.record_entry(tx, &entry).await?;
                 let to_tell: Vec<_> = match tier {
                     EscalationTier::Responsible => vec![
                         responsible_agency(&referral, timer),
@@ -68,6 +94,12 @@ pub async fn escalate_due(
                     now,
                 )
                 .await?;
+                metrics::counter!(
+                    crate::telemetry::names::ESCALATIONS,
+                    "timer" => timer.code(),
+                    "tier" => tier.code()
+                )
+                .increment(1);
                 raised += 1;
             }
         }
@@ -102,7 +134,7 @@ pub fn spawn(hub: crate::api::Hub) -> tokio::task::JoinHandle<()> {
 async fn escalate_round(hub: &crate::api::Hub) -> Result<usize, Error> {
     let now = hub.clock.now();
     let mut tx = hub.store.begin().await?;
-    let raised = escalate_due(&mut *tx, &hub.settings.deadlines, now).await?;
+    let raised = escalate_due(&mut *tx, &hub.settings.deadlines, &hub.audit, now).await?;
     tx.commit().await?;
     Ok(raised)
 }

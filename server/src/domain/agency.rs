@@ -198,3 +198,15 @@ mod tests {
         assert!(AgencyId::parse("Ab").is_none());
     }
 }
+
+/// A client certificate an agency presented to the hub: which one, until when it is valid, and
+/// when the hub last saw it (to tell which one the agency uses now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenCertificate {
+    pub agency_id: AgencyId,
+    /// SHA-256 of the DER, lower-case hex.
+    pub fingerprint: String,
+    /// Seconds since the Unix epoch.
+    pub not_after: i64,
+    pub last_seen_at: super::Timestamp,
+}

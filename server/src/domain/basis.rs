@@ -6,9 +6,11 @@ use std::fmt;
 use super::consent::{self, Consent, NotCovered};
 use super::{Agency, AgencyId, AgencyKind, ConsentId, Municipality, Purpose, Timestamp};
 
-/// The longest justification accepted, in characters. It appears on the coordinator's review
-/// list, so it is a short statement, not a case file.
-pub const MAX_JUSTIFICATION_CHARS: usize = 2000;
+/// The longest justification accepted, in characters. It is stored and shown in the clear (the
+/// coordinator's review list, the council's registrations), so it is a category-level reason
+/// ("要対協登録ケース: 進行管理のため", "生命の危険があり同意を得る時間がない"), never a name or a
+/// case history: short enough that a case file does not fit. Details go in the sealed body.
+pub const MAX_JUSTIFICATION_CHARS: usize = 200;
 
 /// The ground a share rests on. Exactly one applies to each share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

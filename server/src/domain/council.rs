@@ -19,7 +19,7 @@ use super::{
 pub const MAX_REVIEW_INTERVAL_DAYS: u32 = 366;
 /// The longest close or transfer reason, in characters. It travels in the clear next to the
 /// case id, so it is a short statement ("支援目標達成", "転出"), never the family's story.
-pub const MAX_REASON_CHARS: usize = 500;
+pub const MAX_REASON_CHARS: usize = 200;
 
 /// Where a registration stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,6 +7,7 @@ pub mod basis;
 pub mod consent;
 pub mod council;
 pub mod keys;
+pub mod outcomes;
 pub mod records;
 pub mod referral;
 

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod council;
 pub mod feed;
 pub mod keys;
+pub mod outcomes;
 pub mod postgres;
 pub(crate) mod queries;
 pub mod sqlite;
@@ -143,7 +144,7 @@ pub trait Store: Send + Sync + 'static {
 /// live in a trait of their own (`audit`, `council`, `keys`) that every transaction implements.
 #[async_trait]
 pub trait Transaction:
-    Send + audit::AuditQueries + council::CouncilQueries + keys::KeyQueries
+    Send + audit::AuditQueries + council::CouncilQueries + keys::KeyQueries + outcomes::OutcomeQueries
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
     /// Fetches the reads a use case is about to make, together where the backend can: each is
@@ -157,6 +158,9 @@ pub trait Transaction:
     /// Fails with `Conflict` when the id is taken.
     async fn insert_agency(&mut self, agency: &Agency, at: Timestamp) -> Result<(), StoreError>;
     /// Returns false when there is no such agency.
+    /// Replaces an agency's kind, name, municipalities, council memberships and coordinator
+    /// roles (not its status); false when no such agency is registered.
+    async fn update_agency(&mut self, agency: &Agency, at: Timestamp) -> Result<bool, StoreError>;
     async fn set_agency_status(
         &mut self,
         id: &AgencyId,
@@ -170,6 +174,19 @@ pub trait Transaction:
         at: Timestamp,
     ) -> Result<(), StoreError>;
     async fn is_certificate_revoked(&mut self, fingerprint: &str) -> Result<bool, StoreError>;
+    /// Notes that `agency` presented the certificate `fingerprint` (valid until `not_after`,
+    /// seconds) at `at`.
+    async fn record_certificate_seen(
+        &mut self,
+        agency: &AgencyId,
+        fingerprint: &str,
+        not_after: i64,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The certificate each agency presented last, one per agency, ordered by agency id.
+    async fn last_seen_certificates(
+        &mut self,
+    ) -> Result<Vec<crate::domain::agency::SeenCertificate>, StoreError>;
 
     // Cases.
     async fn insert_case(&mut self, case: &Case) -> Result<(), StoreError>;
@@ -231,6 +248,14 @@ pub trait Transaction:
     async fn open_referrals_without_consent(
         &mut self,
         municipality: &Municipality,
+    ) -> Result<Vec<Referral>, StoreError>;
+    /// Referrals whose "did not connect" was confirmed (other than `referred_elsewhere`, which
+    /// names its next referral) and after whose confirmation no referral was sent on the case:
+    /// the family still needs a next step. Narrowed to a municipality and/or a sender.
+    async fn not_connected_without_next_step(
+        &mut self,
+        municipality: Option<&Municipality>,
+        from_agency: Option<&AgencyId>,
     ) -> Result<Vec<Referral>, StoreError>;
     async fn insert_referral_event(&mut self, event: &ReferralEvent) -> Result<(), StoreError>;
     async fn referral_events(

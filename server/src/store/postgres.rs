@@ -46,6 +46,7 @@ super::queries::transaction_queries!(PostgresTransaction, PgRow);
 super::audit::audit_queries!(PostgresTransaction, PgRow);
 super::council::council_queries!(PostgresTransaction, PgRow);
 super::keys::keys_queries!(PostgresTransaction, PgRow);
+super::outcomes::outcome_queries!(PostgresTransaction, PgRow);
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://...`) and migrates the schema.

@@ -767,6 +767,29 @@ macro_rules! transaction_queries {
                 Ok(())
             }
 
+            async fn update_agency(
+                &mut self,
+                agency: &$crate::domain::Agency,
+                at: $crate::domain::Timestamp,
+            ) -> Result<bool, $crate::store::StoreError> {
+                use $crate::store::queries::join_codes;
+                let result = sqlx::query(
+                    "UPDATE agencies SET kind = $1, display_name = $2, municipalities = $3, \
+                     council_memberships = $4, coordinator_of = $5, updated_at = $6 \
+                     WHERE agency_id = $7",
+                )
+                .bind(agency.kind.as_str())
+                .bind(&agency.display_name)
+                .bind(join_codes(&agency.municipalities))
+                .bind(join_codes(&agency.council_memberships))
+                .bind(join_codes(&agency.coordinator_of))
+                .bind(at.millis())
+                .bind(agency.id.as_str())
+                .execute(self.conn().await?)
+                .await?;
+                Ok(result.rows_affected() > 0)
+            }
+
             async fn set_agency_status(
                 &mut self,
                 id: &$crate::domain::AgencyId,
@@ -800,6 +823,62 @@ macro_rules! transaction_queries {
                 .execute(self.conn().await?)
                 .await?;
                 Ok(())
+            }
+
+            async fn record_certificate_seen(
+                &mut self,
+                agency: &$crate::domain::AgencyId,
+                fingerprint: &str,
+                not_after: i64,
+                at: $crate::domain::Timestamp,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO agency_certificates (agency_id, fingerprint, not_after, \
+                     first_seen_at, last_seen_at) VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (agency_id, fingerprint) \
+                     DO UPDATE SET last_seen_at = excluded.last_seen_at",
+                )
+                .bind(agency.as_str())
+                .bind(fingerprint)
+                .bind(not_after)
+                .bind(at.millis())
+                .execute(self.conn().await?)
+                .await?;
+                Ok(())
+            }
+
+            async fn last_seen_certificates(
+                &mut self,
+            ) -> Result<Vec<$crate::domain::agency::SeenCertificate>, $crate::store::StoreError>
+            {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT agency_id, fingerprint, not_after, last_seen_at \
+                     FROM agency_certificates ORDER BY agency_id, last_seen_at, not_after",
+                )
+                .fetch_all(self.conn().await?)
+                .await?;
+                let mut last: Vec<$crate::domain::agency::SeenCertificate> = Vec::new();
+                for row in rows {
+                    let id: String = row.try_get("agency_id")?;
+                    let agency_id = $crate::domain::AgencyId::parse(&id).ok_or_else(|| {
+                        $crate::store::StoreError::corrupt("agency_certificates", id.clone())
+                    })?;
+                    let seen = $crate::domain::agency::SeenCertificate {
+                        agency_id,
+                        fingerprint: row.try_get("fingerprint")?,
+                        not_after: row.try_get("not_after")?,
+                        last_seen_at: $crate::domain::Timestamp::from_millis(
+                            row.try_get("last_seen_at")?,
+                        ),
+                    };
+                    // Rows come oldest first per agency: the last one wins.
+                    match last.last_mut() {
+                        Some(previous) if previous.agency_id == seen.agency_id => *previous = seen,
+                        _ => last.push(seen),
+                    }
+                }
+                Ok(last)
             }
 
             async fn is_certificate_revoked(
@@ -1153,6 +1232,28 @@ macro_rules! transaction_queries {
                      AND municipality = $1 AND basis <> 'consent' ORDER BY referral_id"
                 ))
                 .bind(municipality.as_str())
+                .fetch_all(self.conn().await?)
+                .await?;
+                rows.iter().map(referral_from_row).collect()
+            }
+
+            async fn not_connected_without_next_step(
+                &mut self,
+                municipality: Option<&$crate::domain::Municipality>,
+                from_agency: Option<&$crate::domain::AgencyId>,
+            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
+                use $crate::store::queries::REFERRAL_COLUMNS;
+                let rows = sqlx::query(&format!(
+                    "SELECT {REFERRAL_COLUMNS} FROM referrals r WHERE r.closed = 1 \
+                     AND r.connection = 'not_connected' AND r.confirmed_at IS NOT NULL \
+                     AND r.not_connected_reason <> 'referred_elsewhere' \
+                     AND ($1 = '' OR r.municipality = $1) AND ($2 = '' OR r.from_agency = $2) \
+                     AND NOT EXISTS (SELECT 1 FROM referrals later WHERE later.case_id = r.case_id \
+                     AND later.sent_at > r.confirmed_at) \
+                     ORDER BY r.referral_id"
+                ))
+                .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
+                .bind(from_agency.map(|a| a.as_str()).unwrap_or(""))
                 .fetch_all(self.conn().await?)
                 .await?;
                 rows.iter().map(referral_from_row).collect()

@@ -482,7 +482,13 @@ fn spawn_committer(line: Arc<WriterLine>) -> tokio::task::JoinHandle<()> {
             } else {
                 "COMMIT"
             };
+            // Members waiting on the batch: how many writes share this fsync.
+            metrics::histogram!(crate::telemetry::names::COMMIT_BATCH)
+                .record(batch.receiver_count() as f64);
+            let started = std::time::Instant::now();
             let result = state.connection.execute(commit).await.map(|_| ());
+            metrics::histogram!(crate::telemetry::names::COMMIT_DURATION)
+                .record(started.elapsed().as_secs_f64());
             if let Err(error) = &result {
                 tracing::error!(%error, "a batch of writes failed to commit");
                 // Leave the connection clean for the next batch whatever state it is in.
@@ -534,6 +540,7 @@ super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
 super::audit::audit_queries!(SqliteTransaction, SqliteRow);
 super::council::council_queries!(SqliteTransaction, SqliteRow);
 super::keys::keys_queries!(SqliteTransaction, SqliteRow);
+super::outcomes::outcome_queries!(SqliteTransaction, SqliteRow);
 
 impl SqliteTransaction {
     /// Nothing to do before a commit: every subscriber shares this process's signal.
@@ -666,6 +673,35 @@ impl SqliteTransaction {
     }
 }
 
+/// Creates the database file readable and writable by its owner only (0600), or narrows an
+/// existing one and its WAL files to that: the file holds every case's routing metadata and
+/// the audit log. SQLite gives the -wal and -shm files it creates the database file's mode.
+fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = std::path::PathBuf::from(name);
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database at `url` (`sqlite://path`).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -676,6 +712,8 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?;
         }
+        owner_only(options.get_filename())
+            .map_err(|error| StoreError::Database(sqlx::Error::Io(error)))?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)

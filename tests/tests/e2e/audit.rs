@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use sqlx::Connection as _;
 use tonic::Code;
+use tsunagu_client::ClientError;
 use tsunagu_client::Hub;
+use tsunagu_client::audit_head::{HeadCheck, HeadWatch};
 use tsunagu_hub::casework::audit::{ChainReport, verify_chain};
 use tsunagu_hub::domain::Clock as _;
 use tsunagu_hub::domain::audit::{AuditRecord, ChainBreak, ChainHead, chain};
@@ -87,7 +89,7 @@ async fn referral_loop(hub: &TestHub) -> Loop {
 async fn audit_of(client: &Hub, request: pb::ListAuditRecordsRequest) -> Vec<pb::AuditRecord> {
     let end = client
         .audit()
-        .get_audit_head(pb::GetAuditHeadRequest {})
+        .get_audit_head(pb::GetAuditHeadRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -423,7 +425,7 @@ async fn after_a_full_referral_loop_the_audit_chain_verifies() {
     let kodomo = hub.client("kodomo").await;
     let published = kodomo
         .audit()
-        .get_audit_head(pb::GetAuditHeadRequest {})
+        .get_audit_head(pb::GetAuditHeadRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -594,7 +596,7 @@ async fn a_history_rewritten_or_cut_short_after_its_head_was_published_is_caught
     let kodomo = hub.client("kodomo").await;
     let published = kodomo
         .audit()
-        .get_audit_head(pb::GetAuditHeadRequest {})
+        .get_audit_head(pb::GetAuditHeadRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -796,7 +798,7 @@ async fn each_call_on_case_data_leaves_exactly_one_record_and_other_calls_none()
     for _ in 0..2 {
         let published = kodomo
             .audit()
-            .get_audit_head(pb::GetAuditHeadRequest {})
+            .get_audit_head(pb::GetAuditHeadRequest::default())
             .await
             .unwrap()
             .into_inner();
@@ -1245,4 +1247,249 @@ async fn records_written_by_another_writer_never_fork_the_chain() {
         assert_eq!(report.checked, 10);
     }
     hub.stop().await;
+}
+
+/// One agency's remembered head, kept in `dir` as the CLI keeps it.
+fn watch_in(dir: &std::path::Path) -> HeadWatch {
+    HeadWatch::load(&HeadWatch::path_for(&dir.join("known_keys/kodomo.toml"))).unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_saw_head_n_refuses_a_hub_whose_newest_records_were_deleted_even_after_it_grew_again()
+ {
+    let hub = TestHub::start().await;
+    referral_loop(&hub).await;
+    let state = tempfile::tempdir().unwrap();
+    let kodomo = hub.client("kodomo").await;
+
+    // The first head pins the hub's key; later heads extend it as the log grows.
+    let mut watch = watch_in(state.path());
+    let first = watch.check(&kodomo).await.unwrap();
+    let HeadCheck::FirstSeen {
+        sequence: first, ..
+    } = first
+    else {
+        panic!("{first:?}")
+    };
+    audit_of(&kodomo, pb::ListAuditRecordsRequest::default()).await;
+    let mut watch = watch_in(state.path());
+    let seen = match watch.check(&kodomo).await.unwrap() {
+        HeadCheck::Extends { from, to } => {
+            assert_eq!(from, first);
+            assert!(to > from, "{from} -> {to}");
+            to
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(seen, head(&hub).await.sequence);
+
+    // Someone with the database's credentials cuts the two newest records off, and the hub is
+    // started again on the same database and key.
+    let mut db = Database::of_intruder(&hub.database.url).await;
+    db.delete(seen).await;
+    db.delete(seen - 1).await;
+    assert!(
+        verify(&hub).await.broken.is_none(),
+        "the cut is invisible to verify"
+    );
+    let restarted = hub.another_instance().await;
+    let kodomo = hub.client_of(&restarted, "kodomo").await;
+    let refused = watch_in(state.path()).check(&kodomo).await.unwrap_err();
+    assert!(
+        matches!(refused, ClientError::AuditRollback { remembered, .. } if remembered == seen),
+        "{refused}"
+    );
+    let said = refused.to_string();
+    assert!(
+        said.contains("rolled back") && said.contains("contact the hub operator"),
+        "{said}"
+    );
+    assert!(said.contains("ハブの運用者に連絡してください"), "{said}");
+    assert!(
+        said.contains(&format!("its newest record is now {}", seen - 2)),
+        "{said}"
+    );
+
+    // The log grows past where it was: record `seen` exists again, but it is another record.
+    for _ in 0..3 {
+        audit_of(&kodomo, pb::ListAuditRecordsRequest::default()).await;
+    }
+    assert!(head(&hub).await.sequence > seen);
+    let refused = watch_in(state.path()).check(&kodomo).await.unwrap_err();
+    let said = refused.to_string();
+    assert!(
+        matches!(refused, ClientError::AuditRollback { .. })
+            && said.contains(&format!("its record {seen} is now another one")),
+        "{said}"
+    );
+    // Refusing remembered nothing: the profile still holds the head it saw.
+    assert_eq!(watch_in(state.path()).remembered().unwrap().sequence, seen);
+    // A profile that never saw the old head has nothing to compare with.
+    assert!(matches!(
+        HeadWatch::in_memory().check(&kodomo).await.unwrap(),
+        HeadCheck::FirstSeen { .. }
+    ));
+    drop(restarted);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_hub_signing_with_another_key_is_refused_by_a_client_that_pinned_the_first() {
+    let hub = TestHub::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let kodomo = hub.client("kodomo").await;
+    watch_in(state.path()).check(&kodomo).await.unwrap();
+    let pinned = watch_in(state.path())
+        .remembered()
+        .unwrap()
+        .signing_key
+        .clone();
+    let served = kodomo
+        .audit()
+        .get_audit_head(pb::GetAuditHeadRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        served.signing_key, pinned,
+        "the key is published with the head"
+    );
+
+    // The same database served with another key (the key file replaced).
+    let mut settings = hub.settings.clone();
+    let other_key = state.path().join("other.key");
+    settings.audit_signing_key = Some(other_key);
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    let other = tsunagu_hub::Application::build(settings).await.unwrap();
+    let addr = other.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(other.run_until(async {
+        let _ = stopped.await;
+    }));
+    let certificate = hub.pki.agency_certificate("kodomo");
+    let kodomo = Hub::connect(&hub.pki.connect_options(addr, Some(&certificate)))
+        .await
+        .unwrap();
+    let refused = watch_in(state.path()).check(&kodomo).await.unwrap_err();
+    assert!(
+        matches!(refused, ClientError::AuditKeyChanged { .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("運用者"), "{refused}");
+    let _ = stop.send(());
+    let _ = served.await;
+    hub.stop().await;
+}
+
+#[test]
+fn the_cli_refuses_a_hub_restarted_on_an_older_copy_of_its_database() {
+    let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new(&hub_binary)
+        .current_dir(dir.path())
+        .args(["certs", "dev", "--dir", "certs-dev"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let port = free_port();
+    let serve = || {
+        let mut served = ChildGuard(
+            Command::new(&hub_binary)
+                .current_dir(dir.path())
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("TSUNAGU_LISTEN", format!("127.0.0.1:{port}"))
+                .arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for_port(port, &mut served.0);
+        served
+    };
+    let data = dir.path().join("data");
+    let files = ["tsunagu.db", "tsunagu.db-wal", "tsunagu.db-shm"];
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        for file in files {
+            let _ = std::fs::remove_file(to.join(file));
+            if from.join(file).exists() {
+                std::fs::copy(from.join(file), to.join(file)).unwrap();
+            }
+        }
+    };
+    let cli = |agency: &str, args: &[&str]| {
+        let mut all = vec!["--as", agency];
+        all.extend_from_slice(args);
+        tsunagu(dir.path(), port, &all)
+    };
+
+    let served = serve();
+    let demo = tsunagu(dir.path(), port, &["demo"]);
+    assert!(demo.status.success(), "{demo:?}");
+    drop(served);
+    // The operator's backup, taken while the hub was down.
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    copy(&data, &backup);
+
+    // Work goes on; aoba-kodomo's CLI sees (and remembers) the newer head.
+    let served = serve();
+    let listed = cli("aoba-kodomo", &["audit"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let head = cli("aoba-kodomo", &["audit", "head"]);
+    assert!(head.status.success(), "{head:?}");
+    let seen: u64 = String::from_utf8(head.stdout.clone())
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let said = String::from_utf8(head.stderr).unwrap();
+    assert!(said.contains("signed by the hub's audit key"), "{said}");
+    drop(served);
+
+    // The published key is the operator's.
+    let operator = Command::new(&hub_binary)
+        .current_dir(dir.path())
+        .env_clear()
+        .args(["audit", "head", "--json"])
+        .output()
+        .unwrap();
+    assert!(operator.status.success(), "{operator:?}");
+    let operator: serde_json::Value = serde_json::from_slice(&operator.stdout).unwrap();
+    let key = operator["signing_key"].as_str().unwrap().to_owned();
+    let remembered = std::fs::read_to_string(
+        dir.path()
+            .join("state/tsunagu/known_keys/dev-aoba-kodomo.audit-head.toml"),
+    )
+    .unwrap();
+    assert!(remembered.contains(&key), "{remembered}");
+
+    // The older copy is put back and the hub restarted on it.
+    copy(&backup, &data);
+    let served = serve();
+    let refused = cli("aoba-kodomo", &["audit", "head"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        said.contains("rolled back")
+            && said.contains(&format!("record {seen}"))
+            && said.contains("contact the hub operator")
+            && said.contains("ハブの運用者に連絡してください"),
+        "{said}"
+    );
+    // Every command is refused, not only `audit head`.
+    let inbox = cli("aoba-kodomo", &["inbox"]);
+    assert!(!inbox.status.success(), "{inbox:?}");
+    assert!(
+        String::from_utf8(inbox.stderr)
+            .unwrap()
+            .contains("rolled back")
+    );
+    // Another agency that never saw the newer head is not refused by this check.
+    let other = cli("aoba-hospital", &["audit", "head"]);
+    assert!(other.status.success(), "{other:?}");
+    drop(served);
 }

@@ -2,6 +2,7 @@
 //! records from recording to withdrawal.
 
 use tonic::Code;
+use tsunagu_client::Hub;
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::*;
 use tsunagu_tests::{MUNICIPALITY, OTHER_MUNICIPALITY, TestHub};
@@ -222,12 +223,218 @@ async fn a_non_participant_gets_permission_denied_for_the_case_its_referrals_and
     let hospital = hub.client("hospital").await;
     assert_eq!(referral_ids(&hospital).await, vec![referral.referral_id]);
 
-    // NOT_FOUND only for ids that do not exist at all.
+    // An id that does not exist is refused just like one the caller may not see.
     let nursery = hub.client("nursery").await;
     let missing = uuid::Uuid::new_v4().to_string();
-    assert_refused(get_case(&nursery, &missing).await, Code::NotFound, &[]);
-    assert_refused(get_case(&kodomo, &missing).await, Code::NotFound, &[]);
-    assert_refused(get_referral(&kodomo, &missing).await, Code::NotFound, &[]);
+    assert_refused(
+        get_case(&nursery, &missing).await,
+        Code::PermissionDenied,
+        &[],
+    );
+    assert_refused(
+        get_case(&kodomo, &missing).await,
+        Code::PermissionDenied,
+        &[],
+    );
+    assert_refused(
+        get_referral(&kodomo, &missing).await,
+        Code::PermissionDenied,
+        &[],
+    );
+    hub.stop().await;
+}
+
+/// The ids an outsider probes with: real ones, or random ones of the same shapes.
+struct Probe {
+    case: String,
+    consent: String,
+    referral: String,
+    note: String,
+    meeting: String,
+}
+
+impl Probe {
+    fn random() -> Self {
+        let id = || uuid::Uuid::new_v4().to_string();
+        Self {
+            case: id(),
+            consent: id(),
+            referral: id(),
+            note: id(),
+            meeting: id(),
+        }
+    }
+}
+
+/// What `client` is answered on every RPC that takes a case, consent, referral, note or
+/// meeting id: the RPC, then the code and message (or "ok" and what it listed).
+async fn answers(client: &Hub, ids: &Probe, today: &str) -> Vec<(&'static str, String)> {
+    fn answer<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> String {
+        match result {
+            Ok(value) => format!("ok {value:?}"),
+            Err(status) => format!("{:?}: {}", status.code(), status.message()),
+        }
+    }
+    let consent = consent_request(&ids.case, &["hospital"], &[], &[POSTNATAL_CARE], today, "");
+    let mut out = vec![
+        ("GetCase", answer(get_case(client, &ids.case).await)),
+        (
+            "ListConsents",
+            answer(list_consents(client, &ids.case).await),
+        ),
+        (
+            "GetCaseThread",
+            answer(case_thread(client, &ids.case).await.map(|_| ())),
+        ),
+        (
+            "RecordConsent",
+            answer(try_record_consent(client, consent).await),
+        ),
+        (
+            "WithdrawConsent",
+            answer(withdraw_consent(client, &ids.consent).await),
+        ),
+        (
+            "SendReferral",
+            answer(
+                send_referral(client, &ids.case, "hospital", POSTNATAL_CARE, by_consent()).await,
+            ),
+        ),
+        (
+            "GetReferral",
+            answer(get_referral(client, &ids.referral).await),
+        ),
+        (
+            "RecordReferralAction",
+            answer(act(client, &ids.referral, pb::ReferralAction::Accept).await),
+        ),
+        (
+            "SendNote",
+            answer(
+                send_note(
+                    client,
+                    note_request(&ids.case, &["hospital"], POSTNATAL_CARE, by_consent()),
+                )
+                .await,
+            ),
+        ),
+        (
+            "AcknowledgeNote",
+            answer(acknowledge_note(client, &ids.note).await),
+        ),
+        (
+            "RegisterCase",
+            answer(try_register(client, register_request(&ids.case, "", "")).await),
+        ),
+        (
+            "UpdateRegistration",
+            answer(
+                client
+                    .council()
+                    .update_registration(pb::UpdateRegistrationRequest {
+                        case_id: ids.case.clone(),
+                        review_interval_days: 30,
+                        staff: Some(staff()),
+                        ..Default::default()
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "EndRegistration",
+            answer(
+                end_registration(
+                    client,
+                    end_request(&ids.case, pb::DecisionOutcome::Close, "improved", ""),
+                )
+                .await,
+            ),
+        ),
+        (
+            "GetMeetingPack",
+            answer(meeting_pack(client, &ids.meeting).await),
+        ),
+        (
+            "RecordDecision",
+            answer(
+                try_decide(
+                    client,
+                    decision_request(&ids.meeting, &ids.case, pb::DecisionOutcome::Continue),
+                )
+                .await,
+            ),
+        ),
+    ];
+    let listed = client
+        .referrals()
+        .list_referrals(pb::ListReferralsRequest {
+            case_id: ids.case.clone(),
+            direction: pb::ReferralDirection::All as i32,
+            include_closed: true,
+            ..Default::default()
+        })
+        .await
+        .map(|response| response.into_inner().referrals);
+    out.push(("ListReferrals", answer(listed)));
+    out
+}
+
+#[tokio::test]
+async fn a_non_participant_gets_the_same_answer_for_a_real_id_and_a_random_one_on_every_rpc() {
+    let hub = TestHub::start().await;
+    let kodomo = hub.client("kodomo").await;
+    let (case, consent) =
+        consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let referral = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    let note = send_note(
+        &kodomo,
+        note_request(&case.case_id, &["hospital"], POSTNATAL_CARE, by_consent()),
+    )
+    .await
+    .unwrap();
+    let clock = &*hub.clock;
+    register_case(&kodomo, &case.case_id, &japan_date(clock, -100), "").await;
+    let meeting = schedule_meeting(
+        &kodomo,
+        pb::MeetingKind::Practitioners,
+        &japan_date(clock, 0),
+        &[],
+    )
+    .await;
+    let real = Probe {
+        case: case.case_id.clone(),
+        consent: consent.consent_id.clone(),
+        referral: referral.referral_id.clone(),
+        note: note.note_id.clone(),
+        meeting: meeting.meeting_id.clone(),
+    };
+
+    // hiroba serves the same municipality but takes no part and sits on no council; chiyoda
+    // coordinates another municipality.
+    for outsider in ["hiroba", "chiyoda"] {
+        let client = hub.client(outsider).await;
+        let today = japan_date(clock, 0);
+        let on_real = answers(&client, &real, &today).await;
+        let on_random = answers(&client, &Probe::random(), &today).await;
+        assert_eq!(on_real, on_random, "{outsider}");
+        for (rpc, answer) in &on_real {
+            assert!(
+                answer.starts_with("PermissionDenied") || answer == "ok []",
+                "{outsider} {rpc}: {answer}"
+            );
+        }
+    }
+    // Nothing was written: the case is as it was.
+    let after = get_case(&kodomo, &case.case_id).await.unwrap();
+    assert_eq!(participant_ids(&after), vec!["hospital", "kodomo"]);
     hub.stop().await;
 }
 

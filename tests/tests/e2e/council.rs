@@ -576,7 +576,7 @@ async fn only_members_read_packs_and_only_the_coordinator_registers_schedules_an
         assert_refused(
             meeting_pack(client, &meeting.meeting_id).await,
             Code::PermissionDenied,
-            &[outsider, MUNICIPALITY],
+            &[outsider],
         );
         assert_refused(
             list_registrations(client, MUNICIPALITY, true).await,

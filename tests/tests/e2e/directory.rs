@@ -1,5 +1,6 @@
 //! The directory, health and reflection, and input validation at the boundary.
 
+use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -8,6 +9,9 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tsunagu_proto::v1::ListAgenciesRequest;
+use tsunagu_tests::fixtures::{
+    assert_refused, list_cases, open_case_request, sealed_of_at_least, try_open_case,
+};
 use tsunagu_tests::{AGENCIES, MUNICIPALITY, OTHER_MUNICIPALITY, TestHub};
 
 #[tokio::test]
@@ -130,6 +134,7 @@ async fn reflection_lists_the_tsunagu_services_and_health() {
         "tsunagu.v1.EventService",
         "tsunagu.v1.CouncilService",
         "tsunagu.v1.AuditService",
+        "tsunagu.v1.OutcomeService",
         "grpc.health.v1.Health",
     ] {
         assert!(
@@ -137,5 +142,52 @@ async fn reflection_lists_the_tsunagu_services_and_health() {
             "{expected} missing from {names:?}"
         );
     }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn reflection_v1alpha_is_served_as_well_as_v1() {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as Alpha;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+
+    let hub = TestHub::start().await;
+    let client = hub.client("kodomo").await;
+    let mut reflection = Alpha::new(client.channel());
+    let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(AlphaResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.iter().any(|n| n == "tsunagu.v1.ReferralService"),
+        "{names:?}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_10_mib_request_gets_resource_exhausted_naming_the_limit_and_writes_nothing() {
+    let hub = TestHub::start().await;
+    let kodomo = hub.client("kodomo").await;
+    let mut request = open_case_request(MUNICIPALITY);
+    request.header = Some(sealed_of_at_least(10 * 1024 * 1024));
+    let status = assert_refused(
+        try_open_case(&kodomo, request).await,
+        Code::ResourceExhausted,
+        &["max_message_bytes", "4194304 bytes"],
+    );
+    assert!(status.message().starts_with("request: "), "{status:?}");
+    // The connection still serves, and no case was opened.
+    assert!(list_cases(&kodomo).await.is_empty());
     hub.stop().await;
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod cases;
+mod console;
 mod council;
 mod council_pack;
 mod directory;
@@ -9,6 +10,9 @@ mod durability;
 mod feed;
 mod identity;
 mod operator;
+mod ops;
+mod outcomes;
+mod readme;
 mod referrals;
 mod scale_out;
 mod sealing;

@@ -54,6 +54,9 @@ fn tsunagu(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
         .current_dir(dir)
         .env_remove("TSUNAGU_CONFIG")
         .env_remove("TSUNAGU_CERTS_DEV")
+        // The client's state (pinned keys, the newest audit head it saw) belongs to this test's
+        // hub, not to whatever hub the machine's user ran before.
+        .env("XDG_STATE_HOME", dir.join("state"))
         .args(["--hub", &format!("https://127.0.0.1:{port}")])
         .args(args)
         .output()
@@ -158,4 +161,121 @@ fn the_readme_serve_command_works_with_no_set_up_and_the_cli_connects() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "the hub exited with {status}");
+}
+
+/// Runs `tsunagu-hub` in `dir` with a clean environment but for `extra`.
+fn hub_command(dir: &Path, extra: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(workspace_binary("tsunagu-hub", "tsunagu-hub"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    command.args(args).output().unwrap()
+}
+
+#[test]
+fn certs_issue_refuses_zero_days_and_unregistered_agencies_agency_update_changes_what_is_given_and_the_database_is_owner_only()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let made = hub_command(dir.path(), &[], &["certs", "dev", "--dir", "certs-dev"]);
+    assert!(made.status.success(), "{made:?}");
+    // The client's TSUNAGU_CONFIG is not the hub's: a client file there changes nothing.
+    std::fs::write(
+        dir.path().join("client.toml"),
+        "this is not the hub's config",
+    )
+    .unwrap();
+    let client_env = [("TSUNAGU_CONFIG", "client.toml")];
+    let issue = |agency: &str, days: &str| {
+        hub_command(
+            dir.path(),
+            &client_env,
+            &[
+                "certs",
+                "issue",
+                "--ca-cert",
+                "certs-dev/ca.pem",
+                "--ca-key",
+                "certs-dev/ca.key",
+                "--agency",
+                agency,
+                "--days",
+                days,
+                "--out-dir",
+                "out",
+            ],
+        )
+    };
+
+    let zero = issue("aoba-clinic", "0");
+    assert!(!zero.status.success());
+    assert!(
+        String::from_utf8_lossy(&zero.stderr).contains("--days"),
+        "{zero:?}"
+    );
+    let unknown = issue("aoba-clinic", "30");
+    assert!(!unknown.status.success());
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(message.contains("not registered"), "{message}");
+    assert!(message.contains("agency add aoba-clinic"), "{message}");
+    assert!(!dir.path().join("out/aoba-clinic.pem").exists());
+
+    let added = hub_command(
+        dir.path(),
+        &client_env,
+        &[
+            "agency",
+            "add",
+            "aoba-clinic",
+            "--kind",
+            "hospital",
+            "--name",
+            "青葉クリニック",
+            "--municipality",
+            "141178",
+        ],
+    );
+    assert!(added.status.success(), "{added:?}");
+    // `agency update` changes what is given and keeps the rest.
+    let updated = hub_command(
+        dir.path(),
+        &client_env,
+        &[
+            "agency",
+            "update",
+            "aoba-clinic",
+            "--name",
+            "青葉こどもクリニック",
+            "--council",
+            "141178",
+        ],
+    );
+    assert!(updated.status.success(), "{updated:?}");
+    let listed = hub_command(dir.path(), &[], &["agency", "list", "--json"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("青葉こどもクリニック"), "{listed}");
+    assert!(listed.contains("hospital"), "{listed}");
+    let missing = hub_command(
+        dir.path(),
+        &[],
+        &["agency", "update", "nobody", "--name", "x"],
+    );
+    assert!(!missing.status.success());
+
+    let issued = issue("aoba-clinic", "30");
+    assert!(issued.status.success(), "{issued:?}");
+    assert!(dir.path().join("out/aoba-clinic.pem").exists());
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("data/tsunagu.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
 }

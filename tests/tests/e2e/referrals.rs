@@ -1469,7 +1469,7 @@ async fn escalation_feed_events(client: &Hub, referral_id: &str) -> usize {
 }
 
 #[tokio::test]
-async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_then_on_the_coordinators_and_stays_until_it_moves()
+async fn a_handoff_due_soon_or_overdue_is_on_the_recipients_and_the_coordinators_worklist_escalates_to_the_coordinator_after_its_grace_and_stays_until_it_moves()
  {
     use pb::FollowUpStatus as S;
     use pb::TimerKind as T;
@@ -1509,16 +1509,20 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
     let id = r.referral_id.as_str();
     let respond_by = millis(&r.deadlines.as_ref().unwrap().respond_by);
     act(&nursery, id, A::AcknowledgeDelivery).await.unwrap();
-    let overdue_for_coordinator = async || {
-        items_for(&follow_ups(&kodomo, MUNICIPALITY).await, id)
+    // The coordinator sees every open handoff of its municipality that is overdue or due soon,
+    // and which of them have escalated to it.
+    let for_coordinator = async || {
+        follow_ups(&kodomo, MUNICIPALITY)
+            .await
             .into_iter()
-            .filter(|(status, _)| *status == S::Overdue as i32)
+            .filter(|i| i.referral.as_ref().unwrap().referral_id == id)
+            .map(|i| (i.status, i.timer, i.escalated))
             .collect::<Vec<_>>()
     };
 
     // Not due yet.
     assert_eq!(items_for(&follow_ups(&nursery, "").await, id), vec![]);
-    assert!(overdue_for_coordinator().await.is_empty());
+    assert!(for_coordinator().await.is_empty());
 
     // 100 h after sending, respond-by (120 h) is due within 48 h.
     hub.clock.advance(hours(100));
@@ -1526,9 +1530,12 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
         items_for(&follow_ups(&nursery, "").await, id),
         vec![(S::DueSoon as i32, T::RespondBy as i32)]
     );
-    assert!(overdue_for_coordinator().await.is_empty());
+    assert_eq!(
+        for_coordinator().await,
+        vec![(S::DueSoon as i32, T::RespondBy as i32, false)]
+    );
 
-    // 121 h: overdue for the recipient, not yet for the coordinator.
+    // 121 h: overdue for the recipient; the coordinator sees it, not yet escalated to it.
     hub.clock.advance(hours(21));
     let items = follow_ups(&nursery, "").await;
     assert_eq!(
@@ -1541,7 +1548,10 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
         .unwrap();
     assert_eq!(item.responsible_agency, "nursery");
     assert_eq!(millis(&item.due_at), respond_by);
-    assert!(overdue_for_coordinator().await.is_empty());
+    assert_eq!(
+        for_coordinator().await,
+        vec![(S::Overdue as i32, T::RespondBy as i32, false)]
+    );
     let seen = get_referral(&nursery, id).await.unwrap().referral.unwrap();
     assert_eq!(seen.overdue, vec![T::RespondBy as i32]);
 
@@ -1563,11 +1573,11 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
     assert_eq!(escalation_feed_events(&nursery, id).await, 1);
     assert_eq!(escalation_feed_events(&kodomo, id).await, 0);
 
-    // 146 h: overdue for 26 h, more than the coordinator's 24 h; now on both worklists.
+    // 146 h: overdue for 26 h, more than the coordinator's 24 h: escalated to the coordinator.
     hub.clock.advance(hours(25));
     assert_eq!(
-        overdue_for_coordinator().await,
-        vec![(S::Overdue as i32, T::RespondBy as i32)]
+        for_coordinator().await,
+        vec![(S::Overdue as i32, T::RespondBy as i32, true)]
     );
     let coordinator_item = follow_ups(&kodomo, MUNICIPALITY)
         .await
@@ -1600,15 +1610,15 @@ async fn a_referral_whose_respond_by_passes_appears_on_the_recipients_worklist_t
         vec![(S::Overdue as i32, T::RespondBy as i32)]
     );
     assert_eq!(
-        overdue_for_coordinator().await,
-        vec![(S::Overdue as i32, T::RespondBy as i32)]
+        for_coordinator().await,
+        vec![(S::Overdue as i32, T::RespondBy as i32, true)]
     );
 
     // The recipient accepts: the respond-by item leaves both worklists (connect-by, at 336 h,
     // is neither overdue nor due within 48 h at 246 h).
     act(&nursery, id, A::Accept).await.unwrap();
     assert_eq!(items_for(&follow_ups(&nursery, "").await, id), vec![]);
-    assert!(overdue_for_coordinator().await.is_empty());
+    assert!(for_coordinator().await.is_empty());
     let seen = get_referral(&nursery, id).await.unwrap().referral.unwrap();
     assert!(seen.overdue.is_empty(), "{seen:?}");
     // Unrelated agencies never had it.
@@ -2039,5 +2049,105 @@ async fn missing_fields_unknown_enum_values_and_bad_ids_get_invalid_argument_nam
             .all(|e| e.kind != pb::FeedEventKind::NoteReceived as i32)
     );
     assert_invalid(acknowledge_note(&hospital, "note-1").await, "note_id");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_confirmed_not_connected_handoff_stays_on_the_coordinators_worklist_until_a_next_step_is_recorded()
+ {
+    let hub = TestHub::start().await;
+    let kodomo = hub.client("kodomo").await;
+    let hospital = hub.client("hospital").await;
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let r = send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    act(&hospital, &r.referral_id, A::Accept).await.unwrap();
+    act_with(
+        &hospital,
+        not_connected_request(&r.referral_id, pb::NotConnectedReason::CouldNotContact, ""),
+    )
+    .await
+    .unwrap();
+    let confirmed = act(&kodomo, &r.referral_id, A::Confirm).await.unwrap();
+    assert!(confirmed.confirmed_at.is_some());
+
+    let next_step = |items: &[pb::FollowUpItem]| {
+        items
+            .iter()
+            .filter(|item| {
+                item.status() == pb::FollowUpStatus::NextStepNeeded
+                    && item.referral.as_ref().unwrap().referral_id == r.referral_id
+            })
+            .map(|item| item.responsible_agency.clone())
+            .collect::<Vec<_>>()
+    };
+    // The handoff is closed, but the family has not vanished: the coordinator sees it, with the
+    // sender as the one to act, and keeps seeing it as time passes.
+    assert_eq!(
+        next_step(&follow_ups(&kodomo, MUNICIPALITY).await),
+        vec!["kodomo"]
+    );
+    assert_eq!(next_step(&follow_ups(&kodomo, "").await), vec!["kodomo"]);
+    assert!(next_step(&follow_ups(&hospital, "").await).is_empty());
+    hub.clock.advance(Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(
+        next_step(&follow_ups(&kodomo, MUNICIPALITY).await),
+        vec!["kodomo"]
+    );
+
+    // A next step: the family is referred again on the case. The item leaves the worklist.
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    assert!(next_step(&follow_ups(&kodomo, MUNICIPALITY).await).is_empty());
+    assert!(next_step(&follow_ups(&kodomo, "").await).is_empty());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn clear_text_reasons_over_200_characters_are_refused_naming_the_field_and_nothing_is_written()
+ {
+    let hub = TestHub::start().await;
+    let kodomo = hub.client("kodomo").await;
+    let case = open_case(&kodomo).await;
+    let long = "危".repeat(201);
+    assert_invalid(
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "jisou",
+            POSTNATAL_CARE,
+            basis(pb::LegalBasisKind::VitalInterest, &long),
+        )
+        .await,
+        "basis.justification",
+    );
+    let mut register = register_request(&case.case_id, "", "");
+    register.justification = long.clone();
+    assert_invalid(try_register(&kodomo, register).await, "justification");
+    // At the limit it is accepted.
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "jisou",
+        POSTNATAL_CARE,
+        basis(pb::LegalBasisKind::VitalInterest, &"危".repeat(200)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(referral_ids(&kodomo).await.len(), 1);
     hub.stop().await;
 }

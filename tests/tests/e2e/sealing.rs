@@ -915,7 +915,7 @@ async fn a_verified_key_that_is_retired_stops_sealing_until_the_change_is_accept
 
 /// The real `tsunagu-hub serve` in `dir`, on its embedded defaults with a fresh development PKI,
 /// as the README's newcomer runs it; stopped when the guard is dropped.
-fn serve_dev_hub(dir: &Path) -> (u16, ChildGuard) {
+pub(crate) fn serve_dev_hub(dir: &Path) -> (u16, ChildGuard) {
     let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
     let made = Command::new(&hub_binary)
         .current_dir(dir)

@@ -1,0 +1,123 @@
+//! The README's walk-throughs, run as printed against the development hub: a newcomer who
+//! copies them on any day gets what the README says.
+
+use std::path::Path;
+use std::process::Command;
+
+use tsunagu_tests::fixtures::print_tools_or_skip;
+use tsunagu_tests::workspace_binary;
+
+use crate::sealing::serve_dev_hub;
+
+/// The shell code of the first ```sh block after the line `after` in the README.
+fn readme_block(after: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("the README is readable");
+    let from = readme
+        .find(after)
+        .unwrap_or_else(|| panic!("the README has {after:?}"));
+    let rest = &readme[from..];
+    let start = rest.find("```sh\n").expect("a sh block follows") + "```sh\n".len();
+    let end = rest[start..].find("```").expect("the block ends") + start;
+    rest[start..end].to_owned()
+}
+
+#[test]
+fn the_readme_council_walk_through_run_as_printed_gives_a_pack_with_the_case_and_a_recorded_decision()
+ {
+    let Some(print) = print_tools_or_skip("the README 要対協 walk-through") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _hub) = serve_dev_hub(dir.path());
+    let step_by_step = readme_block("Or step by step");
+    let council = readme_block("## 要対協 meeting packs");
+    // `tsunagu` as the README's alias means it, on this hub; chromium as root needs
+    // --no-sandbox (the README says so) and, here, a profile of its own.
+    let script = format!(
+        "set -euo pipefail\n\
+         tsunagu() {{ \"$TSUNAGU_BIN\" --hub \"https://127.0.0.1:$HUB_PORT\" \"$@\"; }}\n\
+         chromium() {{ \"$CHROMIUM_BIN\" --no-sandbox --disable-gpu --no-first-run \
+         --user-data-dir=\"$PWD/chromium-profile\" \"$@\"; }}\n\
+         {step_by_step}\n{council}\n\
+         printf '%s\\n' \"$CASE\" > case-id\n\
+         printf '%s\\n' \"$MEETING\" > meeting-id\n"
+    );
+    let run = Command::new("bash")
+        .current_dir(dir.path())
+        .env_remove("TSUNAGU_CONFIG")
+        .env_remove("TSUNAGU_CERTS_DEV")
+        .env_remove("TSUNAGU_KNOWN_KEYS")
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("TSUNAGU_BIN", workspace_binary("tsunagu-client", "tsunagu"))
+        .env("CHROMIUM_BIN", &print.chromium)
+        .env("HUB_PORT", port.to_string())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+
+    let case = std::fs::read_to_string(dir.path().join("case-id")).unwrap();
+    let case = case.trim();
+    let meeting = std::fs::read_to_string(dir.path().join("meeting-id")).unwrap();
+    assert!(
+        !meeting.trim().is_empty() && meeting.trim() != "null",
+        "{stdout}"
+    );
+    // The nursery's pack holds the case, with the キーパーソン its keys open.
+    let pack = std::fs::read_to_string(dir.path().join("pack.md")).unwrap();
+    assert!(pack.contains(case), "{pack}");
+    assert!(pack.contains("母方祖母（近隣在住）"), "{pack}");
+    // The printed pack: a cover and the case's page.
+    let pdf = dir.path().join("pack.pdf");
+    assert_eq!(print.pages(&pdf), 2, "{stderr}");
+    // The decision is recorded: the next review moved 90 days past the meeting day, which the
+    // last command printed.
+    let next_review = stdout.lines().last().unwrap_or_default().trim();
+    let today = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9));
+    let expected = (today.date() + time::Duration::days(90)).to_string();
+    // A run across Japan's midnight may see the next day.
+    let tomorrow = (today.date() + time::Duration::days(91)).to_string();
+    assert!(
+        next_review == expected || next_review == tomorrow,
+        "next review {next_review:?}, expected {expected}\n{stdout}"
+    );
+}
+
+#[test]
+fn the_readme_outcomes_commands_run_as_printed_after_the_quick_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _hub) = serve_dev_hub(dir.path());
+    let step_by_step = readme_block("Or step by step");
+    let outcomes = readme_block("## 成果 (outcomes)");
+    let script = format!(
+        "set -euo pipefail\n\
+         tsunagu() {{ \"$TSUNAGU_BIN\" --hub \"https://127.0.0.1:$HUB_PORT\" \"$@\"; }}\n\
+         {step_by_step}\n{outcomes}\n"
+    );
+    let run = Command::new("bash")
+        .current_dir(dir.path())
+        .env_remove("TSUNAGU_CONFIG")
+        .env_remove("TSUNAGU_CERTS_DEV")
+        .env_remove("TSUNAGU_KNOWN_KEYS")
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("TSUNAGU_BIN", workspace_binary("tsunagu-client", "tsunagu"))
+        .env("HUB_PORT", port.to_string())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // The quick start's referral connected and was confirmed: the table counts it.
+    assert!(stdout.contains("aoba-hospital"), "{stdout}");
+    let csv = std::fs::read(dir.path().join("outcomes.csv")).unwrap();
+    assert!(csv.starts_with(b"\xef\xbb\xbf"));
+    let html = std::fs::read_to_string(dir.path().join("outcomes.html")).unwrap();
+    assert!(html.contains("成果報告"));
+    let md = std::fs::read_to_string(dir.path().join("outcomes.md")).unwrap();
+    assert!(md.contains("## 月別"));
+}
