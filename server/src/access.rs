@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use http_body::{Body, Frame, SizeHint};
 use tonic::{Code, Status};
 use tower::{Layer, Service};
+use tracing::Instrument as _;
 
 /// Where the identity layer leaves the caller's agency id for the access log line.
 #[derive(Debug, Clone, Default)]
@@ -108,32 +109,50 @@ where
         let slot = AccessSlot::default();
         request.extensions_mut().insert(slot.clone());
         let layer = self.layer;
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            // A refusal before any message (trailers-only) carries its status in the headers.
-            let code = Status::from_header_map(response.headers()).map(|status| {
-                if let Some(mapped) = layer.oversized(&status) {
-                    response = mapped.into_http();
-                    return Code::ResourceExhausted;
-                }
-                status.code()
-            });
-            let (parts, body) = response.into_parts();
-            let body = AccessBody {
-                inner: body,
-                line: Some(Line {
-                    method,
-                    slot,
-                    started,
-                    code,
-                }),
-            };
-            Ok(http::Response::from_parts(
-                parts,
-                tonic::body::Body::new(body),
-            ))
-        })
+        // The call's span for OpenTelemetry (`[traces]`); at TRACE so that the log's filter
+        // leaves it out and no log line carries its fields.
+        let span = tracing::trace_span!(
+            target: "tsunagu_hub::access",
+            "rpc",
+            otel.name = %method,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            tsunagu.agency = tracing::field::Empty,
+        );
+        let future = span.in_scope(|| self.inner.call(request));
+        let in_span = span.clone();
+        Box::pin(
+            async move {
+                let mut response = future.await?;
+                // A refusal before any message (trailers-only) carries its status in the headers.
+                let code = Status::from_header_map(response.headers()).map(|status| {
+                    if let Some(mapped) = layer.oversized(&status) {
+                        response = mapped.into_http();
+                        return Code::ResourceExhausted;
+                    }
+                    status.code()
+                });
+                let (parts, body) = response.into_parts();
+                let body = AccessBody {
+                    inner: body,
+                    line: Some(Line {
+                        method,
+                        slot,
+                        started,
+                        code,
+                        span,
+                    }),
+                };
+                Ok(http::Response::from_parts(
+                    parts,
+                    tonic::body::Body::new(body),
+                ))
+            }
+            .instrument(in_span),
+        )
     }
 }
 
@@ -143,6 +162,8 @@ struct Line {
     slot: AccessSlot,
     started: Instant,
     code: Option<Code>,
+    /// Ends when the line is written (or dropped): the span covers the whole stream.
+    span: tracing::Span,
 }
 
 impl Line {
@@ -153,6 +174,22 @@ impl Line {
             .code
             .map_or_else(|| "unfinished".to_owned(), |code| format!("{code:?}"));
         let agency = self.slot.agency();
+        self.span.record("tsunagu.agency", agency);
+        if let Some(grpc) = self.code {
+            self.span.record("rpc.grpc.status_code", grpc as i32);
+            // Server errors only: a refusal of bad input is the hub working as it should.
+            if matches!(
+                grpc,
+                Code::Unknown
+                    | Code::Internal
+                    | Code::Unavailable
+                    | Code::DataLoss
+                    | Code::DeadlineExceeded
+                    | Code::Unimplemented
+            ) {
+                self.span.record("otel.status_code", "ERROR");
+            }
+        }
         // Health checks come every few seconds from load balancers: kept out of the info log.
         if self.method.starts_with("/grpc.health.v1.") {
             tracing::debug!(target: "tsunagu_hub::access", method = %self.method, %code, agency, duration_ms, "call");

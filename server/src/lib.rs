@@ -17,6 +17,7 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod traces;
 
 pub use settings::Settings;
 pub use startup::{Application, StartupError};

@@ -11,6 +11,7 @@ use tsunagu_hub::domain::{
 };
 use tsunagu_hub::pki::{self, CertificateAuthority, Validity};
 use tsunagu_hub::signing::{AuditSigner, SigningKeyError};
+use tsunagu_hub::traces::Traces;
 use tsunagu_hub::{Application, Settings, certificates, ops, store};
 
 const EXAMPLES: &str = "\
@@ -419,27 +420,50 @@ fn print_chain_report(report: &ChainReport, json: bool) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    init_tracing(&settings.log_format);
-    let application = Application::build(settings)
-        .await
-        .context("starting the hub")?;
-    application.run_until_stopped().await.context("serving")?;
-    Ok(())
+    let traces = Traces::start(&settings.traces).with_context(|| {
+        format!(
+            "traces.otlp_endpoint {:?}: cannot set up the OTLP exporter",
+            settings.traces.otlp_endpoint.as_deref().unwrap_or_default()
+        )
+    })?;
+    init_tracing(&settings.log_format, traces.as_ref());
+    if let Some(endpoint) = &settings.traces.otlp_endpoint {
+        tracing::info!(%endpoint, "traces: exporting one span per call over OTLP/gRPC");
+    }
+    let served = async {
+        let application = Application::build(settings)
+            .await
+            .context("starting the hub")?;
+        application.run_until_stopped().await.context("serving")
+    }
+    .await;
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    served
 }
 
-fn init_tracing(format: &str) {
+fn init_tracing(format: &str, traces: Option<&Traces>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: escape codes in a journal or a log file are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    if format == "json" {
-        builder.json().init();
+    let log = tracing_subscriber::fmt::layer().with_ansi(ansi);
+    let log = if format == "json" {
+        log.json().boxed()
     } else {
-        builder.init();
-    }
+        log.boxed()
+    };
+    // The log's filter applies to the log alone: the per-call spans are at TRACE so that they
+    // never decorate log lines, and reach the exporter through its own filter.
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(traces.map(Traces::layer))
+        .init();
 }
 
 fn parse_codes(flag: &str, codes: &[String]) -> anyhow::Result<Vec<Municipality>> {
@@ -732,8 +756,9 @@ fn check_config(file: Option<&std::path::Path>) -> anyhow::Result<()> {
         } else {
             "off".to_owned()
         };
+        let traces = settings.traces.otlp_endpoint.as_deref().unwrap_or("off");
         println!(
-            "{shown}: OK (listen {}, metrics {metrics}, database {})",
+            "{shown}: OK (listen {}, metrics {metrics}, traces {traces}, database {})",
             settings.listen, settings.database_url
         );
     }

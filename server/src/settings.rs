@@ -36,6 +36,8 @@ pub struct Settings {
     pub log_format: String,
     /// The Prometheus endpoint: `[metrics]` in the config file.
     pub metrics: MetricsSettings,
+    /// OpenTelemetry traces over OTLP: `[traces]` in the config file, off by default.
+    pub traces: TracesSettings,
     /// How often the hub looks at the expiry of its certificate, the CA and the agencies'
     /// certificates (warnings 30, 14, 7 and 1 days ahead).
     #[serde(with = "seconds")]
@@ -56,6 +58,51 @@ pub struct MetricsSettings {
     /// Where: loopback by default; put a scraper on the same machine or a reverse proxy in
     /// front rather than opening it to the network.
     pub listen: SocketAddr,
+}
+
+/// OpenTelemetry traces: one span per call (method, gRPC code, agency; never a payload or an
+/// id of a case), exported over OTLP/gRPC to a collector the operator runs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesSettings {
+    /// The collector's OTLP/gRPC endpoint, e.g. `http://127.0.0.1:4317`; none means no traces.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the spans, to tell several hubs apart in one collector.
+    pub service_name: String,
+}
+
+impl Default for TracesSettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "tsunagu-hub".to_owned(),
+        }
+    }
+}
+
+impl TracesSettings {
+    /// Checks the endpoint is an http(s) URL with a host, so a typo fails at start-up and in
+    /// `check-config` rather than as spans that silently never arrive.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let Some(endpoint) = &self.otlp_endpoint else {
+            return Ok(());
+        };
+        let parsed: Result<http::Uri, _> = endpoint.parse();
+        let ok = parsed.as_ref().is_ok_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(SettingsError::Invalid {
+                key: "traces.otlp_endpoint",
+                reason: format!(
+                    "{endpoint:?} is not an OTLP/gRPC endpoint: give a URL such as \
+                     http://127.0.0.1:4317"
+                ),
+            })
+        }
+    }
 }
 
 /// The port of the metrics endpoint by default (documented in the README).
@@ -139,6 +186,7 @@ impl Default for Settings {
             timer_interval: Duration::from_secs(30),
             log_format: "pretty".to_owned(),
             metrics: MetricsSettings::default(),
+            traces: TracesSettings::default(),
             certificate_check_interval: Duration::from_secs(60 * 60),
             audit_signing_key: None,
         }
@@ -228,7 +276,7 @@ impl Settings {
                 reason: format!("{days} is not 1..={max} days"),
             });
         }
-        Ok(())
+        self.traces.validate()
     }
 
     /// Applies `TSUNAGU_*` overrides; `lookup` is the environment (injectable for tests).
@@ -283,6 +331,9 @@ impl Settings {
                 })?;
                 self.metrics.enabled = true;
             }
+        }
+        if let Some(value) = lookup("TSUNAGU_OTLP_ENDPOINT") {
+            self.traces.otlp_endpoint = (!value.is_empty() && value != "off").then_some(value);
         }
         if let Some(value) = lookup("TSUNAGU_LOG_FORMAT") {
             self.log_format = value;
@@ -422,5 +473,32 @@ mod tests {
             .apply_env(|name| (name == "TSUNAGU_LISTEN").then(|| "nowhere".to_owned()))
             .unwrap_err();
         assert!(error.to_string().contains("TSUNAGU_LISTEN"));
+    }
+
+    #[test]
+    fn traces_are_off_by_default_and_a_malformed_endpoint_is_refused_by_name() {
+        let settings = Settings::default();
+        assert_eq!(settings.traces.otlp_endpoint, None);
+        settings.check().unwrap();
+        let settings: Settings =
+            toml::from_str("[traces]\notlp_endpoint = \"http://127.0.0.1:4317\"").unwrap();
+        settings.check().unwrap();
+        for bad in ["127.0.0.1:4317", "ftp://collector", "http://", "not a url"] {
+            let mut settings = Settings::default();
+            settings.traces.otlp_endpoint = Some(bad.to_owned());
+            let error = settings.check().unwrap_err();
+            assert!(
+                error.to_string().contains("traces.otlp_endpoint"),
+                "{bad}: {error}"
+            );
+        }
+        let mut settings = Settings::default();
+        settings
+            .apply_env(|name| (name == "TSUNAGU_OTLP_ENDPOINT").then(|| "http://c:4317".to_owned()))
+            .unwrap();
+        assert_eq!(
+            settings.traces.otlp_endpoint.as_deref(),
+            Some("http://c:4317")
+        );
     }
 }

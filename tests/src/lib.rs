@@ -408,7 +408,27 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
         .to_owned();
     if built.insert(name.to_owned()) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = std::process::Command::new(cargo)
+        let mut command = std::process::Command::new(cargo);
+        // `cargo test` gives the test process its package's variables (CARGO_MANIFEST_DIR, ...).
+        // Passed on, they make build scripts that watch them (ring's) run again, and everything
+        // above ring rebuild, on every switch between this build and a plain `cargo build`.
+        for (variable, _) in std::env::vars_os() {
+            let variable = variable.to_string_lossy();
+            if [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+                "CARGO_PRIMARY_",
+            ]
+            .iter()
+            .any(|prefix| variable.starts_with(prefix))
+                || variable == "CARGO_TARGET_TMPDIR"
+            {
+                command.env_remove(&*variable);
+            }
+        }
+        let status = command
             .current_dir(&root)
             .args(["build", "--quiet", "-p", package, "--bin", name])
             .status()

@@ -173,7 +173,14 @@ impl Store for PostgresStore {
 
 impl PostgresTransaction {
     async fn commit_connection(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+        // One write per commit on PostgreSQL (no group commit here): the batch is always 1, and
+        // the duration is the round trip plus the primary's (and a synchronous standby's) flush.
+        metrics::histogram!(crate::telemetry::names::COMMIT_BATCH).record(1.0);
+        let started = std::time::Instant::now();
+        let committed = self.tx.commit().await;
+        metrics::histogram!(crate::telemetry::names::COMMIT_DURATION)
+            .record(started.elapsed().as_secs_f64());
+        committed?;
         Ok(())
     }
 

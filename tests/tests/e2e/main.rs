@@ -16,3 +16,4 @@ mod readme;
 mod referrals;
 mod scale_out;
 mod sealing;
+mod traces;
