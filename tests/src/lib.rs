@@ -156,6 +156,25 @@ impl TestPki {
         tls
     }
 
+    /// Writes `hub.toml` in the PKI's directory for the real `tsunagu-hub` binary: listening on
+    /// `port`, a SQLite database under `data/`, no development agencies, this PKI's TLS files.
+    /// `settings` are extra top-level keys, then `[sections]`, in TOML. Returns the file's path.
+    pub fn write_hub_config(&self, port: u16, settings: &str) -> PathBuf {
+        let dir = self.dir.display();
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\n\
+             database_url = \"sqlite://{dir}/data/hub.db\"\n\
+             trust_domain = \"{TRUST_DOMAIN}\"\n\
+             register_dev_agencies = false\n\
+             {settings}\n\
+             [tls]\nclient_ca = \"{dir}/ca.pem\"\ncertificate = \"{dir}/hub.pem\"\n\
+             private_key = \"{dir}/hub.key\"\ncrls = [\"{dir}/crl.pem\"]\n"
+        );
+        let path = self.dir.join("hub.toml");
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
     /// Connection options presenting `certificate` (or none).
     pub fn connect_options(
         &self,

@@ -287,21 +287,10 @@ async fn a_certificate_expiring_in_ten_days_is_warned_about_listed_and_carried_b
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::generate(dir.path());
     let port = free_port();
-    let config = dir.path().join("hub.toml");
-    let database_url = format!("sqlite://{}", dir.path().join("data/hub.db").display());
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{database_url}\"\n\
-             trust_domain = \"{TRUST_DOMAIN}\"\nregister_dev_agencies = false\n\
-             certificate_check_interval = 1\n\
-             [metrics]\nenabled = false\n\
-             [tls]\nclient_ca = \"{d}/ca.pem\"\ncertificate = \"{d}/hub.pem\"\n\
-             private_key = \"{d}/hub.key\"\ncrls = [\"{d}/crl.pem\"]\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
+    let config = pki.write_hub_config(
+        port,
+        "certificate_check_interval = 1\n[metrics]\nenabled = false",
+    );
     let config_arg = config.to_str().unwrap();
     let added = hub_command(
         dir.path(),

@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use tokio_stream::wrappers::TcpListenerStream;
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::*;
-use tsunagu_tests::{MUNICIPALITY, TRUST_DOMAIN, TestPki, workspace_binary};
+use tsunagu_tests::{MUNICIPALITY, TestPki, workspace_binary};
 
 use crate::operator::{ChildGuard, free_port, wait_for_port};
 
@@ -90,21 +90,13 @@ async fn a_hub_with_an_otlp_endpoint_exports_one_span_per_call_naming_no_case() 
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::generate(dir.path());
     let port = free_port();
-    let config = dir.path().join("hub.toml");
-    let database_url = format!("sqlite://{}", dir.path().join("data/hub.db").display());
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{database_url}\"\n\
-             trust_domain = \"{TRUST_DOMAIN}\"\nregister_dev_agencies = false\n\
-             [metrics]\nenabled = false\n\
-             [traces]\notlp_endpoint = \"http://{collector_addr}\"\nservice_name = \"hub-aoba\"\n\
-             [tls]\nclient_ca = \"{d}/ca.pem\"\ncertificate = \"{d}/hub.pem\"\n\
-             private_key = \"{d}/hub.key\"\ncrls = [\"{d}/crl.pem\"]\n",
-            d = dir.path().display()
+    let config = pki.write_hub_config(
+        port,
+        &format!(
+            "[metrics]\nenabled = false\n\
+             [traces]\notlp_endpoint = \"http://{collector_addr}\"\nservice_name = \"hub-aoba\""
         ),
-    )
-    .unwrap();
+    );
     let config_arg = config.to_str().unwrap();
     let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
     let added = Command::new(&hub_binary)
