@@ -6,6 +6,7 @@ pub mod council;
 pub mod feed;
 pub mod keys;
 pub mod outcomes;
+mod pg_hosts;
 pub mod postgres;
 pub(crate) mod queries;
 pub mod sqlite;
@@ -41,6 +42,9 @@ pub enum StoreError {
     Corrupt { table: &'static str, reason: String },
     #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    /// A PostgreSQL URL the hub cannot use (the reason says why; never the password).
+    #[error("database url {0}")]
+    BadUrl(String),
     /// The failure of a batch of writes made together (the records of several reads), shared
     /// by every member of the batch.
     #[error("a batch of writes failed")]
@@ -56,8 +60,11 @@ impl StoreError {
                 // server is shutting down or restarting), 53300 (too many connections); SQLite's
                 // BUSY (5) and LOCKED (6) when another process holds the file too long.
                 let code = error.code().unwrap_or_default();
+                // 25006: a write reached a standby, the moment before the hub moves to the
+                // promoted one.
                 code.starts_with("08")
                     || code.starts_with("57P")
+                    || code == "25006"
                     || code == "53300"
                     || code == "5"
                     || code == "6"

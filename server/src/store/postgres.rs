@@ -4,14 +4,15 @@
 //! each escalation is written once, and audit records keep a single writer. Commits notify the
 //! other instances (LISTEN/NOTIFY) so that their subscribers look at the feed at once.
 
-use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 
 use super::feed::FeedSignals;
+use super::pg_hosts::{self, Hosts};
 use super::queries::{Param, bind_params};
 use super::{Lookup, Store, StoreError, Transaction};
 
@@ -28,7 +29,10 @@ const EVERYONE: &str = "*";
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    options: PgConnectOptions,
+    /// The hosts of the URL; the pool connects to the one that accepts writes.
+    hosts: Arc<Hosts>,
+    /// Whether a search for the host that accepts writes is under way.
+    searching: Arc<AtomicBool>,
     signals: Arc<FeedSignals>,
 }
 
@@ -49,33 +53,77 @@ super::keys::keys_queries!(PostgresTransaction, PgRow);
 super::outcomes::outcome_queries!(PostgresTransaction, PgRow);
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://...`) and migrates the schema.
+    /// Connects to `url` (`postgres://...`, one host or several: `postgres://u@h1,h2/db`) and
+    /// migrates the schema. With several hosts, the pool uses the one that accepts writes.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.application_name("tsunagu-hub");
-        let pool = PgPoolOptions::new()
+        let hosts = Arc::new(Hosts::parse(url)?);
+        let options = if hosts.several() {
+            hosts.find_primary().await.ok_or_else(|| {
+                StoreError::Database(sqlx::Error::Io(std::io::Error::other(
+                    "none of the database URL's hosts accepts writes",
+                )))
+            })?
+        } else {
+            hosts.current()
+        };
+        let mut pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(0)
             // A database that does not answer turns into UNAVAILABLE quickly, well within a
             // caller's deadline, instead of a hung call.
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options.clone())
-            .await?;
+            .acquire_timeout(Duration::from_secs(3));
+        if hosts.several() {
+            // A new connection must reach a primary: a host that was the primary may come back
+            // as a standby, and one that was a standby may not be promoted yet.
+            pool = pool.after_connect(|connection, _| {
+                Box::pin(async move {
+                    if pg_hosts::is_writable(connection).await? {
+                        Ok(())
+                    } else {
+                        Err(sqlx::Error::Io(std::io::Error::other(
+                            "this PostgreSQL host is read-only (a standby)",
+                        )))
+                    }
+                })
+            });
+        }
+        let pool = pool.connect_with(options).await?;
         MIGRATIONS.run(&pool).await?;
         Ok(Self {
             pool,
-            options,
+            hosts,
+            searching: Arc::default(),
             signals: Arc::default(),
         })
     }
 
+    /// Looks for the host that accepts writes in a task of its own (a ping may be cancelled
+    /// mid-way, the search must not be) and moves the pool there; one search at a time.
+    fn move_to_primary(&self) {
+        if self.searching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let hosts = Arc::clone(&self.hosts);
+        let pool = self.pool.clone();
+        let searching = Arc::clone(&self.searching);
+        tokio::spawn(async move {
+            if let Some(options) = hosts.find_primary().await {
+                // New connections go there; those to the old host fail their check before use.
+                pool.set_connect_options(options);
+            }
+            searching.store(false, Ordering::Release);
+        });
+    }
+
     /// Listens for commits of every instance (this one's too, harmlessly) and wakes the
-    /// subscriptions of the agencies each names, reconnecting after any failure.
+    /// subscriptions of the agencies each names, reconnecting after any failure (to the host
+    /// in use then).
     pub fn spawn_listener(&self) -> tokio::task::JoinHandle<()> {
-        let options = self.options.clone();
+        let hosts = Arc::clone(&self.hosts);
         let signals = Arc::clone(&self.signals);
         tokio::spawn(async move {
             loop {
-                if let Err(error) = listen(&options, &signals).await {
+                if let Err(error) = listen(&hosts.current(), &signals).await {
                     tracing::warn!(%error, "feed listener lost its connection; reconnecting");
                 }
                 // Whatever was missed while disconnected is read by everyone once now.
@@ -153,9 +201,32 @@ impl Store for PostgresStore {
         }))
     }
 
+    /// With several hosts, a ping that fails or finds the host read-only starts the search for
+    /// the host that accepts writes now (a promoted standby); the health watch pings every
+    /// second, so the pool moves within a tick or two of the promotion.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        if !self.hosts.several() {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            return Ok(());
+        }
+        // Shorter than the pool's acquire timeout: the health watch gives a ping 3 s in all.
+        let checked = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut connection = self.pool.acquire().await?;
+            pg_hosts::is_writable(&mut connection).await
+        })
+        .await;
+        match checked {
+            Ok(Ok(true)) => Ok(()),
+            failed => {
+                self.move_to_primary();
+                Err(match failed {
+                    Ok(Err(error)) => error.into(),
+                    _ => StoreError::Database(sqlx::Error::Io(std::io::Error::other(
+                        "the PostgreSQL host in use is down or read-only",
+                    ))),
+                })
+            }
+        }
     }
 
     async fn close(&self) {

@@ -7,6 +7,7 @@ mod council;
 mod council_pack;
 mod directory;
 mod durability;
+mod failover;
 mod feed;
 mod identity;
 mod operator;
