@@ -176,6 +176,66 @@ mod tests {
         );
     }
 
+    /// The fields of a message in the contract: (number, name, label, type, type name).
+    fn contract_fields(message: &str) -> Vec<(i32, String, i32, i32, String)> {
+        use prost_types::FileDescriptorSet;
+        let set = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+        let found = set
+            .file
+            .iter()
+            .filter(|file| file.package() == "tsunagu.v1")
+            .flat_map(|file| &file.message_type)
+            .find(|described| described.name() == message)
+            .unwrap_or_else(|| panic!("tsunagu.v1.{message} is not in the contract"));
+        found
+            .field
+            .iter()
+            .map(|field| {
+                (
+                    field.number(),
+                    field.name().to_owned(),
+                    field.label() as i32,
+                    field.r#type() as i32,
+                    field.type_name().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_hand_written_page_encodes_every_field_of_the_contracts_list_events_response() {
+        use prost_types::field_descriptor_proto::{Label, Type};
+        // ListEventsPage is written by hand; a field added to events.proto must be added there
+        // too, or the hub would drop it without a word. This fails until it is.
+        assert_eq!(
+            contract_fields("ListEventsResponse"),
+            vec![
+                (
+                    1,
+                    "events".to_owned(),
+                    Label::Repeated as i32,
+                    Type::Message as i32,
+                    ".tsunagu.v1.FeedEvent".to_owned()
+                ),
+                (
+                    2,
+                    "last_cursor".to_owned(),
+                    Label::Optional as i32,
+                    Type::Uint64 as i32,
+                    String::new()
+                ),
+                (
+                    3,
+                    "acknowledged_cursor".to_owned(),
+                    Label::Optional as i32,
+                    Type::Uint64 as i32,
+                    String::new()
+                ),
+            ],
+            "events.proto's ListEventsResponse changed: update served::ListEventsPage to match"
+        );
+    }
+
     #[test]
     fn an_encoded_event_decodes_back_to_the_event() {
         let event = feed_event(7);
