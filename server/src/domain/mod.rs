@@ -4,8 +4,10 @@
 pub mod agency;
 pub mod audit;
 pub mod basis;
+pub mod calendar;
 pub mod consent;
 pub mod council;
+pub mod deadlines;
 pub mod keys;
 pub mod outcomes;
 pub mod records;
