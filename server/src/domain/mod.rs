@@ -100,6 +100,12 @@ impl ManualClock {
         self.offset_millis
             .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
     }
+
+    /// Puts the clock at `at` (past or future); it runs on from there with the system clock.
+    pub fn set(&self, at: Timestamp) {
+        let now = SystemClock.now();
+        self.offset_millis.store(at.0 - now.0, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {
