@@ -246,6 +246,49 @@ pub fn format_optional_japan_time(ts: Option<&Timestamp>) -> String {
     ts.map_or_else(|| "-".to_owned(), format_japan_time)
 }
 
+/// The deadline of `timer` and how it was counted, from a referral.
+pub fn deadline_term(
+    terms: Option<&tsunagu_proto::v1::DeadlineTerms>,
+    timer: TimerKind,
+) -> Option<tsunagu_proto::v1::DeadlineTerm> {
+    let terms = terms?;
+    match timer {
+        TimerKind::DeliverBy => terms.deliver_by,
+        TimerKind::RespondBy => terms.respond_by,
+        TimerKind::ConnectBy => terms.connect_by,
+        TimerKind::ConfirmBy => terms.confirm_by,
+        TimerKind::Unspecified => None,
+    }
+}
+
+/// Which calendar a deadline counts in, in Japanese alone: 「2営業日」, 「48時間」 or
+/// 「送信者指定」; `None` when the hub did not record it.
+pub fn deadline_term_short(term: Option<&tsunagu_proto::v1::DeadlineTerm>) -> Option<String> {
+    use tsunagu_proto::v1::DeadlineUnit;
+    let term = term?;
+    match term.unit() {
+        DeadlineUnit::Hours => Some(format!("{}時間", term.amount)),
+        DeadlineUnit::BusinessDays => Some(format!("{}営業日", term.amount)),
+        DeadlineUnit::SetBySender => Some("送信者指定".to_owned()),
+        DeadlineUnit::Unspecified => None,
+    }
+}
+
+/// Which calendar a deadline counts in, for the CLI: 「2営業日 (business days, due 17:00)」,
+/// 「48時間 (hours, calendar time)」 or 「送信者指定 (set by the sender)」.
+pub fn deadline_term_label(term: Option<&tsunagu_proto::v1::DeadlineTerm>) -> Option<String> {
+    use tsunagu_proto::v1::DeadlineUnit;
+    let term = term?;
+    match term.unit() {
+        DeadlineUnit::Hours => Some(format!("{}時間 (hours, calendar time)", term.amount)),
+        DeadlineUnit::BusinessDays => {
+            Some(format!("{}営業日 (business days, due 17:00)", term.amount))
+        }
+        DeadlineUnit::SetBySender => Some("送信者指定 (set by the sender)".to_owned()),
+        DeadlineUnit::Unspecified => None,
+    }
+}
+
 /// A timestamp in RFC 3339 (UTC), for machine output; `None` when out of range.
 pub fn format_rfc3339(ts: &Timestamp) -> Option<String> {
     timestamp_to_datetime(ts).and_then(|t| t.format(&Rfc3339).ok())

@@ -268,6 +268,12 @@ impl Settings {
 
     /// Refuses values that parse but make no sense, so the hub does not start with them.
     pub fn check(&self) -> Result<(), SettingsError> {
+        self.deadlines
+            .validate()
+            .map_err(|error| SettingsError::Invalid {
+                key: error.field,
+                reason: error.reason,
+            })?;
         let days = self.council.review_interval_days;
         let max = crate::domain::council::MAX_REVIEW_INTERVAL_DAYS;
         if !(1..=max).contains(&days) {
@@ -397,6 +403,37 @@ mod tests {
             .unwrap();
         assert_eq!(settings.listen.port(), 9000);
         assert_eq!(settings.database_url, "sqlite://b.db");
+    }
+
+    #[test]
+    fn a_deadline_section_in_hours_as_before_still_loads() {
+        let settings: Settings = toml::from_str(
+            "[deadlines]\ncoordinator_after_hours = 12\n[deadlines.urgent]\n\
+             deliver_within_hours = 2\nrespond_within_hours = 8\n\
+             connect_within_hours = 48\nconfirm_within_hours = 96\n",
+        )
+        .unwrap();
+        settings.check().unwrap();
+        assert_eq!(
+            settings.deadlines.urgent.respond,
+            crate::domain::deadlines::Period::Hours(8)
+        );
+        assert_eq!(settings.deadlines.coordinator_after_hours, 12);
+    }
+
+    #[test]
+    fn an_emergency_in_business_days_stops_the_hub_naming_the_key() {
+        let settings: Settings = toml::from_str(
+            "[deadlines.emergency]\ndeliver_within_hours = 1\n\
+             respond_within_business_days = 1\nconnect_within_hours = 24\n\
+             confirm_within_hours = 48\n",
+        )
+        .unwrap();
+        let err = settings.check().unwrap_err().to_string();
+        assert!(
+            err.contains("deadlines.emergency.respond_within_business_days"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -217,6 +217,7 @@ impl Application {
         let incoming = tls::incoming(listener, Arc::clone(&tls), settings.tls.handshake_timeout);
 
         tracing::info!(%local_addr, "tsunagu hub listening");
+        warn_if_holidays_run_out(hub.clock.now());
         let result = Server::builder()
             .max_concurrent_streams(limits.max_concurrent_streams)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -357,5 +358,20 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT received, shutting down"),
         () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// Business-day deadlines after the last year of the shipped holiday list skip only weekends
+/// and closure days; the Cabinet Office publishes the next year's list each February, so warn
+/// once the list does not reach into next year.
+fn warn_if_holidays_run_out(now: crate::domain::Timestamp) {
+    let last = crate::domain::calendar::HolidayList::official().last_year();
+    let next = now.date_in_japan().year() + 1;
+    if last < next {
+        tracing::warn!(
+            last_year = last,
+            "the holiday list (server/data/syukujitsu.csv) ends in {last}: business-day deadlines \
+             after it do not skip national holidays; update it as the README says"
+        );
     }
 }

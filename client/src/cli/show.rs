@@ -6,7 +6,8 @@ use anyhow::{anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 use tsunagu_client::render::{
-    KeyValues, format_optional_japan_time, label, purpose_label, short_id,
+    KeyValues, deadline_term, deadline_term_label, format_optional_japan_time, label,
+    purpose_label, short_id,
 };
 use tsunagu_proto::v1::{
     GetReferralRequest, LegalBasisKind, NotConnectedReason, Referral, TimerKind,
@@ -64,6 +65,10 @@ fn deadline_line(referral: &Referral, timer: TimerKind) -> String {
         TimerKind::Unspecified => None,
     };
     let mut line = format!("{} JST", format_optional_japan_time(at.as_ref()));
+    let term = deadline_term(referral.deadline_terms.as_ref(), timer);
+    if let Some(term) = deadline_term_label(term.as_ref()) {
+        line.push_str(&format!("  [{term}]"));
+    }
     if referral.overdue().any(|t| t == timer) {
         line.push_str("  OVERDUE (期限超過)");
     }

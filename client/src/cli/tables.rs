@@ -2,7 +2,8 @@
 //! follow-ups and the event feed. Pure functions of the hub's records, so they are tested alone.
 
 use tsunagu_client::render::{
-    Table, format_optional_japan_time, label, purpose_label, sanitise_cell, short_id,
+    Table, deadline_term, deadline_term_short, format_optional_japan_time, label, purpose_label,
+    sanitise_cell, short_id,
 };
 use tsunagu_proto::v1::{
     Case, ConnectionState, Consent, FeedEvent, FollowUpItem, FollowUpStatus, NotConnectedReason,
@@ -152,11 +153,21 @@ pub fn followups_table(items: &[FollowUpItem]) -> Table {
             short_id(&referral.case_id).to_owned(),
             purpose_label(&referral.purpose),
             label(item.timer()),
-            format_optional_japan_time(item.due_at.as_ref()),
+            due_cell(item, &referral),
             responsible,
         ]);
     }
     table
+}
+
+/// When a follow-up is due, and in which calendar (「2営業日」「24時間」) when the hub recorded it.
+fn due_cell(item: &FollowUpItem, referral: &Referral) -> String {
+    let at = format_optional_japan_time(item.due_at.as_ref());
+    let term = deadline_term(referral.deadline_terms.as_ref(), item.timer());
+    match deadline_term_short(term.as_ref()) {
+        Some(term) => format!("{at} ({term})"),
+        None => at,
+    }
 }
 
 /// Whether a follow-up item is a share made without consent, awaiting the coordinator's review.
@@ -485,6 +496,34 @@ mod tests {
             lines[1],
             "overdue (期限超過)  00000001  0000000c  parenting_support (子育て支援)  confirm_by (確認期限)  2025-04-01 09:30  aoba-kodomo"
         );
+    }
+
+    #[test]
+    fn the_followup_table_says_which_calendar_a_due_time_counts_in() {
+        use tsunagu_proto::v1::{DeadlineTerm, DeadlineTerms, DeadlineUnit};
+        let mut referral = referral();
+        referral.deadline_terms = Some(DeadlineTerms {
+            respond_by: Some(DeadlineTerm {
+                unit: DeadlineUnit::BusinessDays.into(),
+                amount: 2,
+            }),
+            ..DeadlineTerms::default()
+        });
+        let item = FollowUpItem {
+            status: FollowUpStatus::DueSoon.into(),
+            referral: Some(referral),
+            timer: TimerKind::RespondBy.into(),
+            // 2027-01-05T08:00:00Z = 17:00 JST
+            due_at: Some(Timestamp {
+                seconds: 1_799_136_000,
+                nanos: 0,
+            }),
+            responsible_agency: "aoba-hospital".into(),
+            justification: String::new(),
+            escalated: false,
+        };
+        let text = followups_table(&[item]).to_string();
+        assert!(text.contains("2027-01-05 17:00 (2営業日)"), "{text}");
     }
 
     #[test]

@@ -4,10 +4,12 @@
 
 use prost_types::Timestamp;
 use serde::Serialize;
-use tsunagu_client::render::{Coded, agency_status_label, format_rfc3339, purpose_japanese};
+use tsunagu_client::render::{
+    Coded, agency_status_label, deadline_term_label, format_rfc3339, purpose_japanese,
+};
 use tsunagu_proto::v1::{
-    Agency, Case, Consent, Deadlines, FeedEvent, FollowUpItem, Note, Participant, Referral,
-    ReferralEvent, Sealed, Staff,
+    Agency, Case, Consent, DeadlineTerm, DeadlineTerms, DeadlineUnit, Deadlines, FeedEvent,
+    FollowUpItem, Note, Participant, Referral, ReferralEvent, Sealed, Staff,
 };
 
 /// One agency, as `--json` prints it.
@@ -212,6 +214,46 @@ impl From<&Deadlines> for DeadlinesView {
     }
 }
 
+/// How one deadline was counted: `unit` is `hours`, `business_days` or `set_by_sender`.
+#[derive(Debug, Serialize)]
+pub struct DeadlineTermView {
+    pub unit: Option<&'static str>,
+    pub amount: u32,
+    /// 「2営業日」「48時間」「送信者指定」.
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeadlineTermsView {
+    pub deliver_by: Option<DeadlineTermView>,
+    pub respond_by: Option<DeadlineTermView>,
+    pub connect_by: Option<DeadlineTermView>,
+    pub confirm_by: Option<DeadlineTermView>,
+}
+
+impl From<&DeadlineTerms> for DeadlineTermsView {
+    fn from(t: &DeadlineTerms) -> Self {
+        let view = |term: Option<&DeadlineTerm>| {
+            term.map(|term| DeadlineTermView {
+                unit: match term.unit() {
+                    DeadlineUnit::Hours => Some("hours"),
+                    DeadlineUnit::BusinessDays => Some("business_days"),
+                    DeadlineUnit::SetBySender => Some("set_by_sender"),
+                    DeadlineUnit::Unspecified => None,
+                },
+                amount: term.amount,
+                label: deadline_term_label(Some(term)),
+            })
+        };
+        DeadlineTermsView {
+            deliver_by: view(t.deliver_by.as_ref()),
+            respond_by: view(t.respond_by.as_ref()),
+            connect_by: view(t.connect_by.as_ref()),
+            confirm_by: view(t.confirm_by.as_ref()),
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ReferralView {
     pub referral_id: String,
@@ -229,6 +271,8 @@ pub struct ReferralView {
     pub sender_attested: bool,
     pub sent_at: Option<String>,
     pub deadlines: DeadlinesView,
+    /// How each deadline was counted (null when the hub did not record it).
+    pub deadline_terms: Option<DeadlineTermsView>,
     pub delivery: Option<&'static str>,
     pub delivered_at: Option<String>,
     pub response: Option<&'static str>,
@@ -266,6 +310,7 @@ impl From<&Referral> for ReferralView {
                 .as_ref()
                 .map(DeadlinesView::from)
                 .unwrap_or_default(),
+            deadline_terms: r.deadline_terms.as_ref().map(DeadlineTermsView::from),
             delivery: code(r.delivery()),
             delivered_at: time(r.delivered_at.as_ref()),
             response: code(r.response()),

@@ -3,6 +3,7 @@
 
 use tsunagu_proto::v1 as pb;
 
+use crate::domain::deadlines::DeadlineTerm;
 use crate::domain::{Agency, AgencyStatus, Timestamp};
 use crate::error::Error;
 
@@ -667,6 +668,24 @@ pub fn referral(
             .collect(),
         consent_withdrawn,
         sender_attested: visible,
+        deadline_terms: referral.deadline_terms.map(|terms| pb::DeadlineTerms {
+            deliver_by: Some(deadline_term_out(terms.deliver_by)),
+            respond_by: Some(deadline_term_out(terms.respond_by)),
+            connect_by: Some(deadline_term_out(terms.connect_by)),
+            confirm_by: Some(deadline_term_out(terms.confirm_by)),
+        }),
+    }
+}
+
+fn deadline_term_out(term: DeadlineTerm) -> pb::DeadlineTerm {
+    let (unit, amount) = match term {
+        DeadlineTerm::Hours(hours) => (pb::DeadlineUnit::Hours, hours),
+        DeadlineTerm::BusinessDays(days) => (pb::DeadlineUnit::BusinessDays, days),
+        DeadlineTerm::SetBySender => (pb::DeadlineUnit::SetBySender, 0),
+    };
+    pb::DeadlineTerm {
+        unit: unit as i32,
+        amount,
     }
 }
 

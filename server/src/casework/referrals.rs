@@ -2,6 +2,7 @@
 
 use super::{FeedAbout, may_see_referral, notify, visible_case};
 use crate::domain::basis::{ClaimedBasis, ShareContext, decide};
+use crate::domain::deadlines::DeadlineTerms;
 use crate::domain::records::{FeedEventKind, Referral, ReferralEvent, ReferralEventKind};
 use crate::domain::referral::{
     ActionInput, DeadlineOverrides, DeadlinePolicy, Party, ReferralState, TransitionError, apply,
@@ -78,12 +79,15 @@ pub async fn send_referral(
         },
     )
     .map_err(|refusal| Error::FailedPrecondition(refusal.to_string()))?;
+    // Business days are those of the case's municipality: its offices (and the coordinator who
+    // picks up what is overdue) keep its closure days.
     let deadlines = apply_overrides(
-        policy.deadlines(request.urgency, now),
+        policy.deadlines_in(request.urgency, now, Some(&case.municipality)),
         &request.overrides,
         now,
     )
     .map_err(|error| Error::invalid(error.field, error.reason))?;
+    let deadline_terms = DeadlineTerms::of(policy.for_urgency(request.urgency), &request.overrides);
 
     let state = ReferralState::new();
     let referral = Referral {
@@ -105,6 +109,7 @@ pub async fn send_referral(
         staff: request.staff.clone(),
         sent_at: now,
         deadlines,
+        deadline_terms: Some(deadline_terms),
         state: state.clone(),
     };
     tx.insert_referral(&referral).await?;

@@ -972,6 +972,7 @@ mod tests {
                 connect_by: due,
                 confirm_by: due,
             },
+            deadline_terms: None,
             state,
         }
     }

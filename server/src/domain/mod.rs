@@ -4,8 +4,10 @@
 pub mod agency;
 pub mod audit;
 pub mod basis;
+pub mod calendar;
 pub mod consent;
 pub mod council;
+pub mod deadlines;
 pub mod keys;
 pub mod outcomes;
 pub mod records;
@@ -97,6 +99,12 @@ impl ManualClock {
     pub fn advance(&self, by: std::time::Duration) {
         self.offset_millis
             .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+
+    /// Puts the clock at `at` (past or future); it runs on from there with the system clock.
+    pub fn set(&self, at: Timestamp) {
+        let now = SystemClock.now();
+        self.offset_millis.store(at.0 - now.0, Ordering::SeqCst);
     }
 }
 

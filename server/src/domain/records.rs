@@ -2,6 +2,7 @@
 //! and the per-agency feed entries. Plain data; the rules live in `referral`, `consent`, `basis`.
 
 use super::basis::LegalBasisKind;
+use super::deadlines::DeadlineTerms;
 use super::referral::{
     ConnectionState, Deadlines, DeliveryState, NotConnectedReason, ReferralAction, ReferralState,
     ResponseState, TimerKind,
@@ -51,6 +52,8 @@ pub struct Referral {
     pub staff: Staff,
     pub sent_at: Timestamp,
     pub deadlines: Deadlines,
+    /// How each deadline was counted; `None` for referrals sent before this was recorded.
+    pub deadline_terms: Option<DeadlineTerms>,
     pub state: ReferralState,
 }
 

@@ -82,7 +82,8 @@ pub(crate) const REFERRAL_COLUMNS: &str = "referral_id, case_id, municipality, f
      to_agency, purpose, urgency, basis, consent_id, justification, hide_sender, body, staff_name, \
      staff_role, sent_at, deliver_by, respond_by, connect_by, confirm_by, delivery, delivered_at, \
      response, responded_at, response_reason, connection, connection_updated_at, \
-     contact_attempts, not_connected_reason, linked_referral_id, confirmed_at, confirmed_by";
+     contact_attempts, not_connected_reason, linked_referral_id, confirmed_at, confirmed_by, \
+     deadline_terms";
 
 pub(crate) const EVENT_COLUMNS: &str = "event_id, referral_id, case_id, kind, action, timer, \
      actor_agency, staff_name, staff_role, occurred_at, recorded_at, reason_code, \
@@ -557,6 +558,12 @@ macro_rules! transaction_queries {
                     connect_by: Timestamp::from_millis(row.try_get("connect_by")?),
                     confirm_by: Timestamp::from_millis(row.try_get("confirm_by")?),
                 },
+                deadline_terms: optional_code(
+                    T,
+                    "deadline_terms",
+                    row.try_get("deadline_terms")?,
+                    |code: &str| $crate::domain::deadlines::DeadlineTerms::from_code(code),
+                )?,
                 state: ReferralState {
                     delivery: code(T, "delivery", &text("delivery")?, DeliveryState::from_code)?,
                     delivered_at: timestamp(row.try_get("delivered_at")?),
@@ -1120,15 +1127,17 @@ macro_rules! transaction_queries {
                 ];
                 // $20..$32
                 params.extend($crate::store::queries::state_params(&r.state));
+                params.push(r.deadline_terms.map(|t| t.code()).into());
                 self.write_later(
                     "INSERT INTO referrals (referral_id, case_id, municipality, from_agency, \
                      to_agency, purpose, urgency, basis, consent_id, justification, hide_sender, \
                      body, staff_name, staff_role, sent_at, deliver_by, respond_by, connect_by, \
                      confirm_by, delivery, delivered_at, response, responded_at, response_reason, \
                      connection, connection_updated_at, contact_attempts, not_connected_reason, \
-                     linked_referral_id, confirmed_at, confirmed_by, closed) VALUES ($1, $2, $3, \
-                     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                     $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)",
+                     linked_referral_id, confirmed_at, confirmed_by, closed, deadline_terms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                     $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, \
+                     $31, $32, $33)",
                     params,
                 )
                 .await

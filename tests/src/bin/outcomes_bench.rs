@@ -214,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
                 staff: staff.clone(),
                 sent_at,
                 deadlines: policy.deadlines(urgency, sent_at),
+                deadline_terms: None,
                 state: ReferralState::new(),
             };
             let mut history = vec![(

@@ -5,6 +5,7 @@ mod cases;
 mod console;
 mod council;
 mod council_pack;
+mod deadlines;
 mod directory;
 mod durability;
 mod failover;

@@ -29,6 +29,8 @@ pub struct Layer {
 pub struct Deadline {
     pub name: String,
     pub at: String,
+    /// Which calendar it counts in (「2営業日」「48時間」), empty when not recorded.
+    pub counted: String,
     pub due: String,
     pub overdue: bool,
 }
@@ -200,6 +202,11 @@ pub fn build(
                 Some(Deadline {
                     name: ja(timer),
                     at: jst(Some(at)),
+                    counted: crate::render::deadline_term_short(
+                        crate::render::deadline_term(referral.deadline_terms.as_ref(), timer)
+                            .as_ref(),
+                    )
+                    .unwrap_or_default(),
                     due: if overdue {
                         due_phrase(at, cx.now)
                     } else {
