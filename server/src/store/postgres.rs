@@ -46,7 +46,12 @@ super::queries::transaction_queries!(PostgresTransaction, PgRow);
 super::audit::audit_queries!(PostgresTransaction, PgRow);
 super::council::council_queries!(PostgresTransaction, PgRow);
 super::keys::keys_queries!(PostgresTransaction, PgRow);
-super::outcomes::outcome_queries!(PostgresTransaction, PgRow);
+super::outcomes::outcome_queries!(
+    PostgresTransaction,
+    PgRow,
+    // The month of sending in Japan (UTC+9, no summer time).
+    "to_char(to_timestamp((r.sent_at + 32400000) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')"
+);
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://...`) and migrates the schema.
