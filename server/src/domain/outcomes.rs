@@ -154,30 +154,31 @@ pub struct DurationStats {
 }
 
 impl DurationStats {
-    /// Nearest-rank percentiles of `seconds` (sorted here).
+    /// Nearest-rank percentiles of `seconds`, each picked in linear time (a year of referrals
+    /// need not be sorted).
     pub fn of(mut seconds: Vec<i64>) -> Self {
         if seconds.is_empty() {
             return Self::default();
         }
-        seconds.sort_unstable();
         let mut histogram = [0; 6];
         for s in &seconds {
             histogram[HISTOGRAM_BOUNDS.partition_point(|bound| bound <= s)] += 1;
         }
+        let median = nearest_rank(seconds.len(), 50);
+        let p90 = nearest_rank(seconds.len(), 90);
         Self {
             reached: seconds.len() as u64,
-            median_seconds: nearest_rank(&seconds, 50),
-            p90_seconds: nearest_rank(&seconds, 90),
+            median_seconds: *seconds.select_nth_unstable(median).1,
+            p90_seconds: *seconds.select_nth_unstable(p90).1,
             histogram,
         }
     }
 }
 
-/// The value at the `percent`th percentile by the nearest-rank method: the smallest value with at
-/// least `percent`% of the values at or below it.
-fn nearest_rank(sorted: &[i64], percent: usize) -> i64 {
-    let rank = (percent * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
+/// The index, in `len` sorted values, of the `percent`th percentile by the nearest-rank method:
+/// the smallest value with at least `percent`% of the values at or below it.
+fn nearest_rank(len: usize, percent: usize) -> usize {
+    (percent * len).div_ceil(100).max(1) - 1
 }
 
 /// How families' journeys ended.
@@ -276,12 +277,12 @@ impl Tally {
     }
 }
 
-/// How long one referral took from sending to each milestone it reached (in the order of
-/// [`Milestone::ALL`]), in seconds.
+/// How long referrals took from sending to each milestone they reached (in the order of
+/// [`Milestone::ALL`]), in seconds: one referral's, or a whole group's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timing {
     pub key: Vec<String>,
-    pub seconds: [Option<i64>; 5],
+    pub seconds: [Vec<i64>; 5],
 }
 
 /// A referral on a `referred_elsewhere` chain (it links on, or another links to it): the few
@@ -339,8 +340,10 @@ impl OutcomeParts {
             let seconds = Milestone::ALL.map(|m| {
                 m.reached_at(row)
                     .map(|at| (at.millis() - row.sent_at.millis()).max(0) / 1000)
+                    .into_iter()
+                    .collect::<Vec<_>>()
             });
-            if seconds.iter().any(Option::is_some) {
+            if seconds.iter().any(|s| !s.is_empty()) {
                 parts.timings.push(Timing {
                     key: key.clone(),
                     seconds,
@@ -415,8 +418,8 @@ pub fn outcomes_of(parts: &OutcomeParts, grouped: bool) -> Outcomes {
             grouped.then_some(&mut groups),
             &timing.key,
             |sums| {
-                for (slot, seconds) in sums.durations.iter_mut().zip(timing.seconds) {
-                    slot.extend(seconds);
+                for (slot, seconds) in sums.durations.iter_mut().zip(&timing.seconds) {
+                    slot.extend_from_slice(seconds);
                 }
             },
         );

@@ -1,6 +1,7 @@
-//! The parts outcomes are computed from, in three statements per scope: the database counts
-//! alike referrals (`GROUP BY` the group and the state columns), returns one compact row of step
-//! times per referral for the percentiles, and the few referrals on `referred_elsewhere` chains.
+//! The parts outcomes are computed from, in two statements per scope: the database counts
+//! alike referrals (`GROUP BY` the group and the state columns) and lists the seconds each took
+//! to each step for the percentiles (one row per tally, not per referral); then it returns the
+//! few referrals on `referred_elsewhere` chains.
 //! The step times and escalations are kept on the referral row (migration 0008), so no event or
 //! escalation is read. No sealed column (body, notes) is selected.
 
@@ -108,14 +109,18 @@ impl Statement {
 }
 
 /// How many referrals alike in their group and state columns, with how many have each deadline
-/// behind them by how long ([`crate::domain::outcomes::OverdueAge`]'s buckets). `month` is the
-/// dialect's expression of `r.sent_at`'s month in Japan, `YYYY-MM`.
+/// behind them by how long ([`crate::domain::outcomes::OverdueAge`]'s buckets), and the seconds
+/// each took from sending to each milestone it reached (`Milestone::ALL`'s order) as one
+/// comma-separated list per milestone, so a year of referrals comes back in one row per tally,
+/// not one per referral. `month` is the dialect's expression of `r.sent_at`'s month in Japan
+/// (`YYYY-MM`), `list` its aggregate joining `{value}` with commas.
 pub(crate) fn tallies_statement(
     scope: OutcomeScope<'_>,
     from: Timestamp,
     until: Timestamp,
     view: &OutcomeView<'_>,
     month: &str,
+    list: &str,
 ) -> Statement {
     const DAY: i64 = 86_400_000;
     let (mut s, keys, clause) = Statement::start(scope, from, until, view, month);
@@ -138,6 +143,20 @@ pub(crate) fn tallies_statement(
             30 * DAY
         ));
     }
+    let lists: String = [
+        "r.delivered_at",
+        "r.accepted_at",
+        "r.first_contact_at",
+        "CASE WHEN r.connection = 'connected' THEN r.connection_updated_at END",
+        "r.confirmed_at",
+    ]
+    .map(|at| {
+        // As the domain measures it: never below zero, whole seconds.
+        let seconds =
+            format!("CASE WHEN ({at}) < r.sent_at THEN 0 ELSE (({at}) - r.sent_at) / 1000 END");
+        format!(", {}", list.replace("{value}", &seconds))
+    })
+    .concat();
     let grouped = (1..=view.group_by.len() + 7)
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
@@ -146,28 +165,8 @@ pub(crate) fn tallies_statement(
         "SELECT {keys}r.delivery, r.response, r.connection, r.not_connected_reason, \
          CAST(CASE WHEN r.confirmed_at IS NULL THEN 0 ELSE 1 END AS BIGINT), \
          CASE WHEN r.response IN ('declined', 'failed', 'cancelled') \
-         THEN COALESCE(r.response_reason, '') END, r.escalated, COUNT(*){past} \
+         THEN COALESCE(r.response_reason, '') END, r.escalated, COUNT(*){past}{lists} \
          FROM referrals r WHERE {clause} GROUP BY {grouped}"
-    );
-    s
-}
-
-/// One compact row per referral that reached a milestone: its group, when it was sent and when
-/// it reached each milestone (`Milestone::ALL`'s order).
-pub(crate) fn timings_statement(
-    scope: OutcomeScope<'_>,
-    from: Timestamp,
-    until: Timestamp,
-    view: &OutcomeView<'_>,
-    month: &str,
-) -> Statement {
-    let (mut s, keys, clause) = Statement::start(scope, from, until, view, month);
-    s.sql = format!(
-        "SELECT {keys}r.sent_at, r.delivered_at, r.accepted_at, r.first_contact_at, \
-         CASE WHEN r.connection = 'connected' THEN r.connection_updated_at END, r.confirmed_at \
-         FROM referrals r WHERE {clause} AND (r.delivered_at IS NOT NULL \
-         OR r.accepted_at IS NOT NULL OR r.first_contact_at IS NOT NULL \
-         OR r.connection = 'connected' OR r.confirmed_at IS NOT NULL)"
     );
     s
 }
@@ -196,9 +195,10 @@ pub(crate) fn links_statement(
 }
 
 /// Implements `OutcomeQueries` for a backend's transaction wrapper `$tx`, using `$row` as the
-/// backend's row type and `$month` as its expression of `r.sent_at`'s month in Japan.
+/// backend's row type, `$month` as its expression of `r.sent_at`'s month in Japan and `$list` as
+/// its aggregate joining `{value}` with commas.
 macro_rules! outcome_queries {
-    ($tx:ty, $row:ty, $month:expr) => {
+    ($tx:ty, $row:ty, $month:expr, $list:expr $(,)?) => {
         #[async_trait::async_trait]
         impl $crate::store::outcomes::OutcomeQueries for $tx {
             async fn outcome_parts(
@@ -213,9 +213,7 @@ macro_rules! outcome_queries {
                 use $crate::domain::outcomes::{LinkRow, OutcomeParts, Tally, Timing};
                 use $crate::domain::referral::*;
                 use $crate::store::StoreError;
-                use $crate::store::outcomes::{
-                    links_statement, tallies_statement, timings_statement,
-                };
+                use $crate::store::outcomes::{links_statement, tallies_statement};
                 use $crate::store::queries::{bind_params, code, optional_code};
                 const T: &str = "referrals";
                 let k = view.group_by.len();
@@ -228,7 +226,7 @@ macro_rules! outcome_queries {
                 };
                 let mut parts = OutcomeParts::default();
 
-                let s = tallies_statement(scope, from, until, view, $month);
+                let s = tallies_statement(scope, from, until, view, $month, $list);
                 let rows = bind_params(sqlx::query(&s.sql), &s.params)
                     .fetch_all(self.conn().await?)
                     .await?;
@@ -239,6 +237,26 @@ macro_rules! outcome_queries {
                     let mut past_deadline = [[0; 4]; 4];
                     for (i, slot) in past_deadline.iter_mut().flatten().enumerate() {
                         *slot = count(row, k + 8 + i)?;
+                    }
+                    let mut seconds: [Vec<i64>; 5] = Default::default();
+                    for (i, slot) in seconds.iter_mut().enumerate() {
+                        let list: Option<String> = row.try_get(k + 24 + i)?;
+                        for value in list.as_deref().unwrap_or_default().split(',') {
+                            if !value.is_empty() {
+                                slot.push(
+                                    value
+                                        .trim()
+                                        .parse()
+                                        .map_err(|_| StoreError::corrupt(T, "step time"))?,
+                                );
+                            }
+                        }
+                    }
+                    if seconds.iter().any(|s| !s.is_empty()) {
+                        parts.timings.push(Timing {
+                            key: key(row)?,
+                            seconds,
+                        });
                     }
                     parts.tallies.push(Tally {
                         key: key(row)?,
@@ -262,25 +280,6 @@ macro_rules! outcome_queries {
                             .map_err(|_| StoreError::corrupt(T, "escalated"))?,
                         count: count(row, k + 7)?,
                         past_deadline,
-                    });
-                }
-
-                let s = timings_statement(scope, from, until, view, $month);
-                let rows = bind_params(sqlx::query(&s.sql), &s.params)
-                    .fetch_all(self.conn().await?)
-                    .await?;
-                parts.timings.reserve(rows.len());
-                for row in &rows {
-                    let sent: i64 = row.try_get(k)?;
-                    let mut seconds = [None; 5];
-                    for (i, slot) in seconds.iter_mut().enumerate() {
-                        *slot = row
-                            .try_get::<Option<i64>, _>(k + 1 + i)?
-                            .map(|at| (at - sent).max(0) / 1000);
-                    }
-                    parts.timings.push(Timing {
-                        key: key(row)?,
-                        seconds,
                     });
                 }
 

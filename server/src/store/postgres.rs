@@ -50,7 +50,9 @@ super::outcomes::outcome_queries!(
     PostgresTransaction,
     PgRow,
     // The month of sending in Japan (UTC+9, no summer time).
-    "to_char(to_timestamp((r.sent_at + 32400000) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')"
+    "to_char(to_timestamp((r.sent_at + 32400000) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')",
+    // The values of a group joined with commas.
+    "string_agg(CAST({value} AS TEXT), ',')",
 );
 
 impl PostgresStore {

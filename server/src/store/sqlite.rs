@@ -544,7 +544,9 @@ super::outcomes::outcome_queries!(
     SqliteTransaction,
     SqliteRow,
     // The month of sending in Japan (UTC+9, no summer time).
-    "strftime('%Y-%m', (r.sent_at + 32400000) / 1000, 'unixepoch')"
+    "strftime('%Y-%m', (r.sent_at + 32400000) / 1000, 'unixepoch')",
+    // The values of a group joined with commas.
+    "group_concat({value})",
 );
 
 impl SqliteTransaction {

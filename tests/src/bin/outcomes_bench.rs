@@ -396,7 +396,7 @@ async fn main() -> anyhow::Result<()> {
     let both_time = started.elapsed();
     drop(tx);
     eprintln!(
-        "  store read ({} tallies, {} timings, {} on chains): {:.0} ms; \
+        "  store read ({} tallies, {} lists of step times, {} on chains): {:.0} ms; \
          read and computation ({} groups): {:.0} ms",
         parts.tallies.len(),
         parts.timings.len(),
