@@ -1,13 +1,14 @@
 //! Outcomes for a caller: which referrals it may count (its own, or its municipality's as the
-//! coordinator), read from the store in a few statements and handed to the domain's plain
-//! computation.
+//! coordinator), counted by the store in a few statements and summed up by the domain's plain
+//! computation. A reporter's agency stays hidden from everyone but the two agencies concerned,
+//! the coordinator included (see `sender_visible`): the store keys it blank for other viewers.
 
 use super::coordinators;
-use crate::domain::outcomes::{Dimension, Outcomes, outcomes as compute};
+use crate::domain::outcomes::{Dimension, OutcomeParts, Outcomes, outcomes_of};
 use crate::domain::{Agency, JST, Municipality, Timestamp};
 use crate::error::Error;
 use crate::store::Transaction;
-use crate::store::outcomes::OutcomeScope;
+use crate::store::outcomes::{OutcomeScope, OutcomeView};
 
 /// The longest range one call may count, so a mistyped year does not read the whole database.
 pub const MAX_RANGE_DAYS: i64 = 5 * 366;
@@ -79,31 +80,28 @@ pub async fn caller_outcomes(
     };
     let from = start_of_day_in_japan(query.from);
     let until = start_of_day_in_japan(query.to.next_day().unwrap_or(query.to));
-    let mut fetched = Vec::new();
+    let view = OutcomeView {
+        viewer: &caller.id,
+        group_by: &query.group_by,
+        now,
+    };
+    let mut parts = OutcomeParts::default();
     if municipalities.is_empty() {
-        fetched = tx
-            .outcome_rows(OutcomeScope::Agency(&caller.id), from, until)
+        parts = tx
+            .outcome_parts(OutcomeScope::Agency(&caller.id), from, until, &view)
             .await?;
     } else {
         for municipality in &municipalities {
-            fetched.extend(
-                tx.outcome_rows(OutcomeScope::Municipality(municipality), from, until)
-                    .await?,
-            );
+            let more = tx
+                .outcome_parts(OutcomeScope::Municipality(municipality), from, until, &view)
+                .await?;
+            parts.tallies.extend(more.tallies);
+            parts.timings.extend(more.timings);
+            parts.links.extend(more.links);
         }
     }
-    let rows: Vec<_> = fetched
-        .into_iter()
-        .map(|(mut row, hide_sender)| {
-            // A reporter of a 通告 stays hidden from everyone but the two agencies concerned,
-            // the coordinator included (see `sender_visible`).
-            row.sender_hidden =
-                hide_sender && row.from_agency != caller.id && row.to_agency != caller.id;
-            row
-        })
-        .collect();
     Ok(CallerOutcomes {
-        outcomes: compute(&rows, &query.group_by, now),
+        outcomes: outcomes_of(&parts, !query.group_by.is_empty()),
         municipalities,
     })
 }

@@ -8,7 +8,7 @@ use super::basis::LegalBasisKind;
 use super::records::EscalationTier;
 use super::referral::{
     ConnectionState, Deadlines, DeliveryState, NotConnectedReason, ReferralState, ResponseState,
-    TimerKind, overdue,
+    TimerKind, pending_timers,
 };
 use super::{AgencyId, Purpose, ReferralId, Timestamp, Urgency};
 
@@ -34,8 +34,15 @@ pub struct OutcomeRow {
     pub accepted_at: Option<Timestamp>,
     /// The first contact attempt, or the connection when reported without an attempt before it.
     pub first_contact_at: Option<Timestamp>,
-    /// Every escalation raised for it.
-    pub escalations: Vec<(TimerKind, EscalationTier)>,
+    /// The escalations raised for it, one bit each (see [`escalation_bit`]).
+    pub escalated: u8,
+}
+
+/// The bit of an escalation in a referral's `escalated` set: `2 × timer + tier`, timers in the
+/// order of `TimerKind::ALL`, tiers responsible (0) then coordinator (1). The store keeps the set
+/// on the referral row (migration 0008 writes the same numbers).
+pub fn escalation_bit(timer: TimerKind, tier: EscalationTier) -> i64 {
+    1 << (2 * index_of(&TimerKind::ALL, timer) + tier_index(tier))
 }
 
 /// What figures may be grouped by.
@@ -147,30 +154,31 @@ pub struct DurationStats {
 }
 
 impl DurationStats {
-    /// Nearest-rank percentiles of `seconds` (sorted here).
+    /// Nearest-rank percentiles of `seconds`, each picked in linear time (a year of referrals
+    /// need not be sorted).
     pub fn of(mut seconds: Vec<i64>) -> Self {
         if seconds.is_empty() {
             return Self::default();
         }
-        seconds.sort_unstable();
         let mut histogram = [0; 6];
         for s in &seconds {
             histogram[HISTOGRAM_BOUNDS.partition_point(|bound| bound <= s)] += 1;
         }
+        let median = nearest_rank(seconds.len(), 50);
+        let p90 = nearest_rank(seconds.len(), 90);
         Self {
             reached: seconds.len() as u64,
-            median_seconds: nearest_rank(&seconds, 50),
-            p90_seconds: nearest_rank(&seconds, 90),
+            median_seconds: *seconds.select_nth_unstable(median).1,
+            p90_seconds: *seconds.select_nth_unstable(p90).1,
             histogram,
         }
     }
 }
 
-/// The value at the `percent`th percentile by the nearest-rank method: the smallest value with at
-/// least `percent`% of the values at or below it.
-fn nearest_rank(sorted: &[i64], percent: usize) -> i64 {
-    let rank = (percent * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
+/// The index, in `len` sorted values, of the `percent`th percentile by the nearest-rank method:
+/// the smallest value with at least `percent`% of the values at or below it.
+fn nearest_rank(len: usize, percent: usize) -> usize {
+    (percent * len).div_ceil(100).max(1) - 1
 }
 
 /// How families' journeys ended.
@@ -233,30 +241,247 @@ pub struct Outcomes {
     pub totals: Figures,
 }
 
+/// Referrals alike in everything that is counted (their group and the state columns below), and
+/// how many they are: the database counts these with one `GROUP BY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// The group's values, one per dimension asked for.
+    pub key: Vec<String>,
+    pub delivery: DeliveryState,
+    pub response: ResponseState,
+    pub connection: ConnectionState,
+    pub not_connected_reason: Option<NotConnectedReason>,
+    pub confirmed: bool,
+    /// The reason given, when the response is declined, failed or cancelled.
+    pub reason: Option<String>,
+    /// The escalations raised for each of them (see [`escalation_bit`]).
+    pub escalated: u8,
+    /// How many of them have each deadline behind them, by timer and by how long ago
+    /// ([`OverdueAge`]); whether the timer still runs is judged from the state columns above.
+    pub past_deadline: [[u64; 4]; 4],
+    pub count: u64,
+}
+
+impl Tally {
+    /// The state the figures read, as far as these columns tell it: enough for
+    /// `pending_timers` and `is_closed`, which read no time but whether it was confirmed.
+    fn state(&self) -> ReferralState {
+        ReferralState {
+            delivery: self.delivery,
+            response: self.response,
+            connection: self.connection,
+            not_connected_reason: self.not_connected_reason,
+            confirmed_at: self.confirmed.then_some(Timestamp::from_millis(0)),
+            ..ReferralState::new()
+        }
+    }
+}
+
+/// How long referrals took from sending to each milestone they reached (in the order of
+/// [`Milestone::ALL`]), in seconds: one referral's, or a whole group's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timing {
+    pub key: Vec<String>,
+    pub seconds: [Vec<i64>; 5],
+}
+
+/// A referral on a `referred_elsewhere` chain (it links on, or another links to it): the few
+/// whose journey is not their own.
+#[derive(Debug, Clone)]
+pub struct LinkRow {
+    pub id: ReferralId,
+    pub key: Vec<String>,
+    pub state: ReferralState,
+}
+
+/// What the figures are computed from: counts of alike referrals, the durations of each, and
+/// the chains.
+#[derive(Debug, Clone, Default)]
+pub struct OutcomeParts {
+    pub tallies: Vec<Tally>,
+    pub timings: Vec<Timing>,
+    pub links: Vec<LinkRow>,
+}
+
+impl OutcomeParts {
+    /// The parts of some whole rows, as the store's statements make them from the table: one
+    /// tally per row, one timing per row that reached a milestone, the rows on chains.
+    pub fn from_rows(rows: &[OutcomeRow], group_by: &[Dimension], now: Timestamp) -> Self {
+        let targets: HashSet<&ReferralId> =
+            rows.iter().filter_map(|r| onward_link(&r.state)).collect();
+        let mut parts = Self::default();
+        for row in rows {
+            let key: Vec<String> = group_by.iter().map(|d| d.value(row)).collect();
+            let state = &row.state;
+            let mut past_deadline = [[0; 4]; 4];
+            for (t, timer) in TimerKind::ALL.into_iter().enumerate() {
+                let due = row.deadlines.get(timer);
+                if due < now {
+                    let age = OverdueAge::of(now.millis() - due.millis());
+                    past_deadline[t][index_of(&OverdueAge::ALL, age)] = 1;
+                }
+            }
+            parts.tallies.push(Tally {
+                key: key.clone(),
+                delivery: state.delivery,
+                response: state.response,
+                connection: state.connection,
+                not_connected_reason: state.not_connected_reason,
+                confirmed: state.confirmed_at.is_some(),
+                reason: matches!(
+                    state.response,
+                    ResponseState::Declined | ResponseState::Failed | ResponseState::Cancelled
+                )
+                .then(|| state.response_reason.clone().unwrap_or_default()),
+                escalated: row.escalated,
+                past_deadline,
+                count: 1,
+            });
+            let seconds = Milestone::ALL.map(|m| {
+                m.reached_at(row)
+                    .map(|at| (at.millis() - row.sent_at.millis()).max(0) / 1000)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            });
+            if seconds.iter().any(|s| !s.is_empty()) {
+                parts.timings.push(Timing {
+                    key: key.clone(),
+                    seconds,
+                });
+            }
+            if onward_link(state).is_some() || targets.contains(&row.id) {
+                parts.links.push(LinkRow {
+                    id: row.id.clone(),
+                    key,
+                    state: state.clone(),
+                });
+            }
+        }
+        parts
+    }
+}
+
 /// Computes the figures of `rows` grouped by `group_by`, with overdue ages measured at `now`.
 pub fn outcomes(rows: &[OutcomeRow], group_by: &[Dimension], now: Timestamp) -> Outcomes {
-    let ends = journey_ends(rows);
-    let totals = figures(rows.iter(), &ends, now);
-    let mut groups: BTreeMap<Vec<String>, Vec<&OutcomeRow>> = BTreeMap::new();
-    if !group_by.is_empty() {
-        for row in rows {
-            let key = group_by.iter().map(|d| d.value(row)).collect();
-            groups.entry(key).or_default().push(row);
+    outcomes_of(
+        &OutcomeParts::from_rows(rows, group_by, now),
+        !group_by.is_empty(),
+    )
+}
+
+/// Figures with the durations still to be summed up.
+#[derive(Default)]
+struct Sums {
+    figures: Figures,
+    durations: [Vec<i64>; 5],
+}
+
+impl Sums {
+    fn finish(mut self) -> Figures {
+        for (stats, seconds) in self.figures.durations.iter_mut().zip(self.durations) {
+            *stats = DurationStats::of(seconds);
         }
+        self.figures
+    }
+}
+
+/// Adds a part to the totals and, when grouped, to its group.
+fn add_to<'p>(
+    totals: &mut Sums,
+    groups: Option<&mut BTreeMap<&'p [String], Sums>>,
+    key: &'p [String],
+    add: impl Fn(&mut Sums),
+) {
+    add(totals);
+    if let Some(groups) = groups {
+        add(groups.entry(key).or_default());
+    }
+}
+
+/// Computes the figures of `parts`, by group (each part's key) when `grouped`, and in total.
+pub fn outcomes_of(parts: &OutcomeParts, grouped: bool) -> Outcomes {
+    let mut totals = Sums::default();
+    let mut groups: BTreeMap<&[String], Sums> = BTreeMap::new();
+    for tally in &parts.tallies {
+        add_to(
+            &mut totals,
+            grouped.then_some(&mut groups),
+            &tally.key,
+            |sums| {
+                add_tally(&mut sums.figures, tally);
+            },
+        );
+    }
+    for timing in &parts.timings {
+        add_to(
+            &mut totals,
+            grouped.then_some(&mut groups),
+            &timing.key,
+            |sums| {
+                for (slot, seconds) in sums.durations.iter_mut().zip(&timing.seconds) {
+                    slot.extend_from_slice(seconds);
+                }
+            },
+        );
+    }
+    // The tallies counted every referral as a journey of its own; a referral on a chain is
+    // instead part of the journey of the chain's first referral, which ends where the chain
+    // does.
+    let ends = journey_ends(&parts.links);
+    for link in &parts.links {
+        let own = end_of(&link.state);
+        let chain = ends.get(&link.id).copied();
+        add_to(
+            &mut totals,
+            grouped.then_some(&mut groups),
+            &link.key,
+            |sums| {
+                let journeys = &mut sums.figures.journeys;
+                journeys.remove(own);
+                if let Some(end) = chain {
+                    journeys.add(end, 1);
+                }
+            },
+        );
     }
     Outcomes {
         groups: groups
             .into_iter()
-            .map(|(key, rows)| (key, figures(rows.into_iter(), &ends, now)))
+            .map(|(key, sums)| (key.to_vec(), sums.finish()))
             .collect(),
-        totals,
+        totals: totals.finish(),
+    }
+}
+
+impl Journeys {
+    fn slot(&mut self, end: JourneyEnd) -> &mut u64 {
+        match end {
+            JourneyEnd::Connected => &mut self.connected,
+            JourneyEnd::NotConnected => &mut self.not_connected,
+            JourneyEnd::Open => &mut self.open,
+            JourneyEnd::LeftScope => &mut self.left_scope,
+        }
+    }
+
+    /// Counts `n` journeys ending in `end`.
+    fn add(&mut self, end: JourneyEnd, n: u64) {
+        self.journeys += n;
+        *self.slot(end) += n;
+    }
+
+    /// Takes back one journey ending in `end` (counted by a tally from the same snapshot, so
+    /// there is one to take).
+    fn remove(&mut self, end: JourneyEnd) {
+        self.journeys = self.journeys.saturating_sub(1);
+        let slot = self.slot(end);
+        *slot = slot.saturating_sub(1);
     }
 }
 
 /// The end of each journey, keyed by its first referral. A journey starts at every referral no
 /// other row links to as `referred_elsewhere`, and follows the links while they stay in `rows`.
-pub fn journey_ends(rows: &[OutcomeRow]) -> HashMap<ReferralId, JourneyEnd> {
-    let by_id: HashMap<&ReferralId, &OutcomeRow> = rows.iter().map(|r| (&r.id, r)).collect();
+pub fn journey_ends(rows: &[LinkRow]) -> HashMap<ReferralId, JourneyEnd> {
+    let by_id: HashMap<&ReferralId, &LinkRow> = rows.iter().map(|r| (&r.id, r)).collect();
     let linked: HashSet<&ReferralId> = rows
         .iter()
         .filter_map(|r| onward_link(&r.state))
@@ -300,68 +525,51 @@ fn end_of(state: &ReferralState) -> JourneyEnd {
     }
 }
 
-/// The figures of some rows; `ends` tells which rows start a journey and how it ended.
-fn figures<'a>(
-    rows: impl Iterator<Item = &'a OutcomeRow>,
-    ends: &HashMap<ReferralId, JourneyEnd>,
-    now: Timestamp,
-) -> Figures {
-    let mut f = Figures::default();
-    let mut durations: [Vec<i64>; 5] = Default::default();
-    for row in rows {
-        let state = &row.state;
-        f.referrals += 1;
-        f.delivery[index_of(&DeliveryState::ALL, state.delivery)] += 1;
-        f.response[index_of(&ResponseState::ALL, state.response)] += 1;
-        f.connection[index_of(&ConnectionState::ALL, state.connection)] += 1;
-        if state.connection == ConnectionState::NotConnected
-            && let Some(reason) = state.not_connected_reason
-        {
-            f.not_connected[index_of(&NotConnectedReason::ALL, reason)] += 1;
+/// Adds a tally's counts to `f`; its journeys count as their own until the chains say otherwise.
+fn add_tally(f: &mut Figures, t: &Tally) {
+    let n = t.count;
+    let state = t.state();
+    f.referrals += n;
+    f.delivery[index_of(&DeliveryState::ALL, t.delivery)] += n;
+    f.response[index_of(&ResponseState::ALL, t.response)] += n;
+    f.connection[index_of(&ConnectionState::ALL, t.connection)] += n;
+    if t.connection == ConnectionState::NotConnected
+        && let Some(reason) = t.not_connected_reason
+    {
+        f.not_connected[index_of(&NotConnectedReason::ALL, reason)] += n;
+    }
+    if matches!(
+        t.connection,
+        ConnectionState::Connected | ConnectionState::NotConnected
+    ) {
+        if t.confirmed {
+            f.confirmed += n;
+        } else {
+            f.awaiting_confirmation += n;
         }
-        if matches!(
-            state.connection,
-            ConnectionState::Connected | ConnectionState::NotConnected
-        ) {
-            if state.confirmed_at.is_some() {
-                f.confirmed += 1;
-            } else {
-                f.awaiting_confirmation += 1;
-            }
+    }
+    // Overdue: a deadline behind it on a timer still running (`overdue`'s rule).
+    for timer in pending_timers(&state) {
+        let t_index = index_of(&TimerKind::ALL, timer);
+        for (slot, count) in f.overdue[t_index].iter_mut().zip(t.past_deadline[t_index]) {
+            *slot += count;
         }
-        for (slot, milestone) in durations.iter_mut().zip(Milestone::ALL) {
-            if let Some(at) = milestone.reached_at(row) {
-                slot.push((at.millis() - row.sent_at.millis()).max(0) / 1000);
-            }
-        }
-        for timer in overdue(state, &row.deadlines, now) {
-            let age = OverdueAge::of(now.millis() - row.deadlines.get(timer).millis());
-            f.overdue[index_of(&TimerKind::ALL, timer)][index_of(&OverdueAge::ALL, age)] += 1;
-        }
-        let reason = || state.response_reason.clone().unwrap_or_default();
-        match state.response {
-            ResponseState::Declined => *f.declines.entry(reason()).or_default() += 1,
-            ResponseState::Failed => *f.failures.entry(reason()).or_default() += 1,
-            ResponseState::Cancelled => *f.cancellations.entry(reason()).or_default() += 1,
-            _ => {}
-        }
-        for (timer, tier) in &row.escalations {
-            f.escalations[index_of(&TimerKind::ALL, *timer)][tier_index(*tier)] += 1;
-        }
-        if let Some(end) = ends.get(&row.id) {
-            f.journeys.journeys += 1;
-            match end {
-                JourneyEnd::Connected => f.journeys.connected += 1,
-                JourneyEnd::NotConnected => f.journeys.not_connected += 1,
-                JourneyEnd::Open => f.journeys.open += 1,
-                JourneyEnd::LeftScope => f.journeys.left_scope += 1,
+    }
+    let reason = || t.reason.clone().unwrap_or_default();
+    match t.response {
+        ResponseState::Declined => *f.declines.entry(reason()).or_default() += n,
+        ResponseState::Failed => *f.failures.entry(reason()).or_default() += n,
+        ResponseState::Cancelled => *f.cancellations.entry(reason()).or_default() += n,
+        _ => {}
+    }
+    for timer in TimerKind::ALL {
+        for tier in [EscalationTier::Responsible, EscalationTier::Coordinator] {
+            if i64::from(t.escalated) & escalation_bit(timer, tier) != 0 {
+                f.escalations[index_of(&TimerKind::ALL, timer)][tier_index(tier)] += n;
             }
         }
     }
-    for (stats, seconds) in f.durations.iter_mut().zip(durations) {
-        *stats = DurationStats::of(seconds);
-    }
-    f
+    f.journeys.add(end_of(&state), n);
 }
 
 /// A count as an export shows it: `None` when suppressed (from 1 to `threshold - 1`), so that no
@@ -407,8 +615,18 @@ mod tests {
             state: ReferralState::new(),
             accepted_at: None,
             first_contact_at: None,
-            escalations: Vec::new(),
+            escalated: 0,
         }
+    }
+
+    fn links(rows: &[OutcomeRow]) -> Vec<LinkRow> {
+        rows.iter()
+            .map(|r| LinkRow {
+                id: r.id.clone(),
+                key: Vec::new(),
+                state: r.state.clone(),
+            })
+            .collect()
     }
 
     fn act(row: &mut OutcomeRow, action: ReferralAction, hours: i64) {
@@ -511,7 +729,7 @@ mod tests {
         input.not_connected_reason = Some(NotConnectedReason::ReferredElsewhere);
         input.linked_referral_id = Some(ReferralId::generate());
         act_with(&mut first, input, 2);
-        let ends = journey_ends(std::slice::from_ref(&first));
+        let ends = journey_ends(&links(std::slice::from_ref(&first)));
         assert_eq!(ends.get(&first.id), Some(&JourneyEnd::LeftScope));
 
         // Two referrals linking to each other: no start, so no journey and no endless walk.
@@ -525,7 +743,7 @@ mod tests {
             input.linked_referral_id = Some(link);
             act_with(x, input, 2);
         }
-        assert!(journey_ends(&[a, b]).is_empty());
+        assert!(journey_ends(&links(&[a, b])).is_empty());
     }
 
     #[test]
@@ -592,10 +810,11 @@ mod tests {
     #[test]
     fn escalations_and_reasons_are_counted() {
         let mut r = row("midori-hospital", "postnatal_care");
-        r.escalations = vec![
-            (TimerKind::RespondBy, EscalationTier::Responsible),
-            (TimerKind::RespondBy, EscalationTier::Coordinator),
-        ];
+        r.escalated = u8::try_from(
+            escalation_bit(TimerKind::RespondBy, EscalationTier::Responsible)
+                | escalation_bit(TimerKind::RespondBy, EscalationTier::Coordinator),
+        )
+        .unwrap();
         let mut cancelled = row("midori-hospital", "postnatal_care");
         let mut input = ActionInput::new(ReferralAction::Cancel);
         input.reason_code = Some("family_moved".into());

@@ -1,12 +1,16 @@
-//! The rows outcomes are computed from: each referral's routing metadata with the times of its
-//! acceptance and first contact, and its escalations, in two statements per scope. No sealed
-//! column (body, notes) is selected.
+//! The parts outcomes are computed from, in two statements per scope: the database counts
+//! alike referrals (`GROUP BY` the group and the state columns) and lists the seconds each took
+//! to each step for the percentiles (one row per tally, not per referral); then it returns the
+//! few referrals on `referred_elsewhere` chains.
+//! The step times and escalations are kept on the referral row (migration 0008), so no event or
+//! escalation is read. No sealed column (body, notes) is selected.
 
 use async_trait::async_trait;
 
-use crate::domain::outcomes::OutcomeRow;
+use crate::domain::outcomes::{Dimension, OutcomeParts};
 use crate::domain::{AgencyId, Municipality, Timestamp};
 use crate::store::StoreError;
+use crate::store::queries::Param;
 
 /// Whose referrals to read.
 #[derive(Debug, Clone, Copy)]
@@ -17,184 +21,285 @@ pub enum OutcomeScope<'a> {
     Municipality(&'a Municipality),
 }
 
+/// How the parts are keyed and measured.
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeView<'a> {
+    /// Who asks: a reporter's agency is hidden from anyone but the two agencies concerned.
+    pub viewer: &'a AgencyId,
+    /// The dimensions of each part's key, in order.
+    pub group_by: &'a [Dimension],
+    /// The instant deadlines are measured against.
+    pub now: Timestamp,
+}
+
 /// Store operations of this area, part of every `Transaction`.
 #[async_trait]
 pub trait OutcomeQueries: Send {
-    /// The referrals of `scope` sent in `[from, until)`, as outcome rows (`sender_hidden` is left
-    /// false: whether the viewer may see the sender is the caller's to decide), with the raw
-    /// `hide_sender` flag beside each.
-    async fn outcome_rows(
+    /// The parts of the referrals of `scope` sent in `[from, until)`, keyed as `view` says.
+    async fn outcome_parts(
         &mut self,
         scope: OutcomeScope<'_>,
         from: Timestamp,
         until: Timestamp,
-    ) -> Result<Vec<(OutcomeRow, bool)>, StoreError>;
+        view: &OutcomeView<'_>,
+    ) -> Result<OutcomeParts, StoreError>;
 }
 
-/// The referrals of a scope as a `WHERE` clause on `r` with `$1` the agency or municipality and
-/// `$2`, `$3` the sent range.
-pub(crate) fn scope_clause(scope: OutcomeScope<'_>) -> (&'static str, &str) {
-    match scope {
-        OutcomeScope::Agency(agency) => (
-            "(r.from_agency = $1 OR r.to_agency = $1) AND r.sent_at >= $2 AND r.sent_at < $3",
-            agency.as_str(),
-        ),
-        OutcomeScope::Municipality(municipality) => (
-            "r.municipality = $1 AND r.sent_at >= $2 AND r.sent_at < $3",
-            municipality.as_str(),
-        ),
+/// A statement's text and parameters, numbered as they are bound.
+#[derive(Default)]
+pub(crate) struct Statement {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Param>,
+}
+
+impl Statement {
+    /// The placeholder of a new parameter.
+    fn bind(&mut self, value: impl Into<Param>) -> String {
+        self.params.push(value.into());
+        format!("${}", self.params.len())
+    }
+
+    /// The key columns and the scope's `WHERE` clause on `r`, shared by the three statements.
+    fn start(
+        scope: OutcomeScope<'_>,
+        from: Timestamp,
+        until: Timestamp,
+        view: &OutcomeView<'_>,
+        month: &str,
+    ) -> (Self, String, String) {
+        let mut s = Self::default();
+        let keys: Vec<String> = view
+            .group_by
+            .iter()
+            .map(|dimension| match dimension {
+                Dimension::Sender => {
+                    let viewer = s.bind(view.viewer.as_str());
+                    format!(
+                        "CASE WHEN r.hide_sender <> 0 AND r.from_agency <> {viewer} \
+                         AND r.to_agency <> {viewer} THEN '' ELSE r.from_agency END"
+                    )
+                }
+                Dimension::Recipient => "r.to_agency".to_owned(),
+                Dimension::RecipientKind => "COALESCE((SELECT a.kind FROM agencies a \
+                     WHERE a.agency_id = r.to_agency), '')"
+                    .to_owned(),
+                Dimension::Purpose => "r.purpose".to_owned(),
+                Dimension::Urgency => "r.urgency".to_owned(),
+                Dimension::LegalBasis => "r.basis".to_owned(),
+                Dimension::Month => month.to_owned(),
+            })
+            .collect();
+        let (from, until) = (s.bind(from.millis()), s.bind(until.millis()));
+        let scope = match scope {
+            OutcomeScope::Agency(agency) => {
+                let agency = s.bind(agency.as_str());
+                format!("(r.from_agency = {agency} OR r.to_agency = {agency})")
+            }
+            OutcomeScope::Municipality(municipality) => {
+                format!("r.municipality = {}", s.bind(municipality.as_str()))
+            }
+        };
+        let keys = keys.iter().map(|k| format!("{k}, ")).collect::<String>();
+        (
+            s,
+            keys,
+            format!("{scope} AND r.sent_at >= {from} AND r.sent_at < {until}"),
+        )
     }
 }
 
-/// The select list of `outcome_rows`: the routing columns, the recipient's kind, and the two step
-/// times only the events hold, each one index seek per referral.
-pub(crate) const OUTCOME_COLUMNS: &str = "r.referral_id, r.from_agency, r.to_agency, \
-     a.kind AS to_kind, r.purpose, r.urgency, r.basis, r.hide_sender, r.sent_at, r.deliver_by, \
-     r.respond_by, r.connect_by, r.confirm_by, r.delivery, r.delivered_at, r.response, \
-     r.responded_at, r.response_reason, r.connection, r.connection_updated_at, \
-     r.contact_attempts, r.not_connected_reason, r.linked_referral_id, r.confirmed_at, \
-     r.confirmed_by, \
-     (SELECT MIN(e.occurred_at) FROM referral_events e WHERE e.referral_id = r.referral_id \
-      AND e.action = 'accept') AS accepted_at, \
-     (SELECT MIN(e.occurred_at) FROM referral_events e WHERE e.referral_id = r.referral_id \
-      AND e.action IN ('record_contact_attempt', 'report_connected')) AS first_contact_at";
+/// How many referrals alike in their group and state columns, with how many have each deadline
+/// behind them by how long ([`crate::domain::outcomes::OverdueAge`]'s buckets), and the seconds
+/// each took from sending to each milestone it reached (`Milestone::ALL`'s order) as one
+/// comma-separated list per milestone, so a year of referrals comes back in one row per tally,
+/// not one per referral. `month` is the dialect's expression of `r.sent_at`'s month in Japan
+/// (`YYYY-MM`), `list` its aggregate joining `{value}` with commas.
+pub(crate) fn tallies_statement(
+    scope: OutcomeScope<'_>,
+    from: Timestamp,
+    until: Timestamp,
+    view: &OutcomeView<'_>,
+    month: &str,
+    list: &str,
+) -> Statement {
+    const DAY: i64 = 86_400_000;
+    let (mut s, keys, clause) = Statement::start(scope, from, until, view, month);
+    let now = s.bind(view.now.millis());
+    let mut past = String::new();
+    for deadline in ["deliver_by", "respond_by", "connect_by", "confirm_by"] {
+        let age = format!("({now} - r.{deadline})");
+        for (low, high) in [(0, DAY), (DAY, 7 * DAY), (7 * DAY, 30 * DAY)] {
+            let low = if low == 0 {
+                format!("r.{deadline} < {now}")
+            } else {
+                format!("{age} >= {low}")
+            };
+            past.push_str(&format!(
+                ", SUM(CASE WHEN {low} AND {age} < {high} THEN 1 ELSE 0 END)"
+            ));
+        }
+        past.push_str(&format!(
+            ", SUM(CASE WHEN {age} >= {} THEN 1 ELSE 0 END)",
+            30 * DAY
+        ));
+    }
+    let lists: String = [
+        "r.delivered_at",
+        "r.accepted_at",
+        "r.first_contact_at",
+        "CASE WHEN r.connection = 'connected' THEN r.connection_updated_at END",
+        "r.confirmed_at",
+    ]
+    .map(|at| {
+        // As the domain measures it: never below zero, whole seconds.
+        let seconds =
+            format!("CASE WHEN ({at}) < r.sent_at THEN 0 ELSE (({at}) - r.sent_at) / 1000 END");
+        format!(", {}", list.replace("{value}", &seconds))
+    })
+    .concat();
+    let grouped = (1..=view.group_by.len() + 7)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    s.sql = format!(
+        "SELECT {keys}r.delivery, r.response, r.connection, r.not_connected_reason, \
+         CAST(CASE WHEN r.confirmed_at IS NULL THEN 0 ELSE 1 END AS BIGINT), \
+         CASE WHEN r.response IN ('declined', 'failed', 'cancelled') \
+         THEN COALESCE(r.response_reason, '') END, r.escalated, COUNT(*){past}{lists} \
+         FROM referrals r WHERE {clause} GROUP BY {grouped}"
+    );
+    s
+}
+
+/// The referrals on `referred_elsewhere` chains: those linking on, and those linked to (from
+/// anywhere, so a chain crossing two of a coordinator's municipalities stays whole).
+pub(crate) fn links_statement(
+    scope: OutcomeScope<'_>,
+    from: Timestamp,
+    until: Timestamp,
+    view: &OutcomeView<'_>,
+    month: &str,
+) -> Statement {
+    let (mut s, keys, clause) = Statement::start(scope, from, until, view, month);
+    s.sql = format!(
+        "SELECT {keys}r.referral_id, r.delivery, r.delivered_at, r.response, r.responded_at, \
+         r.response_reason, r.connection, r.connection_updated_at, r.contact_attempts, \
+         r.not_connected_reason, r.linked_referral_id, r.confirmed_at, r.confirmed_by \
+         FROM referrals r WHERE {clause} AND ((r.not_connected_reason = 'referred_elsewhere' \
+         AND r.connection = 'not_connected' AND r.linked_referral_id IS NOT NULL) \
+         OR r.referral_id IN (SELECT e.linked_referral_id FROM referrals e \
+         WHERE e.not_connected_reason = 'referred_elsewhere' AND e.connection = 'not_connected' \
+         AND e.linked_referral_id IS NOT NULL))"
+    );
+    s
+}
 
 /// Implements `OutcomeQueries` for a backend's transaction wrapper `$tx`, using `$row` as the
-/// backend's row type.
+/// backend's row type, `$month` as its expression of `r.sent_at`'s month in Japan and `$list` as
+/// its aggregate joining `{value}` with commas.
 macro_rules! outcome_queries {
-    ($tx:ty, $row:ty) => {
-        impl $tx {
-            fn outcome_row_from_row(
-                row: &$row,
-            ) -> Result<($crate::domain::outcomes::OutcomeRow, bool), $crate::store::StoreError>
-            {
-                use sqlx::Row as _;
-                use $crate::domain::basis::LegalBasisKind;
-                use $crate::domain::referral::*;
-                use $crate::domain::*;
-                use $crate::store::queries::{code, optional_code, timestamp};
-                const T: &str = "referrals";
-                let text = |column: &str| -> Result<String, $crate::store::StoreError> {
-                    Ok(row.try_get::<String, _>(column)?)
-                };
-                let attempts: i64 = row.try_get("contact_attempts")?;
-                let hide_sender: i64 = row.try_get("hide_sender")?;
-                let outcome = $crate::domain::outcomes::OutcomeRow {
-                    id: code(T, "referral_id", &text("referral_id")?, ReferralId::parse)?,
-                    from_agency: code(T, "from_agency", &text("from_agency")?, AgencyId::parse)?,
-                    sender_hidden: false,
-                    to_agency: code(T, "to_agency", &text("to_agency")?, AgencyId::parse)?,
-                    to_kind: text("to_kind")?,
-                    purpose: code(T, "purpose", &text("purpose")?, Purpose::parse)?,
-                    urgency: code(T, "urgency", &text("urgency")?, Urgency::from_code)?,
-                    basis: code(T, "basis", &text("basis")?, LegalBasisKind::from_code)?,
-                    sent_at: Timestamp::from_millis(row.try_get("sent_at")?),
-                    deadlines: Deadlines {
-                        deliver_by: Timestamp::from_millis(row.try_get("deliver_by")?),
-                        respond_by: Timestamp::from_millis(row.try_get("respond_by")?),
-                        connect_by: Timestamp::from_millis(row.try_get("connect_by")?),
-                        confirm_by: Timestamp::from_millis(row.try_get("confirm_by")?),
-                    },
-                    state: ReferralState {
-                        delivery: code(T, "delivery", &text("delivery")?, DeliveryState::from_code)?,
-                        delivered_at: timestamp(row.try_get("delivered_at")?),
-                        response: code(T, "response", &text("response")?, ResponseState::from_code)?,
-                        responded_at: timestamp(row.try_get("responded_at")?),
-                        response_reason: row.try_get("response_reason")?,
-                        connection: code(
-                            T,
-                            "connection",
-                            &text("connection")?,
-                            ConnectionState::from_code,
-                        )?,
-                        connection_updated_at: timestamp(row.try_get("connection_updated_at")?),
-                        contact_attempts: u32::try_from(attempts)
-                            .map_err(|_| $crate::store::StoreError::corrupt(T, "contact_attempts"))?,
-                        not_connected_reason: optional_code(
-                            T,
-                            "not_connected_reason",
-                            row.try_get("not_connected_reason")?,
-                            NotConnectedReason::from_code,
-                        )?,
-                        linked_referral_id: optional_code(
-                            T,
-                            "linked_referral_id",
-                            row.try_get("linked_referral_id")?,
-                            ReferralId::parse,
-                        )?,
-                        confirmed_at: timestamp(row.try_get("confirmed_at")?),
-                        confirmed_by: optional_code(
-                            T,
-                            "confirmed_by",
-                            row.try_get("confirmed_by")?,
-                            AgencyId::parse,
-                        )?,
-                    },
-                    accepted_at: timestamp(row.try_get("accepted_at")?),
-                    first_contact_at: timestamp(row.try_get("first_contact_at")?),
-                    escalations: Vec::new(),
-                };
-                Ok((outcome, hide_sender != 0))
-            }
-        }
-
+    ($tx:ty, $row:ty, $month:expr, $list:expr $(,)?) => {
         #[async_trait::async_trait]
         impl $crate::store::outcomes::OutcomeQueries for $tx {
-            async fn outcome_rows(
+            async fn outcome_parts(
                 &mut self,
                 scope: $crate::store::outcomes::OutcomeScope<'_>,
                 from: $crate::domain::Timestamp,
                 until: $crate::domain::Timestamp,
-            ) -> Result<Vec<($crate::domain::outcomes::OutcomeRow, bool)>, $crate::store::StoreError>
-            {
+                view: &$crate::store::outcomes::OutcomeView<'_>,
+            ) -> Result<$crate::domain::outcomes::OutcomeParts, $crate::store::StoreError> {
                 use sqlx::Row as _;
-                use $crate::domain::records::EscalationTier;
-                use $crate::domain::referral::TimerKind;
-                use $crate::store::outcomes::{OUTCOME_COLUMNS, scope_clause};
-                use $crate::store::queries::code;
-                let (clause, key) = scope_clause(scope);
-                let rows = sqlx::query(&format!(
-                    "SELECT {OUTCOME_COLUMNS} FROM referrals r \
-                     JOIN agencies a ON a.agency_id = r.to_agency WHERE {clause}"
-                ))
-                .bind(key)
-                .bind(from.millis())
-                .bind(until.millis())
-                .fetch_all(self.conn().await?)
-                .await?;
-                let mut out = rows
-                    .iter()
-                    .map(Self::outcome_row_from_row)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let escalations = sqlx::query(&format!(
-                    "SELECT x.referral_id, x.timer, x.tier FROM escalations x \
-                     JOIN referrals r ON r.referral_id = x.referral_id WHERE {clause}"
-                ))
-                .bind(key)
-                .bind(from.millis())
-                .bind(until.millis())
-                .fetch_all(self.conn().await?)
-                .await?;
-                if !escalations.is_empty() {
-                    const T: &str = "escalations";
-                    let index: std::collections::HashMap<String, usize> = out
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (row, _))| (row.id.to_string(), i))
-                        .collect();
-                    for row in &escalations {
-                        let referral: String = row.try_get("referral_id")?;
-                        let timer: String = row.try_get("timer")?;
-                        let tier: String = row.try_get("tier")?;
-                        if let Some(i) = index.get(&referral) {
-                            out[*i].0.escalations.push((
-                                code(T, "timer", &timer, TimerKind::from_code)?,
-                                code(T, "tier", &tier, EscalationTier::from_code)?,
-                            ));
+                use $crate::domain::ReferralId;
+                use $crate::domain::outcomes::{LinkRow, OutcomeParts, Tally, Timing};
+                use $crate::domain::referral::*;
+                use $crate::store::StoreError;
+                use $crate::store::outcomes::{links_statement, tallies_statement};
+                use $crate::store::queries::{bind_params, code, optional_code};
+                const T: &str = "referrals";
+                let k = view.group_by.len();
+                let key = |row: &$row| -> Result<Vec<String>, StoreError> {
+                    (0..k).map(|i| Ok(row.try_get::<String, _>(i)?)).collect()
+                };
+                let count = |row: &$row, i: usize| -> Result<u64, StoreError> {
+                    u64::try_from(row.try_get::<i64, _>(i)?)
+                        .map_err(|_| StoreError::corrupt(T, "count"))
+                };
+                let mut parts = OutcomeParts::default();
+
+                let s = tallies_statement(scope, from, until, view, $month, $list);
+                let rows = bind_params(sqlx::query(&s.sql), &s.params)
+                    .fetch_all(self.conn().await?)
+                    .await?;
+                for row in &rows {
+                    let text = |i: usize| -> Result<String, StoreError> {
+                        Ok(row.try_get::<String, _>(i)?)
+                    };
+                    let mut past_deadline = [[0; 4]; 4];
+                    for (i, slot) in past_deadline.iter_mut().flatten().enumerate() {
+                        *slot = count(row, k + 8 + i)?;
+                    }
+                    let mut seconds: [Vec<i64>; 5] = Default::default();
+                    for (i, slot) in seconds.iter_mut().enumerate() {
+                        let list: Option<String> = row.try_get(k + 24 + i)?;
+                        for value in list.as_deref().unwrap_or_default().split(',') {
+                            if !value.is_empty() {
+                                slot.push(
+                                    value
+                                        .trim()
+                                        .parse()
+                                        .map_err(|_| StoreError::corrupt(T, "step time"))?,
+                                );
+                            }
                         }
                     }
+                    if seconds.iter().any(|s| !s.is_empty()) {
+                        parts.timings.push(Timing {
+                            key: key(row)?,
+                            seconds,
+                        });
+                    }
+                    parts.tallies.push(Tally {
+                        key: key(row)?,
+                        delivery: code(T, "delivery", &text(k)?, DeliveryState::from_code)?,
+                        response: code(T, "response", &text(k + 1)?, ResponseState::from_code)?,
+                        connection: code(
+                            T,
+                            "connection",
+                            &text(k + 2)?,
+                            ConnectionState::from_code,
+                        )?,
+                        not_connected_reason: optional_code(
+                            T,
+                            "not_connected_reason",
+                            row.try_get(k + 3)?,
+                            NotConnectedReason::from_code,
+                        )?,
+                        confirmed: row.try_get::<i64, _>(k + 4)? != 0,
+                        reason: row.try_get(k + 5)?,
+                        escalated: u8::try_from(row.try_get::<i64, _>(k + 6)?)
+                            .map_err(|_| StoreError::corrupt(T, "escalated"))?,
+                        count: count(row, k + 7)?,
+                        past_deadline,
+                    });
                 }
-                Ok(out)
+
+                let s = links_statement(scope, from, until, view, $month);
+                let rows = bind_params(sqlx::query(&s.sql), &s.params)
+                    .fetch_all(self.conn().await?)
+                    .await?;
+                for row in &rows {
+                    parts.links.push(LinkRow {
+                        id: code(
+                            T,
+                            "referral_id",
+                            &row.try_get::<String, _>("referral_id")?,
+                            ReferralId::parse,
+                        )?,
+                        key: key(row)?,
+                        state: referral_state_from_row(row)?,
+                    });
+                }
+                Ok(parts)
             }
         }
     };

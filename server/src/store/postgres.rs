@@ -50,7 +50,14 @@ super::queries::transaction_queries!(PostgresTransaction, PgRow);
 super::audit::audit_queries!(PostgresTransaction, PgRow);
 super::council::council_queries!(PostgresTransaction, PgRow);
 super::keys::keys_queries!(PostgresTransaction, PgRow);
-super::outcomes::outcome_queries!(PostgresTransaction, PgRow);
+super::outcomes::outcome_queries!(
+    PostgresTransaction,
+    PgRow,
+    // The month of sending in Japan (UTC+9, no summer time).
+    "to_char(to_timestamp((r.sent_at + 32400000) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')",
+    // The values of a group joined with commas.
+    "string_agg(CAST({value} AS TEXT), ',')",
+);
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://...`, one host or several: `postgres://u@h1,h2/db`) and

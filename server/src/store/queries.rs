@@ -522,9 +522,11 @@ macro_rules! transaction_queries {
             })
         }
 
-        fn referral_from_row(row: &$row) -> Result<$crate::domain::records::Referral, $crate::store::StoreError> {
+        /// A referral's state columns, read alike wherever a statement selects them.
+        fn referral_state_from_row(
+            row: &$row,
+        ) -> Result<$crate::domain::referral::ReferralState, $crate::store::StoreError> {
             use sqlx::Row as _;
-            use $crate::domain::basis::LegalBasisKind;
             use $crate::domain::referral::*;
             use $crate::domain::*;
             use $crate::store::queries::{code, optional_code, timestamp};
@@ -533,6 +535,43 @@ macro_rules! transaction_queries {
                 Ok(row.try_get::<String, _>(column)?)
             };
             let attempts: i64 = row.try_get("contact_attempts")?;
+            Ok(ReferralState {
+                delivery: code(T, "delivery", &text("delivery")?, DeliveryState::from_code)?,
+                delivered_at: timestamp(row.try_get("delivered_at")?),
+                response: code(T, "response", &text("response")?, ResponseState::from_code)?,
+                responded_at: timestamp(row.try_get("responded_at")?),
+                response_reason: row.try_get("response_reason")?,
+                connection: code(T, "connection", &text("connection")?, ConnectionState::from_code)?,
+                connection_updated_at: timestamp(row.try_get("connection_updated_at")?),
+                contact_attempts: u32::try_from(attempts)
+                    .map_err(|_| $crate::store::StoreError::corrupt(T, "contact_attempts"))?,
+                not_connected_reason: optional_code(
+                    T,
+                    "not_connected_reason",
+                    row.try_get("not_connected_reason")?,
+                    NotConnectedReason::from_code,
+                )?,
+                linked_referral_id: optional_code(
+                    T,
+                    "linked_referral_id",
+                    row.try_get("linked_referral_id")?,
+                    ReferralId::parse,
+                )?,
+                confirmed_at: timestamp(row.try_get("confirmed_at")?),
+                confirmed_by: optional_code(T, "confirmed_by", row.try_get("confirmed_by")?, AgencyId::parse)?,
+            })
+        }
+
+        fn referral_from_row(row: &$row) -> Result<$crate::domain::records::Referral, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::domain::basis::LegalBasisKind;
+            use $crate::domain::referral::*;
+            use $crate::domain::*;
+            use $crate::store::queries::{code, optional_code};
+            const T: &str = "referrals";
+            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+                Ok(row.try_get::<String, _>(column)?)
+            };
             let hide_sender: i64 = row.try_get("hide_sender")?;
             Ok($crate::domain::records::Referral {
                 id: code(T, "referral_id", &text("referral_id")?, ReferralId::parse)?,
@@ -564,31 +603,7 @@ macro_rules! transaction_queries {
                     row.try_get("deadline_terms")?,
                     |code: &str| $crate::domain::deadlines::DeadlineTerms::from_code(code),
                 )?,
-                state: ReferralState {
-                    delivery: code(T, "delivery", &text("delivery")?, DeliveryState::from_code)?,
-                    delivered_at: timestamp(row.try_get("delivered_at")?),
-                    response: code(T, "response", &text("response")?, ResponseState::from_code)?,
-                    responded_at: timestamp(row.try_get("responded_at")?),
-                    response_reason: row.try_get("response_reason")?,
-                    connection: code(T, "connection", &text("connection")?, ConnectionState::from_code)?,
-                    connection_updated_at: timestamp(row.try_get("connection_updated_at")?),
-                    contact_attempts: u32::try_from(attempts)
-                        .map_err(|_| $crate::store::StoreError::corrupt(T, "contact_attempts"))?,
-                    not_connected_reason: optional_code(
-                        T,
-                        "not_connected_reason",
-                        row.try_get("not_connected_reason")?,
-                        NotConnectedReason::from_code,
-                    )?,
-                    linked_referral_id: optional_code(
-                        T,
-                        "linked_referral_id",
-                        row.try_get("linked_referral_id")?,
-                        ReferralId::parse,
-                    )?,
-                    confirmed_at: timestamp(row.try_get("confirmed_at")?),
-                    confirmed_by: optional_code(T, "confirmed_by", row.try_get("confirmed_by")?, AgencyId::parse)?,
-                },
+                state: referral_state_from_row(row)?,
             })
         }
 
@@ -1300,6 +1315,26 @@ macro_rules! transaction_queries {
                     ],
                 )
                 .await?;
+                // The step times outcomes count are kept on the referral by the same transaction
+                // (migration 0008): the earliest of each, as its events would say.
+                let step = match action {
+                    Some("accept") => Some("accepted_at"),
+                    Some("record_contact_attempt" | "report_connected") => Some("first_contact_at"),
+                    _ => None,
+                };
+                if let Some(column) = step {
+                    self.write_later(
+                        &format!(
+                            "UPDATE referrals SET {column} = $1 WHERE referral_id = $2 \
+                             AND ({column} IS NULL OR {column} > $1)"
+                        ),
+                        $crate::store::queries::params![
+                            event.occurred_at.millis(),
+                            event.referral_id.as_str(),
+                        ],
+                    )
+                    .await?;
+                }
                 Ok(())
             }
 
@@ -1352,7 +1387,19 @@ macro_rules! transaction_queries {
                 .bind(at.millis())
                 .execute(self.conn().await?)
                 .await?;
-                Ok(result.rows_affected() == 1)
+                let raised = result.rows_affected() == 1;
+                if raised {
+                    // Kept on the referral for outcomes (migration 0008), in this transaction.
+                    self.write_later(
+                        "UPDATE referrals SET escalated = escalated | $1 WHERE referral_id = $2",
+                        $crate::store::queries::params![
+                            $crate::domain::outcomes::escalation_bit(timer, tier),
+                            referral.as_str(),
+                        ],
+                    )
+                    .await?;
+                }
+                Ok(raised)
             }
 
             async fn insert_note(

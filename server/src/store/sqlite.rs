@@ -540,7 +540,14 @@ super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
 super::audit::audit_queries!(SqliteTransaction, SqliteRow);
 super::council::council_queries!(SqliteTransaction, SqliteRow);
 super::keys::keys_queries!(SqliteTransaction, SqliteRow);
-super::outcomes::outcome_queries!(SqliteTransaction, SqliteRow);
+super::outcomes::outcome_queries!(
+    SqliteTransaction,
+    SqliteRow,
+    // The month of sending in Japan (UTC+9, no summer time).
+    "strftime('%Y-%m', (r.sent_at + 32400000) / 1000, 'unixepoch')",
+    // The values of a group joined with commas.
+    "group_concat({value})",
+);
 
 impl SqliteTransaction {
     /// Nothing to do before a commit: every subscriber shares this process's signal.

@@ -132,8 +132,10 @@ async fn main() -> anyhow::Result<()> {
     ensure!(args.runs >= 1, "--runs must be at least 1");
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Plain text when the log goes to a file: colour codes only on a terminal.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 
@@ -372,11 +374,16 @@ async fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let mut tx = hub.store.read().await?;
-    let rows = tx
-        .outcome_rows(
+    let parts = tx
+        .outcome_parts(
             tsunagu_hub::store::outcomes::OutcomeScope::Municipality(&municipality),
             tsunagu_hub::casework::outcomes::start_of_day_in_japan(from),
             tsunagu_hub::casework::outcomes::start_of_day_in_japan(to.next_day().unwrap()),
+            &tsunagu_hub::store::outcomes::OutcomeView {
+                viewer: &kodomo,
+                group_by: &query.group_by,
+                now,
+            },
         )
         .await?;
     let read_time = started.elapsed();
@@ -390,8 +397,11 @@ async fn main() -> anyhow::Result<()> {
     let both_time = started.elapsed();
     drop(tx);
     eprintln!(
-        "  store read of {} rows: {:.0} ms; read and computation ({} groups): {:.0} ms",
-        rows.len(),
+        "  store read ({} tallies, {} lists of step times, {} on chains): {:.0} ms; \
+         read and computation ({} groups): {:.0} ms",
+        parts.tallies.len(),
+        parts.timings.len(),
+        parts.links.len(),
         read_time.as_secs_f64() * 1000.0,
         computed.outcomes.groups.len(),
         both_time.as_secs_f64() * 1000.0

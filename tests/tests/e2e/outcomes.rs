@@ -563,7 +563,52 @@ async fn random_histories_give_the_figures_a_plain_recount_of_the_referrals_give
         let own: Vec<&Seen> = all.iter().filter(|s| s.referral.to_agency == *id).collect();
         assert_recount(&clients[id], &own, &from, &to, &[D::Purpose], id).await;
     }
+    // A database made before migration 0008 gets the step times and escalations it keeps on
+    // each referral from that migration's backfill, and answers the same.
+    rebuild_kept_columns(&hub.database.url).await;
+    assert_recount(kodomo, &everything, &from, &to, &[], "after the backfill").await;
     hub.stop().await;
+}
+
+/// Empties the columns migration 0008 keeps on each referral and fills them again with that
+/// migration's own backfill statement, as a database made before it is migrated: straight on
+/// the hub's database, as its operator could.
+async fn rebuild_kept_columns(url: &str) {
+    use sqlx::Connection as _;
+    let migration = if url.starts_with("sqlite:") {
+        include_str!("../../../server/migrations/sqlite/0008_outcome_columns.sql")
+    } else {
+        include_str!("../../../server/migrations/postgres/0008_outcome_columns.sql")
+    };
+    let backfill = migration
+        .split(';')
+        .map(|statement| {
+            statement
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .find(|statement| statement.trim_start().starts_with("UPDATE referrals"))
+        .expect("migration 0008 backfills the referrals");
+    let wipe = "UPDATE referrals SET accepted_at = NULL, first_contact_at = NULL, escalated = 0";
+    if url.starts_with("sqlite:") {
+        use std::str::FromStr as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .busy_timeout(Duration::from_secs(10));
+        let mut db = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        for statement in [wipe, backfill.as_str()] {
+            sqlx::query(statement).execute(&mut db).await.unwrap();
+        }
+    } else {
+        let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+        for statement in [wipe, backfill.as_str()] {
+            sqlx::query(statement).execute(&mut db).await.unwrap();
+        }
+    }
 }
 
 #[tokio::test]
