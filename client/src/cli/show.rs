@@ -145,6 +145,27 @@ pub fn referral_details(referral: &Referral, body_status: &str) -> KeyValues {
         ),
         None => list.entry("confirmed", "not yet (未確認)"),
     };
+    if let Some(closed) = &referral.closed_with_reason {
+        let text = if closed.reason_text.is_empty() {
+            String::new()
+        } else {
+            format!(" 「{}」", closed.reason_text)
+        };
+        list.entry(
+            "next step",
+            format!(
+                "理由を記録して終結 (closed with reason): {}{text}, {} JST by {}",
+                closed.reason_code,
+                format_optional_japan_time(closed.closed_at.as_ref()),
+                closed.closed_by
+            ),
+        );
+    } else if referral.next_step_needed {
+        list.entry(
+            "next step",
+            "次の支援が必要 (needed): refer again, or `tsunagu close <REFERRAL_ID> --reason …`",
+        );
+    }
     for timer in [
         TimerKind::DeliverBy,
         TimerKind::RespondBy,

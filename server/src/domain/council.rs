@@ -973,6 +973,7 @@ mod tests {
                 confirm_by: due,
             },
             state,
+            closed_with_reason: None,
         }
     }
 

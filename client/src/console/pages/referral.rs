@@ -11,7 +11,7 @@ use tsunagu_proto::v1::{
 };
 
 use super::{Context, Frame, PageError, Section, about_item, form_key, is_id, page, staff, submit};
-use crate::console::actions::{self, Party, REASONS};
+use crate::console::actions::{self, CLOSE_REASONS, Party, REASONS};
 use crate::console::form::FormData;
 use crate::console::guard::SignedIn;
 use crate::console::state::AppState;
@@ -48,6 +48,8 @@ pub struct ActionForm {
     pub label: &'static str,
     pub needs_reason: bool,
     pub not_connected: bool,
+    /// Close with reason: a close reason, a short clear-text note.
+    pub close: bool,
     pub danger: bool,
     pub idem: String,
 }
@@ -74,6 +76,7 @@ pub struct ReferralPage {
     pub actions: Vec<ActionForm>,
     pub party: &'static str,
     pub reasons: &'static [(&'static str, &'static str)],
+    pub close_reasons: &'static [(&'static str, &'static str)],
     pub not_connected_reasons: Vec<(&'static str, &'static str)>,
 }
 
@@ -175,11 +178,7 @@ pub fn build(
                 "未確認".to_owned()
             },
             at: jst(referral.confirmed_at.as_ref()),
-            detail: if referral.confirmed_by.is_empty() {
-                String::new()
-            } else {
-                cx.names.of(&referral.confirmed_by)
-            },
+            detail: confirmation_detail(referral, &cx.names.of(&referral.confirmed_by)),
             done: referral.confirmed_at.is_some(),
         },
     ];
@@ -238,6 +237,7 @@ pub fn build(
             label: actions::button(action),
             needs_reason: actions::needs_reason(action),
             not_connected: action == ReferralAction::ReportNotConnected,
+            close: action == ReferralAction::CloseWithReason,
             danger: matches!(
                 action,
                 ReferralAction::Decline | ReferralAction::Fail | ReferralAction::Cancel
@@ -267,6 +267,7 @@ pub fn build(
         actions,
         party: party_word(party),
         reasons: REASONS,
+        close_reasons: CLOSE_REASONS,
         not_connected_reasons: NOT_CONNECTED
             .iter()
             .map(|reason| (reason.code(), reason.japanese()))
@@ -282,6 +283,32 @@ const NOT_CONNECTED: [NotConnectedReason; 6] = [
     NotConnectedReason::Moved,
     NotConnectedReason::ReferredElsewhere,
 ];
+
+/// Who confirmed, and the next step recorded since: a close with reason, or that one is due.
+fn confirmation_detail(referral: &Referral, confirmed_by: &str) -> String {
+    let mut words = Vec::new();
+    if !referral.confirmed_by.is_empty() {
+        words.push(confirmed_by.to_owned());
+    }
+    if let Some(closed) = &referral.closed_with_reason {
+        let reason = close_reason_words(&closed.reason_code);
+        words.push(if closed.reason_text.is_empty() {
+            format!("理由を記録して終結: {reason}")
+        } else {
+            format!("理由を記録して終結: {reason}（{}）", closed.reason_text)
+        });
+    } else if referral.next_step_needed {
+        words.push("次の支援が必要（再紹介か、理由を記録して終結）".to_owned());
+    }
+    words.join("・")
+}
+
+fn close_reason_words(code: &str) -> String {
+    match CLOSE_REASONS.iter().find(|(c, _)| *c == code) {
+        Some((_, words)) => (*words).to_owned(),
+        None => code.to_owned(),
+    }
+}
 
 fn connection_detail(referral: &Referral) -> String {
     let mut words = Vec::new();
@@ -314,6 +341,14 @@ fn event_words(event: &ReferralEvent) -> String {
 fn reason_words(event: &ReferralEvent) -> String {
     if event.not_connected_reason() != NotConnectedReason::Unspecified {
         return ja(event.not_connected_reason());
+    }
+    if event.action() == ReferralAction::CloseWithReason {
+        let reason = close_reason_words(&event.reason_code);
+        return if event.reason_text.is_empty() {
+            reason
+        } else {
+            format!("{reason}（{}）", event.reason_text)
+        };
     }
     match REASONS.iter().find(|(code, _)| *code == event.reason_code) {
         Some((_, words)) => (*words).to_owned(),
@@ -348,9 +383,22 @@ async fn record(
             &back,
         ));
     };
-    let reason_code = form.get("reason").to_owned();
+    let mut reason_code = form.get("reason").to_owned();
     if actions::needs_reason(action) && reason_code.is_empty() {
         return Err(PageError::invalid("理由を選んでください（reason）", &back));
+    }
+    let mut reason_text = String::new();
+    if action == ReferralAction::CloseWithReason {
+        reason_code = form.get("close_reason").to_owned();
+        if !CLOSE_REASONS.iter().any(|(code, _)| *code == reason_code) {
+            return Err(PageError::invalid(
+                "終結の理由を選んでください（close_reason）",
+                &back,
+            ));
+        }
+        reason_text = form.text("reason_text").trim().to_owned();
+    } else if !actions::needs_reason(action) {
+        reason_code.clear();
     }
     let mut not_connected_reason = NotConnectedReason::Unspecified;
     let mut linked_referral_id = String::new();
@@ -393,11 +441,8 @@ async fn record(
         .record_referral_action(RecordReferralActionRequest {
             referral_id: referral_id.to_owned(),
             action: action.into(),
-            reason_code: if actions::needs_reason(action) {
-                reason_code
-            } else {
-                String::new()
-            },
+            reason_code,
+            reason_text,
             not_connected_reason: not_connected_reason.into(),
             linked_referral_id,
             note,
