@@ -165,6 +165,11 @@ pub struct NoteArgs {
     #[arg(long, value_name = "FILE")]
     pub note_file: Option<PathBuf>,
 
+    /// A detail of the reason (decline, fail, cancel, not-connected, close) for the law's
+    /// review, sealed to both parties, you and the municipality's coordinator
+    #[arg(long, value_name = "TEXT")]
+    pub sealed_detail: Option<String>,
+
     /// When it happened, RFC 3339 [default: now]
     #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
     pub occurred_at: Option<Timestamp>,
@@ -288,10 +293,11 @@ pub async fn record(
     hub: &Hub,
     mut request: RecordReferralActionRequest,
     note: Option<Vec<u8>>,
+    detail: Option<&str>,
     retry_key: Option<&str>,
 ) -> anyhow::Result<RecordReferralActionResponse> {
     request.referral_id = resolve_referral_id(hub, &request.referral_id).await?;
-    if let Some(plaintext) = note {
+    if note.is_some() || detail.is_some() {
         let referral = hub
             .referrals()
             .get_referral(GetReferralRequest {
@@ -307,17 +313,38 @@ pub async fn record(
             .collect();
         let case = get_case(hub, &referral.case_id).await?;
         let mut sealer = ctx.sealer(hub)?;
-        request.note = Some(
-            seal_for(
-                ctx,
-                &mut sealer,
-                &plaintext,
-                &parties,
-                Some(&case),
-                retry_key,
-            )
-            .await?,
-        );
+        if let Some(plaintext) = note {
+            request.note = Some(
+                seal_for(
+                    ctx,
+                    &mut sealer,
+                    &plaintext,
+                    &parties,
+                    Some(&case),
+                    retry_key,
+                )
+                .await?,
+            );
+        }
+        if let Some(detail) = detail {
+            // The coordinator reviews reasons, so the detail is sealed to it even for a case
+            // not registered with the 要対協.
+            let coordinators = sealer.coordinators(&case.municipality).await?;
+            let mut readers = parties.clone();
+            readers.extend(coordinators.iter().map(String::as_str));
+            let retry_key = retry_key.map(|key| format!("{key}#reason_detail"));
+            request.reason_detail = Some(
+                seal_for(
+                    ctx,
+                    &mut sealer,
+                    detail.as_bytes(),
+                    &readers,
+                    Some(&case),
+                    retry_key.as_deref(),
+                )
+                .await?,
+            );
+        }
     }
     Ok(hub
         .referrals()
@@ -365,10 +392,18 @@ async fn run_action(
     note: &NoteArgs,
     write: &WriteArgs,
 ) -> anyhow::Result<()> {
-    let note = read_payload(note.note_file.as_deref(), note.note_text.as_deref())?;
+    let note_payload = read_payload(note.note_file.as_deref(), note.note_text.as_deref())?;
     let action = request.action();
     let hub = ctx.connect().await?;
-    let answer = record(ctx, &hub, request, note, write.idempotency_key.as_deref()).await?;
+    let answer = record(
+        ctx,
+        &hub,
+        request,
+        note_payload,
+        note.sealed_detail.as_deref(),
+        write.idempotency_key.as_deref(),
+    )
+    .await?;
     print_outcome(ctx, action, &answer)
 }
 

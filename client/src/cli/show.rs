@@ -216,6 +216,7 @@ pub async fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
             .map(|event| {
                 let mut v = ReferralEventView::from(event);
                 v.note = open_sealed(ctx, event.note.as_ref()).view(args.reveal);
+                v.reason_detail = open_sealed(ctx, event.reason_detail.as_ref()).view(args.reveal);
                 v
             })
             .collect();
@@ -247,6 +248,19 @@ pub async fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                 )),
                 Opened::Unreadable { .. } => out.push_str(&format!(
                     "note with {}: {NOT_READABLE}\n",
+                    label(event.action())
+                )),
+                Opened::Absent => {}
+            }
+            match open_sealed(ctx, event.reason_detail.as_ref()) {
+                Opened::Readable(plaintext) => out.push_str(&format!(
+                    "reason detail (理由の詳細) with {} ({}):\n{}",
+                    label(event.action()),
+                    short_id(&event.event_id),
+                    revealed_text(&plaintext, "  ")
+                )),
+                Opened::Unreadable { .. } => out.push_str(&format!(
+                    "reason detail (理由の詳細) with {}: {NOT_READABLE}\n",
                     label(event.action())
                 )),
                 Opened::Absent => {}

@@ -325,6 +325,8 @@ pub struct ReferralEventView {
     pub response: Option<&'static str>,
     pub connection: Option<&'static str>,
     pub note: Option<SealedView>,
+    /// The sealed detail of the reason (decline, fail, cancel, not connected, close).
+    pub reason_detail: Option<SealedView>,
 }
 
 impl From<&ReferralEvent> for ReferralEventView {
@@ -347,6 +349,7 @@ impl From<&ReferralEvent> for ReferralEventView {
             response: code(e.response()),
             connection: code(e.connection()),
             note: SealedView::unopened(e.note.as_ref()),
+            reason_detail: SealedView::unopened(e.reason_detail.as_ref()),
         }
     }
 }

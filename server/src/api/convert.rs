@@ -743,6 +743,7 @@ pub fn referral_event(event: &ReferralEvent, hide_actor: bool) -> pb::ReferralEv
         response: response_out(event.response) as i32,
         connection: connection_out(event.connection) as i32,
         reason_text: event.reason_text.clone().unwrap_or_default(),
+        reason_detail: event.reason_detail.as_ref().map(sealed_out),
     }
 }
 

@@ -212,7 +212,11 @@ impl ReferralService for Hub {
                     reason_text: convert::clear_reason_text("reason_text", &body.reason_text)?,
                 },
                 note: convert::optional_sealed("note", body.note.as_ref(), self.max_sealed())?,
-                reason_detail: None,
+                reason_detail: convert::optional_sealed(
+                    "reason_detail",
+                    body.reason_detail.as_ref(),
+                    self.max_sealed(),
+                )?,
                 staff: convert::staff(body.staff.as_ref())?,
                 occurred_at: convert::parse_timestamp("occurred_at", body.occurred_at.as_ref())?,
             };

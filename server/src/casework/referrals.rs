@@ -207,6 +207,13 @@ pub async fn record_action(
     now: Timestamp,
 ) -> Result<(Referral, ReferralEvent), Error> {
     let mut referral = visible_referral(tx, caller, &request.referral_id).await?;
+    if request.reason_detail.is_some() && !request.input.action.gives_reason() {
+        return Err(Error::invalid(
+            "reason_detail",
+            "is only given with decline, fail, cancel, report_not_connected and \
+             close_with_reason: it details the reason they give in the clear",
+        ));
+    }
     let occurred_at = request.occurred_at.unwrap_or(now);
     if occurred_at.millis() > now.millis() + ALLOWED_CLOCK_SKEW_MILLIS {
         return Err(Error::invalid("occurred_at", "is in the future"));

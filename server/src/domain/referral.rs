@@ -155,6 +155,19 @@ impl ReferralAction {
         }
     }
 
+    /// Whether the action gives a reason in the clear (a code, a not-connected reason, a short
+    /// note), so that a sealed detail of it may go along for the law's review.
+    pub fn gives_reason(self) -> bool {
+        matches!(
+            self,
+            Self::Decline
+                | Self::Fail
+                | Self::Cancel
+                | Self::ReportNotConnected
+                | Self::CloseWithReason
+        )
+    }
+
     fn required_party(self) -> &'static str {
         match self {
             Self::Cancel | Self::Confirm | Self::CloseWithReason => {
@@ -1302,6 +1315,25 @@ mod tests {
                 action: ReferralAction::Cancel,
                 field: "reason_text"
             }
+        );
+    }
+
+    #[test]
+    fn only_the_actions_that_give_a_reason_take_its_sealed_detail() {
+        let giving: Vec<_> = ReferralAction::ALL
+            .into_iter()
+            .filter(|a| a.gives_reason())
+            .map(ReferralAction::code)
+            .collect();
+        assert_eq!(
+            giving,
+            [
+                "decline",
+                "fail",
+                "cancel",
+                "report_not_connected",
+                "close_with_reason"
+            ]
         );
     }
 

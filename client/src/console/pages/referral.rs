@@ -39,6 +39,8 @@ pub struct Entry {
     pub actor: String,
     pub staff: String,
     pub reason: String,
+    /// The sealed detail of the reason, opened where this machine's keys can.
+    pub detail: Opened,
     pub note: Opened,
     pub escalated: bool,
 }
@@ -226,6 +228,7 @@ pub fn build(
                 .map(|s| format!("{} {}", s.role, s.name).trim().to_owned())
                 .unwrap_or_default(),
             reason: reason_words(event),
+            detail: Opened::of(&opener, event.reason_detail.as_ref()),
             note: Opened::of(&opener, event.note.as_ref()),
             escalated: event.kind() == ReferralEventKind::Escalated,
         })
@@ -338,6 +341,15 @@ fn event_words(event: &ReferralEvent) -> String {
     }
 }
 
+/// Whether an action gives a reason in the clear, so that its sealed detail may go along.
+fn action_gives_reason(action: ReferralAction) -> bool {
+    actions::needs_reason(action)
+        || matches!(
+            action,
+            ReferralAction::ReportNotConnected | ReferralAction::CloseWithReason
+        )
+}
+
 fn reason_words(event: &ReferralEvent) -> String {
     if event.not_connected_reason() != NotConnectedReason::Unspecified {
         return ja(event.not_connected_reason());
@@ -420,6 +432,32 @@ async fn record(
         }
     }
     let (referral, _) = read(state, referral_id).await?;
+    let detail_text = if action_gives_reason(action) {
+        form.text("reason_detail").trim().to_owned()
+    } else {
+        String::new()
+    };
+    let reason_detail = if detail_text.is_empty() {
+        None
+    } else {
+        // Sealed to both parties, this agency and the municipality's coordinators, who review
+        // reasons whether or not the case is registered with the 要対協.
+        let case = read_case(state, &referral.case_id)
+            .await
+            .ok_or_else(|| PageError::invalid("ケースを読めないため詳細を封できません", &back))?;
+        let mut sealer = state.sealer()?;
+        let coordinators = sealer.coordinators(&case.municipality).await?;
+        let mut readers: Vec<&str> = [referral.from_agency.as_str(), referral.to_agency.as_str()]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        readers.extend(coordinators.iter().map(String::as_str));
+        Some(
+            sealer
+                .seal(detail_text.as_bytes(), &readers, Some(&case))
+                .await?,
+        )
+    };
     let note_text = form.text("note");
     let note = if note_text.trim().is_empty() {
         None
@@ -446,6 +484,7 @@ async fn record(
             not_connected_reason: not_connected_reason.into(),
             linked_referral_id,
             note,
+            reason_detail,
             staff: Some(staff(signed_in)),
             occurred_at: None,
             idempotency_key: form.get("idem").to_owned(),
