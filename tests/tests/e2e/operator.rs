@@ -279,3 +279,139 @@ fn certs_issue_refuses_zero_days_and_unregistered_agencies_agency_update_changes
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 }
+
+/// Starts the development hub (`serve` on its embedded defaults) in `dir` on a free port, its
+/// stdout and stderr going to `hub.log` there: a file, not a terminal.
+fn serve_logging_to_file(dir: &Path) -> (ChildGuard, u16) {
+    let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
+    let made = Command::new(&hub_binary)
+        .current_dir(dir)
+        .args(["certs", "dev", "--dir", "certs-dev"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let log = std::fs::File::create(dir.join("hub.log")).unwrap();
+    let port = free_port();
+    let mut hub = ChildGuard(
+        Command::new(&hub_binary)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TSUNAGU_LISTEN", format!("127.0.0.1:{port}"))
+            .arg("serve")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut hub.0);
+    (hub, port)
+}
+
+/// Stops the hub with SIGTERM and waits for it, so that its log is complete.
+fn stop(hub: &mut ChildGuard) {
+    signal(&hub.0, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while hub.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the hub did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_call_writes_one_access_line_with_method_code_agency_and_duration_and_no_payload_or_colour()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, port) = serve_logging_to_file(dir.path());
+    let marker = format!("TSUNAGU-LOG-{}", uuid::Uuid::new_v4().simple());
+    let staff_name = format!("保健師 {marker}");
+
+    let whoami = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "whoami"]);
+    assert!(whoami.status.success(), "{whoami:?}");
+    let opened = tsunagu(
+        dir.path(),
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "--json",
+            "case",
+            "open",
+            "--municipality",
+            "141178",
+            "--category",
+            "specific-expectant-mother",
+            "--stage",
+            "pregnancy",
+            "--header-text",
+            &format!("氏名: 青葉花子 {marker}"),
+            "--staff-name",
+            &staff_name,
+            "--staff-role",
+            "保健師",
+        ],
+    );
+    assert!(opened.status.success(), "{opened:?}");
+    let case: serde_json::Value = serde_json::from_slice(&opened.stdout).unwrap();
+    let case_id = case["case_id"].as_str().unwrap().to_owned();
+    // A refused call is logged with its code, and says nothing of what was asked for.
+    let refused = tsunagu(
+        dir.path(),
+        port,
+        &[
+            "--as",
+            "aoba-nursery",
+            "show",
+            "0190f3c4-0000-7000-8000-000000000003",
+        ],
+    );
+    assert!(!refused.status.success(), "{refused:?}");
+    stop(&mut hub);
+
+    let log = std::fs::read(dir.path().join("hub.log")).unwrap();
+    assert!(
+        !log.contains(&0x1b),
+        "the hub's log holds escape codes although its output is a file"
+    );
+    let log = String::from_utf8(log).unwrap();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("tsunagu_hub::access"))
+        .collect();
+    assert!(!access.is_empty(), "no access lines in:\n{log}");
+    for line in &access {
+        for field in ["method=/", "code=", "agency=", "duration_ms="] {
+            assert!(line.contains(field), "{field} is missing from {line}");
+        }
+    }
+    let call = |method: &str, code: &str, agency: &str| {
+        access.iter().any(|line| {
+            line.contains(&format!("method={method} "))
+                && line.contains(&format!("code={code} "))
+                && line.contains(&format!("agency=\"{agency}\""))
+        })
+    };
+    assert!(
+        call("/tsunagu.v1.DirectoryService/WhoAmI", "Ok", "aoba-kodomo"),
+        "{log}"
+    );
+    assert!(
+        call("/tsunagu.v1.CaseService/OpenCase", "Ok", "aoba-kodomo"),
+        "{log}"
+    );
+    assert!(
+        call(
+            "/tsunagu.v1.ReferralService/GetReferral",
+            "PermissionDenied",
+            "aoba-nursery"
+        ),
+        "{log}"
+    );
+    // No payload, name, staff member or case id anywhere in the log.
+    for secret in [marker.as_str(), "青葉花子", case_id.as_str()] {
+        assert!(
+            !log.contains(secret),
+            "{secret:?} is in the hub's log:\n{log}"
+        );
+    }
+}
