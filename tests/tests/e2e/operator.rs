@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tsunagu_client::audit_head::HeadWatch;
 use tsunagu_hub::pki::{CertificateAuthority, certificate_der_from_pem};
 use tsunagu_tests::workspace_binary;
 
@@ -414,4 +415,67 @@ fn every_call_writes_one_access_line_with_method_code_agency_and_duration_and_no
             "{secret:?} is in the hub's log:\n{log}"
         );
     }
+}
+
+#[test]
+fn a_development_hub_whose_data_was_wiped_is_refused_until_audit_forget_hub_forgets_its_pinned_key()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, port) = serve_logging_to_file(dir.path());
+    let first = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "whoami"]);
+    assert!(first.status.success(), "{first:?}");
+    let pin = dir
+        .path()
+        .join("state/tsunagu/known_keys/dev-aoba-kodomo.audit-head.toml");
+    let pinned_key = || {
+        HeadWatch::load(&pin)
+            .unwrap()
+            .remembered()
+            .expect("a pinned hub")
+            .signing_key
+            .clone()
+    };
+    let old_key = pinned_key();
+    stop(&mut hub);
+
+    // ./data wiped: a new database and a new audit signing key.
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    let (mut hub, port) = serve_logging_to_file(dir.path());
+    let refused = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "whoami"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8(refused.stderr).unwrap();
+    for words in [
+        "the hub's audit signing key changed",
+        "`tsunagu audit forget-hub`",
+        "a development hub whose ./data was wiped",
+    ] {
+        assert!(said.contains(words), "{words:?} is not in: {said}");
+    }
+
+    // The remedy shows what it forgets, removes only this profile's pin, and the next command
+    // pins the new key.
+    let forgot = tsunagu(
+        dir.path(),
+        port,
+        &["--as", "aoba-kodomo", "audit", "forget-hub"],
+    );
+    assert!(forgot.status.success(), "{forgot:?}");
+    let told = String::from_utf8(forgot.stdout).unwrap();
+    assert!(told.contains(&old_key), "{told}");
+    assert!(told.contains("dev-aoba-kodomo.audit-head.toml"), "{told}");
+    assert!(!pin.exists());
+    let again = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "whoami"]);
+    assert!(again.status.success(), "{again:?}");
+    assert_ne!(pinned_key(), old_key);
+
+    // A profile that pinned nothing has nothing to forget, and says so.
+    let nothing = tsunagu(
+        dir.path(),
+        port,
+        &["--as", "aoba-nursery", "--json", "audit", "forget-hub"],
+    );
+    assert!(nothing.status.success(), "{nothing:?}");
+    let nothing: serde_json::Value = serde_json::from_slice(&nothing.stdout).unwrap();
+    assert!(nothing["forgotten"].is_null(), "{nothing}");
+    stop(&mut hub);
 }
