@@ -102,6 +102,22 @@ impl HeadWatch {
         })
     }
 
+    /// Forgets the hub this profile pinned: removes the file at `path` and returns what it held
+    /// (`None` when nothing was pinned). The next connection pins the key the hub signs with
+    /// then, as on first use. For when the operator has explained a rollback or a new signing
+    /// key, such as a development hub whose data directory was wiped.
+    pub fn forget(path: &Path) -> Result<Option<RememberedHead>, ClientError> {
+        let remembered = Self::load(path)?.remembered;
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(remembered),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ClientError::WriteFile {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
     /// A watch that is never saved (for one-off use and tests).
     pub fn in_memory() -> Self {
         Self::default()

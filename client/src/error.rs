@@ -148,7 +148,8 @@ pub enum ClientError {
         "the hub's audit log was rolled back: this profile saw record {remembered} ({}) as its \
          newest, but {served}. Records of who read or changed case data were deleted, or an older \
          copy of the hub's database was restored. Stop and contact the hub operator; once the \
-         operator has explained it, remove {} to start checking afresh. \
+         operator has explained it, `tsunagu audit forget-hub` (with this profile's --as or \
+         --profile) removes {} to start checking afresh. \
          (ハブの監査ログが巻き戻されています。以前に確認した記録が消えています。作業を止めて、\
          ハブの運用者に連絡してください。)",
         crate::audit_head::short(.remembered_hash),
@@ -167,7 +168,8 @@ pub enum ClientError {
     #[error(
         "the hub's audit signing key changed: this profile pinned {pinned}, the hub now signs \
          with {served}. Contact the hub operator and compare the key `tsunagu-hub audit head` \
-         prints; only if it matches, remove {} to pin the new key. \
+         prints; only if it matches, `tsunagu audit forget-hub` (with this profile's --as or \
+         --profile) removes {} and the next command pins the new key. \
          (ハブの監査署名鍵が変わりました。ハブの運用者に連絡して確認してください。)",
         .file.display()
     )]
@@ -210,6 +212,18 @@ impl ClientError {
         match self {
             ClientError::Connect { detail, .. } => Some(connect_hint(detail).to_owned()),
             ClientError::Rpc(status) => status_hint(status),
+            ClientError::AuditKeyChanged { file, .. } | ClientError::AuditRollback { file, .. }
+                if file
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with("dev-")) =>
+            {
+                Some(
+                    "a development hub whose ./data was wiped starts a new audit log with a new \
+                     signing key: that is expected there, so `tsunagu --as <AGENCY> audit \
+                     forget-hub` for each agency you use, and carry on"
+                        .to_owned(),
+                )
+            }
             _ => None,
         }
     }

@@ -459,6 +459,7 @@ coded!(ReferralAction {
     ReportConnected => "report_connected", "つながった報告";
     ReportNotConnected => "report_not_connected", "つながらなかった報告";
     Confirm => "confirm", "確認";
+    CloseWithReason => "close_with_reason", "理由を記録して終結";
 });
 
 /// The purposes the hub knows out of the box, with their Japanese names. Operators may register

@@ -116,7 +116,7 @@ impl Sealer {
     }
 
     /// The coordinators of a municipality (active agencies whose `coordinator_of` names it).
-    async fn coordinators(&self, municipality: &str) -> Result<Vec<String>, ClientError> {
+    pub async fn coordinators(&self, municipality: &str) -> Result<Vec<String>, ClientError> {
         let agencies = self
             .hub
             .directory()
@@ -201,6 +201,21 @@ impl Sealer {
         }
         self.notices.extend(notices);
         Ok(plan)
+    }
+
+    /// Who the sealed detail of a reason (`reason_detail` of a decline, failure, cancellation,
+    /// not-connected report or close) is sealed to: `agencies` (the referral's parties), the
+    /// caller's own agency and the coordinators of the case's municipality, whether or not the
+    /// case is registered with the 要対協, because the coordinator reviews them.
+    pub async fn reason_detail_plan(
+        &mut self,
+        agencies: &[&str],
+        case: &Case,
+    ) -> Result<SealPlan, ClientError> {
+        let coordinators = self.coordinators(&case.municipality).await?;
+        let mut all: Vec<&str> = agencies.to_vec();
+        all.extend(coordinators.iter().map(String::as_str));
+        self.plan(&all, Some(case)).await
     }
 
     /// Seals `plaintext` for `agencies` (see [`Sealer::plan`]).

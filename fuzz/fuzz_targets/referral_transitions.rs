@@ -94,10 +94,17 @@ fuzz_target!(|data: &[u8]| {
                 NotConnectedReason::ALL[(flags >> 4) as usize % NotConnectedReason::ALL.len()]
             }),
             linked_referral_id: (flags & 8 != 0).then(|| linked.clone()),
+            reason_text: (flags & 64 != 0).then(|| "転出".to_owned()),
         };
         let at = Timestamp::from_millis(1_780_000_000_000 + step as i64 * 60_000);
         let was_final = state.confirmed_at.is_some() || state.response == ResponseState::Cancelled;
         match apply(&state, party, &input, &actor, at) {
+            Ok(next) if action == ReferralAction::CloseWithReason => {
+                // The next step after a confirmed "did not connect": the layers stay put.
+                assert_eq!(next, state);
+                assert!(state.confirmed_at.is_some());
+                assert_eq!(state.connection, ConnectionState::NotConnected);
+            }
             Ok(next) => {
                 assert!(!was_final, "an action moved a finished referral: {state:?}");
                 // Layers only move forward.

@@ -473,6 +473,7 @@ pub fn action_request(
         staff: Some(staff()),
         occurred_at: None,
         idempotency_key: key(),
+        ..pb::RecordReferralActionRequest::default()
     }
 }
 

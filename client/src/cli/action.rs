@@ -1,4 +1,5 @@
-//! `tsunagu ack`, `cancel` and `confirm`: moving one layer of a referral (RecordReferralAction).
+//! `tsunagu ack`, `cancel`, `confirm` and `close`: moving one layer of a referral, or recording
+//! the next step after a confirmed "did not connect" (RecordReferralAction).
 
 use std::path::PathBuf;
 
@@ -53,6 +54,67 @@ Examples (the sender or the municipality's coordinator):
   tsunagu --as aoba-kodomo confirm c59dce82
   tsunagu --as aoba-kodomo confirm 30774df9 --note-text '母に電話で確認済み'";
 
+pub const CLOSE_EXAMPLES: &str = "\
+After a confirmed \"did not connect\" (つながらなかった), the family stays on your and the
+coordinator's worklists (followups: 次の支援が必要) until a next step is recorded: refer the
+family again (`tsunagu refer`), or close its need with a reason (理由を記録して終結).
+
+Examples (the sender or the municipality's coordinator):
+  tsunagu --as aoba-kodomo close 30774df9 --reason moved-out
+  tsunagu --as aoba-kodomo close 30774df9 --reason no-further-support-needed \\
+      --reason-text '母子ともに経過良好' --note-text '4月の訪問で確認。詳細は記録のとおり。'
+
+Reasons: no-further-support-needed (これ以上の支援は不要), family-declined-all-support
+(家族がすべての支援を辞退), moved-out (市区町村外へ転出), supported-otherwise (ネットワーク外の
+支援を利用). --reason-text is stored in the clear (200 characters at most, never a name);
+details belong in the sealed --note-text.";
+
+/// Why a family's need is closed after a confirmed "did not connect".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CloseReasonArg {
+    /// The family needs no further support (これ以上の支援は不要)
+    NoFurtherSupportNeeded,
+    /// The family declined every support offered (家族がすべての支援を辞退)
+    FamilyDeclinedAllSupport,
+    /// The family moved out of the municipality (市区町村外へ転出)
+    MovedOut,
+    /// The family is supported outside this network (ネットワーク外の支援を利用)
+    SupportedOtherwise,
+}
+
+impl CloseReasonArg {
+    /// The code the hub takes.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoFurtherSupportNeeded => "no_further_support_needed",
+            Self::FamilyDeclinedAllSupport => "family_declined_all_support",
+            Self::MovedOut => "moved_out",
+            Self::SupportedOtherwise => "supported_otherwise",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CloseArgs {
+    /// The referral id (or its last 8 characters, as the tables show)
+    #[arg(value_name = "REFERRAL_ID")]
+    pub referral_id: String,
+
+    /// Why the family's need is closed
+    #[arg(long, value_enum, value_name = "REASON")]
+    pub reason: CloseReasonArg,
+
+    /// A short note to the reason, stored in the clear: at most 200 characters, never a name
+    #[arg(long, value_name = "TEXT")]
+    pub reason_text: Option<String>,
+
+    #[command(flatten)]
+    pub note: NoteArgs,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
 /// What the recipient reports with `ack`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AckVerb {
@@ -102,6 +164,11 @@ pub struct NoteArgs {
     /// A note about the action from a file (`-` reads stdin), sealed to you and the other party
     #[arg(long, value_name = "FILE")]
     pub note_file: Option<PathBuf>,
+
+    /// A detail of the reason (decline, fail, cancel, not-connected, close) for the law's
+    /// review, sealed to both parties, you and the municipality's coordinator
+    #[arg(long, value_name = "TEXT")]
+    pub sealed_detail: Option<String>,
 
     /// When it happened, RFC 3339 [default: now]
     #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
@@ -208,6 +275,7 @@ pub fn ack_request(args: &AckArgs) -> anyhow::Result<RecordReferralActionRequest
         staff: Some(args.write.staff()),
         occurred_at: args.note.occurred_at,
         idempotency_key: args.write.idempotency_key(),
+        ..RecordReferralActionRequest::default()
     })
 }
 
@@ -225,10 +293,11 @@ pub async fn record(
     hub: &Hub,
     mut request: RecordReferralActionRequest,
     note: Option<Vec<u8>>,
+    detail: Option<&str>,
     retry_key: Option<&str>,
 ) -> anyhow::Result<RecordReferralActionResponse> {
     request.referral_id = resolve_referral_id(hub, &request.referral_id).await?;
-    if let Some(plaintext) = note {
+    if note.is_some() || detail.is_some() {
         let referral = hub
             .referrals()
             .get_referral(GetReferralRequest {
@@ -244,17 +313,38 @@ pub async fn record(
             .collect();
         let case = get_case(hub, &referral.case_id).await?;
         let mut sealer = ctx.sealer(hub)?;
-        request.note = Some(
-            seal_for(
-                ctx,
-                &mut sealer,
-                &plaintext,
-                &parties,
-                Some(&case),
-                retry_key,
-            )
-            .await?,
-        );
+        if let Some(plaintext) = note {
+            request.note = Some(
+                seal_for(
+                    ctx,
+                    &mut sealer,
+                    &plaintext,
+                    &parties,
+                    Some(&case),
+                    retry_key,
+                )
+                .await?,
+            );
+        }
+        if let Some(detail) = detail {
+            // The coordinator reviews reasons, so the detail is sealed to it even for a case
+            // not registered with the 要対協.
+            let coordinators = sealer.coordinators(&case.municipality).await?;
+            let mut readers = parties.clone();
+            readers.extend(coordinators.iter().map(String::as_str));
+            let retry_key = retry_key.map(|key| format!("{key}#reason_detail"));
+            request.reason_detail = Some(
+                seal_for(
+                    ctx,
+                    &mut sealer,
+                    detail.as_bytes(),
+                    &readers,
+                    Some(&case),
+                    retry_key.as_deref(),
+                )
+                .await?,
+            );
+        }
     }
     Ok(hub
         .referrals()
@@ -302,10 +392,18 @@ async fn run_action(
     note: &NoteArgs,
     write: &WriteArgs,
 ) -> anyhow::Result<()> {
-    let note = read_payload(note.note_file.as_deref(), note.note_text.as_deref())?;
+    let note_payload = read_payload(note.note_file.as_deref(), note.note_text.as_deref())?;
     let action = request.action();
     let hub = ctx.connect().await?;
-    let answer = record(ctx, &hub, request, note, write.idempotency_key.as_deref()).await?;
+    let answer = record(
+        ctx,
+        &hub,
+        request,
+        note_payload,
+        note.sealed_detail.as_deref(),
+        write.idempotency_key.as_deref(),
+    )
+    .await?;
     print_outcome(ctx, action, &answer)
 }
 
@@ -337,6 +435,25 @@ pub async fn run_confirm(ctx: &Context, args: ConfirmArgs) -> anyhow::Result<()>
         ..RecordReferralActionRequest::default()
     };
     run_action(ctx, request, &args.note, &args.write).await
+}
+
+pub async fn run_close(ctx: &Context, args: CloseArgs) -> anyhow::Result<()> {
+    let request = close_request(&args);
+    run_action(ctx, request, &args.note, &args.write).await
+}
+
+/// The action request of `close`.
+pub fn close_request(args: &CloseArgs) -> RecordReferralActionRequest {
+    RecordReferralActionRequest {
+        referral_id: args.referral_id.clone(),
+        action: ReferralAction::CloseWithReason.into(),
+        reason_code: args.reason.code().to_owned(),
+        reason_text: args.reason_text.clone().unwrap_or_default(),
+        staff: Some(args.write.staff()),
+        occurred_at: args.note.occurred_at,
+        idempotency_key: args.write.idempotency_key(),
+        ..RecordReferralActionRequest::default()
+    }
 }
 
 #[cfg(test)]
@@ -424,6 +541,32 @@ mod tests {
     #[test]
     fn an_unknown_ack_word_is_a_usage_error() {
         assert!(ack(&["received"]).is_err());
+    }
+
+    #[test]
+    fn close_needs_one_of_the_close_reasons_and_takes_a_short_text() {
+        assert!(Cli::try_parse_from(["tsunagu", "close", "0190f3a2"]).is_err());
+        assert!(
+            Cli::try_parse_from(["tsunagu", "close", "0190f3a2", "--reason", "family_moved"])
+                .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "tsunagu",
+            "close",
+            "0190f3a2",
+            "--reason",
+            "moved-out",
+            "--reason-text",
+            "転出先へ連絡済み",
+        ])
+        .unwrap();
+        let Command::Close(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        let request = close_request(&args);
+        assert_eq!(request.action(), ReferralAction::CloseWithReason);
+        assert_eq!(request.reason_code, "moved_out");
+        assert_eq!(request.reason_text, "転出先へ連絡済み");
     }
 
     #[test]

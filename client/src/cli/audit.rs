@@ -5,6 +5,7 @@
 use clap::{Args, Subcommand};
 use prost_types::Timestamp;
 use serde::Serialize;
+use tsunagu_client::audit_head::HeadWatch;
 use tsunagu_client::render::{Table, format_japan_time, label, short_id};
 use tsunagu_proto::v1::{AuditRecord, GetAuditHeadRequest, ListAuditRecordsRequest};
 
@@ -24,7 +25,11 @@ Examples:
   tsunagu --as aoba-kodomo audit --municipality 141178 --after 1200
 
   # Keep the chain's head, to compare with later (a rewritten history shows up)
-  tsunagu --as aoba-kodomo audit head";
+  tsunagu --as aoba-kodomo audit head
+
+  # After the operator explained a rollback or a new signing key (a development hub whose
+  # ./data was wiped has a new one): forget the pinned hub, the next command pins it afresh
+  tsunagu --as aoba-kodomo audit forget-hub";
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -63,6 +68,12 @@ pub enum AuditCommand {
     /// The hash chain's head (sequence number and hash), to keep and compare later. Every
     /// command already checks the hub's signed head against the newest this profile saw.
     Head,
+
+    /// Forget the hub's audit signing key and newest head this profile pinned (after showing
+    /// them), so the next command pins the hub afresh. Only once the operator has explained a
+    /// rollback or a new key: a development hub whose ./data was wiped has a new key
+    #[command(name = "forget-hub")]
+    ForgetHub,
 }
 
 /// One audit record, as `--json` prints it.
@@ -107,7 +118,49 @@ impl From<&AuditRecord> for AuditRecordView {
     }
 }
 
+/// `audit forget-hub`: never connects (the hub is what this profile refuses).
+fn forget_hub(ctx: &Context) -> anyhow::Result<()> {
+    let credentials = ctx.credentials()?;
+    let path = HeadWatch::path_for(&credentials.known_keys);
+    let forgotten = HeadWatch::forget(&path)?;
+    if ctx.json() {
+        return ctx.print_json(&serde_json::json!({
+            "file": path.display().to_string(),
+            "forgotten": forgotten.as_ref().map(|head| serde_json::json!({
+                "signing_key": head.signing_key,
+                "first_seen": head.first_seen,
+                "sequence": head.sequence,
+                "hash": head.hash,
+                "seen_at": head.seen_at,
+            })),
+        }));
+    }
+    let Some(head) = forgotten else {
+        return ctx.print(&format!(
+            "this profile has pinned no hub ({} does not exist); nothing to forget\n",
+            path.display()
+        ));
+    };
+    ctx.print(&format!(
+        "forgot the hub this profile pinned (ハブの監査署名鍵の記憶を消しました):\n  \
+         audit signing key  {}  (pinned {})\n  \
+         newest head seen   record {} ({}…), {}\n  \
+         file removed       {}\n\
+         The next command pins the key the hub signs with now: compare it with what the hub's \
+         operator reads from `tsunagu-hub audit head`.\n",
+        head.signing_key,
+        head.first_seen,
+        head.sequence,
+        &head.hash[..head.hash.len().min(16)],
+        head.seen_at,
+        path.display()
+    ))
+}
+
 pub async fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
+    if let Some(AuditCommand::ForgetHub) = args.command {
+        return forget_hub(ctx);
+    }
     let hub = ctx.connect().await?;
     if let Some(AuditCommand::Head) = args.command {
         // `connect` has checked this head against the one remembered, and remembered it.

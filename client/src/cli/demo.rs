@@ -116,6 +116,7 @@ impl Actor {
             request,
             note.map(|text| text.as_bytes().to_vec()),
             None,
+            None,
         )
         .await?;
         answer

@@ -18,7 +18,11 @@ Examples:
   # The coordinator's worklist for 青葉区: every overdue handoff of the municipality and the
   # shares made without consent, with items due within the next week
   tsunagu --as aoba-kodomo followups --municipality 141178 --due-within-hours 168
-  tsunagu --as aoba-kodomo followups --json";
+  tsunagu --as aoba-kodomo followups --json
+
+  # A confirmed \"did not connect\" stays listed (次の支援が必要) until the family is referred
+  # again, or its need is closed with a reason
+  tsunagu --as aoba-kodomo close <REFERRAL_ID> --reason moved-out";
 
 #[derive(Debug, Args)]
 pub struct FollowupsArgs {

@@ -228,6 +228,11 @@ pub enum Command {
     #[command(after_help = action::CONFIRM_EXAMPLES)]
     Confirm(action::ConfirmArgs),
 
+    /// As the sender or coordinator: after a confirmed "did not connect", close the family's need
+    /// with a reason instead of referring again (理由を記録して終結)
+    #[command(after_help = action::CLOSE_EXAMPLES)]
+    Close(action::CloseArgs),
+
     /// Send a sealed note on a case thread to one or more participants
     #[command(after_help = note::NOTE_EXAMPLES)]
     Note(note::NoteArgs),
@@ -284,6 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ack(args) => action::run_ack(&ctx, args).await,
         Command::Cancel(args) => action::run_cancel(&ctx, args).await,
         Command::Confirm(args) => action::run_confirm(&ctx, args).await,
+        Command::Close(args) => action::run_close(&ctx, args).await,
         Command::Note(args) => note::run(&ctx, args).await,
         Command::NoteAck(args) => note::run_ack(&ctx, args).await,
         Command::Followups(args) => followups::run(&ctx, args).await,

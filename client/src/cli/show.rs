@@ -150,6 +150,27 @@ pub fn referral_details(referral: &Referral, body_status: &str) -> KeyValues {
         ),
         None => list.entry("confirmed", "not yet (未確認)"),
     };
+    if let Some(closed) = &referral.closed_with_reason {
+        let text = if closed.reason_text.is_empty() {
+            String::new()
+        } else {
+            format!(" 「{}」", closed.reason_text)
+        };
+        list.entry(
+            "next step",
+            format!(
+                "理由を記録して終結 (closed with reason): {}{text}, {} JST by {}",
+                closed.reason_code,
+                format_optional_japan_time(closed.closed_at.as_ref()),
+                closed.closed_by
+            ),
+        );
+    } else if referral.next_step_needed {
+        list.entry(
+            "next step",
+            "次の支援が必要 (needed): refer again, or `tsunagu close <REFERRAL_ID> --reason …`",
+        );
+    }
     for timer in [
         TimerKind::DeliverBy,
         TimerKind::RespondBy,
@@ -200,6 +221,7 @@ pub async fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
             .map(|event| {
                 let mut v = ReferralEventView::from(event);
                 v.note = open_sealed(ctx, event.note.as_ref()).view(args.reveal);
+                v.reason_detail = open_sealed(ctx, event.reason_detail.as_ref()).view(args.reveal);
                 v
             })
             .collect();
@@ -231,6 +253,19 @@ pub async fn run(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                 )),
                 Opened::Unreadable { .. } => out.push_str(&format!(
                     "note with {}: {NOT_READABLE}\n",
+                    label(event.action())
+                )),
+                Opened::Absent => {}
+            }
+            match open_sealed(ctx, event.reason_detail.as_ref()) {
+                Opened::Readable(plaintext) => out.push_str(&format!(
+                    "reason detail (理由の詳細) with {} ({}):\n{}",
+                    label(event.action()),
+                    short_id(&event.event_id),
+                    revealed_text(&plaintext, "  ")
+                )),
+                Opened::Unreadable { .. } => out.push_str(&format!(
+                    "reason detail (理由の詳細) with {}: {NOT_READABLE}\n",
                     label(event.action())
                 )),
                 Opened::Absent => {}

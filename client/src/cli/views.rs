@@ -288,6 +288,18 @@ pub struct ReferralView {
     /// Timers that passed while their layer had not moved.
     pub overdue: Vec<&'static str>,
     pub body: Option<SealedView>,
+    /// A confirmed "did not connect" still waiting for its next step.
+    pub next_step_needed: bool,
+    pub closed_with_reason: Option<ClosedWithReasonView>,
+}
+
+/// The next step "close with reason" of a confirmed not-connected referral.
+#[derive(Debug, Serialize)]
+pub struct ClosedWithReasonView {
+    pub reason_code: String,
+    pub reason_text: Option<String>,
+    pub closed_at: Option<String>,
+    pub closed_by: Option<String>,
 }
 
 impl From<&Referral> for ReferralView {
@@ -325,6 +337,13 @@ impl From<&Referral> for ReferralView {
             confirmed_by: text(&r.confirmed_by),
             overdue: r.overdue().filter_map(code).collect(),
             body: SealedView::unopened(r.body.as_ref()),
+            next_step_needed: r.next_step_needed,
+            closed_with_reason: r.closed_with_reason.as_ref().map(|c| ClosedWithReasonView {
+                reason_code: c.reason_code.clone(),
+                reason_text: text(&c.reason_text),
+                closed_at: time(c.closed_at.as_ref()),
+                closed_by: text(&c.closed_by),
+            }),
         }
     }
 }
@@ -343,12 +362,16 @@ pub struct ReferralEventView {
     pub occurred_at: Option<String>,
     pub recorded_at: Option<String>,
     pub reason_code: Option<String>,
+    /// The clear-text note of a close with reason.
+    pub reason_text: Option<String>,
     pub not_connected_reason: Option<&'static str>,
     /// The layers after the event.
     pub delivery: Option<&'static str>,
     pub response: Option<&'static str>,
     pub connection: Option<&'static str>,
     pub note: Option<SealedView>,
+    /// The sealed detail of the reason (decline, fail, cancel, not connected, close).
+    pub reason_detail: Option<SealedView>,
 }
 
 impl From<&ReferralEvent> for ReferralEventView {
@@ -365,11 +388,13 @@ impl From<&ReferralEvent> for ReferralEventView {
             occurred_at: time(e.occurred_at.as_ref()),
             recorded_at: time(e.recorded_at.as_ref()),
             reason_code: text(&e.reason_code),
+            reason_text: text(&e.reason_text),
             not_connected_reason: code(e.not_connected_reason()),
             delivery: code(e.delivery()),
             response: code(e.response()),
             connection: code(e.connection()),
             note: SealedView::unopened(e.note.as_ref()),
+            reason_detail: SealedView::unopened(e.reason_detail.as_ref()),
         }
     }
 }

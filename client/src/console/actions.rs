@@ -40,6 +40,11 @@ fn outcome_reported(referral: &Referral) -> bool {
 /// The actions `party` may take on `referral` now, in the order the page offers them.
 pub fn allowed(referral: &Referral, party: Party) -> Vec<A> {
     if closed(referral) {
+        // A confirmed "did not connect" still waits for its next step (the hub says so): the
+        // sender or the coordinator may close it with a reason instead of referring again.
+        if referral.next_step_needed && matches!(party, Party::Sender | Party::Coordinator) {
+            return vec![A::CloseWithReason];
+        }
         return Vec::new();
     }
     let response = referral.response();
@@ -99,6 +104,7 @@ pub fn button(action: A) -> &'static str {
         A::ReportConnected => "つながった",
         A::ReportNotConnected => "つながらなかった",
         A::Confirm => "引継ぎを確認する",
+        A::CloseWithReason => "理由を記録して終結する",
         A::Unspecified => "―",
     }
 }
@@ -120,6 +126,14 @@ pub const REASONS: &[(&str, &str)] = &[
     ("other", "その他（詳細は記録に）"),
 ];
 
+/// The close reasons of a confirmed "did not connect" (the hub accepts only these codes).
+pub const CLOSE_REASONS: &[(&str, &str)] = &[
+    ("no_further_support_needed", "これ以上の支援は不要"),
+    ("family_declined_all_support", "家族がすべての支援を辞退"),
+    ("moved_out", "市区町村外へ転出"),
+    ("supported_otherwise", "ネットワーク外の支援を利用"),
+];
+
 /// The action a form field names, by its code.
 pub fn parse(code: &str) -> Option<A> {
     use crate::render::Coded;
@@ -135,6 +149,7 @@ pub fn parse(code: &str) -> Option<A> {
         A::ReportConnected,
         A::ReportNotConnected,
         A::Confirm,
+        A::CloseWithReason,
     ]
     .into_iter()
     .find(|action| action.code() == code)
@@ -212,6 +227,21 @@ mod tests {
         }
         let cancelled = referral(DeliveryState::Sent, R::Cancelled, C::NotUpdated);
         assert!(allowed(&cancelled, Party::Recipient).is_empty());
+    }
+
+    #[test]
+    fn a_confirmed_not_connected_referral_waiting_for_a_next_step_offers_only_the_close() {
+        let mut r = referral(DeliveryState::Delivered, R::Accepted, C::NotConnected);
+        r.confirmed_at = Some(Timestamp::default());
+        for party in [Party::Sender, Party::Recipient, Party::Coordinator] {
+            assert!(allowed(&r, party).is_empty());
+        }
+        r.next_step_needed = true;
+        assert_eq!(allowed(&r, Party::Sender), [A::CloseWithReason]);
+        assert_eq!(allowed(&r, Party::Coordinator), [A::CloseWithReason]);
+        assert!(allowed(&r, Party::Recipient).is_empty());
+        assert!(allowed(&r, Party::Other).is_empty());
+        assert_eq!(parse("close_with_reason"), Some(A::CloseWithReason));
     }
 
     #[test]

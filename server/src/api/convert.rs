@@ -373,6 +373,7 @@ pub fn action(field: &str, value: i32) -> Result<ReferralAction, Error> {
         P::ReportConnected => ReferralAction::ReportConnected,
         P::ReportNotConnected => ReferralAction::ReportNotConnected,
         P::Confirm => ReferralAction::Confirm,
+        P::CloseWithReason => ReferralAction::CloseWithReason,
         P::Unspecified => return Err(Error::missing(field)),
     })
 }
@@ -390,6 +391,27 @@ pub fn not_connected_reason(field: &str, value: i32) -> Result<Option<NotConnect
             P::Unspecified => None,
         }),
     )
+}
+
+/// A short clear-text note to a reason: plain text (line breaks allowed) of at most
+/// `MAX_JUSTIFICATION_CHARS`; empty means none.
+pub fn clear_reason_text(field: &str, text: &str) -> Result<Option<String>, Error> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let control = text.chars().any(|c| c.is_control() && c != '\n');
+    if text.chars().count() > MAX_JUSTIFICATION_CHARS || control {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "must be at most {MAX_JUSTIFICATION_CHARS} characters of plain text: it is stored \
+                 in the clear, so give a category-level note and never a name; details go in the \
+                 sealed note"
+            ),
+        ));
+    }
+    Ok(Some(text.to_owned()))
 }
 
 /// A reason code for decline, fail and cancel: 1..=64 of `[a-z0-9_]`; empty means none.
@@ -592,6 +614,7 @@ pub fn action_out(action: ReferralAction) -> pb::ReferralAction {
         ReferralAction::ReportConnected => P::ReportConnected,
         ReferralAction::ReportNotConnected => P::ReportNotConnected,
         ReferralAction::Confirm => P::Confirm,
+        ReferralAction::CloseWithReason => P::CloseWithReason,
     }
 }
 
@@ -674,6 +697,21 @@ pub fn referral(
             connect_by: Some(deadline_term_out(terms.connect_by)),
             confirm_by: Some(deadline_term_out(terms.confirm_by)),
         }),
+        // Needs the case's other referrals: set where the referral is answered (`referral_out`).
+        next_step_needed: false,
+        closed_with_reason: referral.closed_with_reason.as_ref().map(|closed| {
+            pb::ClosedWithReason {
+                reason_code: closed.reason.code().to_owned(),
+                reason_text: closed.text.clone().unwrap_or_default(),
+                closed_at: Some(timestamp(closed.at)),
+                // Only the sender or the coordinator closes; a hidden reporter stays hidden.
+                closed_by: if !visible && closed.by == referral.from_agency {
+                    String::new()
+                } else {
+                    closed.by.to_string()
+                },
+            }
+        }),
     }
 }
 
@@ -723,6 +761,8 @@ pub fn referral_event(event: &ReferralEvent, hide_actor: bool) -> pb::ReferralEv
         delivery: delivery_out(event.delivery) as i32,
         response: response_out(event.response) as i32,
         connection: connection_out(event.connection) as i32,
+        reason_text: event.reason_text.clone().unwrap_or_default(),
+        reason_detail: event.reason_detail.as_ref().map(sealed_out),
     }
 }
 

@@ -25,7 +25,9 @@ async fn referral_out(
     now: Timestamp,
 ) -> Result<pb::Referral, Error> {
     let withdrawn = consent_withdrawn(tx, referral).await?;
-    Ok(convert::referral(referral, &viewer.id, now, withdrawn))
+    let mut out = convert::referral(referral, &viewer.id, now, withdrawn);
+    out.next_step_needed = referrals::awaits_next_step(tx, referral).await?;
+    Ok(out)
 }
 
 #[tonic::async_trait]
@@ -207,8 +209,14 @@ impl ReferralService for Hub {
                         &body.linked_referral_id,
                         ReferralId::parse,
                     )?,
+                    reason_text: convert::clear_reason_text("reason_text", &body.reason_text)?,
                 },
                 note: convert::optional_sealed("note", body.note.as_ref(), self.max_sealed())?,
+                reason_detail: convert::optional_sealed(
+                    "reason_detail",
+                    body.reason_detail.as_ref(),
+                    self.max_sealed(),
+                )?,
                 staff: convert::staff(body.staff.as_ref())?,
                 occurred_at: convert::parse_timestamp("occurred_at", body.occurred_at.as_ref())?,
             };

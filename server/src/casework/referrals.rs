@@ -5,8 +5,8 @@ use crate::domain::basis::{ClaimedBasis, ShareContext, decide};
 use crate::domain::deadlines::DeadlineTerms;
 use crate::domain::records::{FeedEventKind, Referral, ReferralEvent, ReferralEventKind};
 use crate::domain::referral::{
-    ActionInput, DeadlineOverrides, DeadlinePolicy, Party, ReferralState, TransitionError, apply,
-    apply_overrides,
+    ActionInput, DeadlineOverrides, DeadlinePolicy, NextStep, Party, ReferralAction, ReferralState,
+    TransitionError, apply, apply_overrides, asks_for_next_step, close_with_reason,
 };
 use crate::domain::{
     Agency, AgencyId, AgencyStatus, CaseId, EventId, Purpose, ReferralId, Sealed, Staff, Timestamp,
@@ -111,6 +111,7 @@ pub async fn send_referral(
         deadlines,
         deadline_terms: Some(deadline_terms),
         state: state.clone(),
+        closed_with_reason: None,
     };
     tx.insert_referral(&referral).await?;
     tx.add_participants(&case.id, &[&caller.id, &recipient.id], now)
@@ -125,8 +126,10 @@ pub async fn send_referral(
         occurred_at: now,
         recorded_at: now,
         reason_code: None,
+        reason_text: None,
         not_connected_reason: None,
         note: None,
+        reason_detail: None,
         delivery: state.delivery,
         response: state.response,
         connection: state.connection,
@@ -154,6 +157,8 @@ pub struct RecordAction {
     pub referral_id: ReferralId,
     pub input: ActionInput,
     pub note: Option<Sealed>,
+    /// A sealed detail of the reason given in the clear.
+    pub reason_detail: Option<Sealed>,
     pub staff: Staff,
     pub occurred_at: Option<Timestamp>,
 }
@@ -174,9 +179,10 @@ pub fn party(caller: &Agency, referral: &Referral) -> Party {
 fn transition_error(error: TransitionError) -> Error {
     match &error {
         TransitionError::WrongParty { .. } => Error::PermissionDenied(error.to_string()),
-        TransitionError::InvalidTransition { .. } | TransitionError::Closed { .. } => {
-            Error::FailedPrecondition(error.to_string())
-        }
+        TransitionError::InvalidTransition { .. }
+        | TransitionError::Closed { .. }
+        | TransitionError::NoNextStepDue { .. } => Error::FailedPrecondition(error.to_string()),
+        TransitionError::UnknownReason { .. } => Error::invalid("reason_code", error.to_string()),
         TransitionError::MissingReason { field, .. }
         | TransitionError::UnexpectedField { field, .. } => {
             Error::invalid(*field, error.to_string())
@@ -206,6 +212,13 @@ pub async fn record_action(
     now: Timestamp,
 ) -> Result<(Referral, ReferralEvent), Error> {
     let mut referral = visible_referral(tx, caller, &request.referral_id).await?;
+    if request.reason_detail.is_some() && !request.input.action.gives_reason() {
+        return Err(Error::invalid(
+            "reason_detail",
+            "is only given with decline, fail, cancel, report_not_connected and \
+             close_with_reason: it details the reason they give in the clear",
+        ));
+    }
     let occurred_at = request.occurred_at.unwrap_or(now);
     if occurred_at.millis() > now.millis() + ALLOWED_CLOCK_SKEW_MILLIS {
         return Err(Error::invalid("occurred_at", "is in the future"));
@@ -234,7 +247,22 @@ pub async fn record_action(
         occurred_at,
     )
     .map_err(transition_error)?;
-    tx.update_referral_state(&referral.id, &state).await?;
+    if request.input.action == ReferralAction::CloseWithReason {
+        let step = next_step(tx, &referral).await?;
+        let closed = close_with_reason(
+            &referral.state,
+            party,
+            step.as_ref(),
+            &request.input,
+            &caller.id,
+            occurred_at,
+        )
+        .map_err(transition_error)?;
+        tx.record_closed_with_reason(&referral.id, &closed).await?;
+        referral.closed_with_reason = Some(closed);
+    } else {
+        tx.update_referral_state(&referral.id, &state).await?;
+    }
     let event = ReferralEvent {
         id: EventId::generate(),
         referral_id: referral.id.clone(),
@@ -245,8 +273,14 @@ pub async fn record_action(
         occurred_at,
         recorded_at: now,
         reason_code: request.input.reason_code.clone(),
+        reason_text: referral
+            .closed_with_reason
+            .as_ref()
+            .filter(|_| request.input.action == ReferralAction::CloseWithReason)
+            .and_then(|closed| closed.text.clone()),
         not_connected_reason: request.input.not_connected_reason,
         note: request.note,
+        reason_detail: request.reason_detail,
         delivery: state.delivery,
         response: state.response,
         connection: state.connection,
@@ -273,6 +307,35 @@ pub async fn record_action(
     .await?;
     referral.state = state;
     Ok((referral, event))
+}
+
+/// The next step already taken after a referral's confirmed "did not connect", if any: its
+/// close with reason, or a referral sent on the case after the confirmation.
+pub async fn next_step(
+    tx: &mut dyn Transaction,
+    referral: &Referral,
+) -> Result<Option<NextStep>, Error> {
+    if let Some(closed) = &referral.closed_with_reason {
+        return Ok(Some(NextStep::ClosedWithReason(closed.clone())));
+    }
+    let Some(confirmed_at) = referral.state.confirmed_at else {
+        return Ok(None);
+    };
+    let re_referred = tx
+        .case_referrals(&referral.case_id)
+        .await?
+        .iter()
+        .any(|other| other.sent_at > confirmed_at);
+    Ok(re_referred.then_some(NextStep::ReReferred))
+}
+
+/// Whether a referral's family waits for a next step: a confirmed "did not connect" (not
+/// referred elsewhere) with neither a close with reason nor a referral on the case since.
+pub async fn awaits_next_step(
+    tx: &mut dyn Transaction,
+    referral: &Referral,
+) -> Result<bool, Error> {
+    Ok(asks_for_next_step(&referral.state) && next_step(tx, referral).await?.is_none())
 }
 
 /// Whether the consent a referral relied on has since been withdrawn.

@@ -974,6 +974,7 @@ mod tests {
             },
             deadline_terms: None,
             state,
+            closed_with_reason: None,
         }
     }
 

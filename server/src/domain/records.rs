@@ -4,8 +4,8 @@
 use super::basis::LegalBasisKind;
 use super::deadlines::DeadlineTerms;
 use super::referral::{
-    ConnectionState, Deadlines, DeliveryState, NotConnectedReason, ReferralAction, ReferralState,
-    ResponseState, TimerKind,
+    ClosedWithReason, ConnectionState, Deadlines, DeliveryState, NotConnectedReason,
+    ReferralAction, ReferralState, ResponseState, TimerKind,
 };
 use super::{
     AgencyId, CaseCategory, CaseId, CaseStage, ConsentId, EventId, Municipality, NoteId, Purpose,
@@ -55,6 +55,8 @@ pub struct Referral {
     /// How each deadline was counted; `None` for referrals sent before this was recorded.
     pub deadline_terms: Option<DeadlineTerms>,
     pub state: ReferralState,
+    /// The next step "close with reason" after a confirmed "did not connect", once recorded.
+    pub closed_with_reason: Option<ClosedWithReason>,
 }
 
 /// What a referral event records.
@@ -107,8 +109,13 @@ pub struct ReferralEvent {
     pub occurred_at: Timestamp,
     pub recorded_at: Timestamp,
     pub reason_code: Option<String>,
+    /// The clear-text note of a close with reason.
+    pub reason_text: Option<String>,
     pub not_connected_reason: Option<NotConnectedReason>,
     pub note: Option<Sealed>,
+    /// A sealed detail of the reason given in the clear, for the law's review: sealed to the
+    /// referral's parties and the municipality's coordinator.
+    pub reason_detail: Option<Sealed>,
     /// The layers after the event.
     pub delivery: DeliveryState,
     pub response: ResponseState,

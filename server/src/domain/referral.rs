@@ -102,6 +102,22 @@ coded_enum!(
         ReportConnected => "report_connected",
         ReportNotConnected => "report_not_connected",
         Confirm => "confirm",
+        CloseWithReason => "close_with_reason",
+    }
+);
+
+coded_enum!(
+    /// Why the family's need is closed after a confirmed "did not connect", instead of a new
+    /// referral. Coded, because it is stored in the clear; details go in a sealed note.
+    CloseReason {
+        /// The family needs no further support from the network.
+        NoFurtherSupportNeeded => "no_further_support_needed",
+        /// The family declined every support offered.
+        FamilyDeclinedAllSupport => "family_declined_all_support",
+        /// The family moved out of the municipality (the new municipality was informed).
+        MovedOut => "moved_out",
+        /// The family is supported by a service outside this network.
+        SupportedOtherwise => "supported_otherwise",
     }
 );
 
@@ -130,6 +146,7 @@ impl ReferralAction {
             Self::ReportConnected => "report the family connected",
             Self::ReportNotConnected => "report the family not connected",
             Self::Confirm => "confirm the handoff",
+            Self::CloseWithReason => "close the family's need with a reason",
         }
     }
 
@@ -138,14 +155,31 @@ impl ReferralAction {
     /// municipality's coordinator stands in for the sender, so a handoff never hangs on one agency.
     fn allowed(self, party: Party) -> bool {
         match self {
-            Self::Cancel | Self::Confirm => matches!(party, Party::Sender | Party::Coordinator),
+            Self::Cancel | Self::Confirm | Self::CloseWithReason => {
+                matches!(party, Party::Sender | Party::Coordinator)
+            }
             _ => party == Party::Recipient,
         }
     }
 
+    /// Whether the action gives a reason in the clear (a code, a not-connected reason, a short
+    /// note), so that a sealed detail of it may go along for the law's review.
+    pub fn gives_reason(self) -> bool {
+        matches!(
+            self,
+            Self::Decline
+                | Self::Fail
+                | Self::Cancel
+                | Self::ReportNotConnected
+                | Self::CloseWithReason
+        )
+    }
+
     fn required_party(self) -> &'static str {
         match self {
-            Self::Cancel | Self::Confirm => "the sender or the municipality's coordinator",
+            Self::Cancel | Self::Confirm | Self::CloseWithReason => {
+                "the sender or the municipality's coordinator"
+            }
             _ => "the recipient",
         }
     }
@@ -236,10 +270,13 @@ impl ReferralState {
     /// Why no action may be taken any more, if so. A declined referral still takes the one
     /// report that matters to the sender (why the family did not connect) and its confirmation.
     fn closed_by(&self, action: ReferralAction) -> Option<&'static str> {
-        if self.confirmed_at.is_some() {
-            Some("confirmed")
-        } else if self.response == ResponseState::Cancelled {
+        if self.response == ResponseState::Cancelled {
             Some("cancelled")
+        } else if action == ReferralAction::CloseWithReason {
+            // It comes after the handoff closed; `awaits_no_next_step` says when it does not fit.
+            None
+        } else if self.confirmed_at.is_some() {
+            Some("confirmed")
         } else if self.response == ResponseState::Declined
             && !matches!(
                 action,
@@ -263,6 +300,8 @@ pub struct ActionInput {
     pub not_connected_reason: Option<NotConnectedReason>,
     /// Required for, and only allowed with, not-connected reason `referred_elsewhere`.
     pub linked_referral_id: Option<ReferralId>,
+    /// A short clear-text note to the reason; only with close-with-reason.
+    pub reason_text: Option<String>,
 }
 
 impl ActionInput {
@@ -273,6 +312,7 @@ impl ActionInput {
             reason_code: None,
             not_connected_reason: None,
             linked_referral_id: None,
+            reason_text: None,
         }
     }
 }
@@ -311,6 +351,26 @@ pub enum TransitionError {
         /// `confirmed`, `cancelled` or `declined`.
         state: &'static str,
     },
+    #[error("cannot {}: {why}", .action.phrase())]
+    NoNextStepDue {
+        action: ReferralAction,
+        /// Why this referral does not wait for a next step, or which one it already has.
+        why: String,
+    },
+    #[error(
+        "cannot {}: reason_code {code:?} is not one of {}",
+        .action.phrase(),
+        close_reason_codes()
+    )]
+    UnknownReason {
+        action: ReferralAction,
+        code: String,
+    },
+}
+
+/// The close reasons, for messages.
+pub fn close_reason_codes() -> String {
+    CloseReason::ALL.map(CloseReason::code).join(", ")
 }
 
 /// The second half of an invalid-transition message: what has to happen first, or why never.
@@ -340,6 +400,7 @@ fn unexpected_field_hint(field: &str) -> &'static str {
     match field {
         "not_connected_reason" => "is only given when reporting the family not connected",
         "linked_referral_id" => "is only given with the not-connected reason referred_elsewhere",
+        "reason_text" => "is only given when closing the family's need with a reason",
         _ => "does not apply to this action",
     }
 }
@@ -492,6 +553,23 @@ pub fn apply(
             next.confirmed_at = Some(at);
             next.confirmed_by = Some(actor.clone());
         }
+        ReferralAction::CloseWithReason => {
+            // The layers do not move: the handoff is already closed. What is recorded is the
+            // next step for the family (see `close_with_reason`).
+            if let Some(why) = awaits_no_next_step(state) {
+                return Err(TransitionError::NoNextStepDue {
+                    action,
+                    why: why.to_owned(),
+                });
+            }
+            close_reason(input)?;
+        }
+    }
+    if action != ReferralAction::CloseWithReason && input.reason_text.is_some() {
+        return Err(TransitionError::UnexpectedField {
+            action,
+            field: "reason_text",
+        });
     }
 
     if action != ReferralAction::ReportNotConnected {
@@ -511,6 +589,101 @@ pub fn apply(
         }
     }
     Ok(next)
+}
+
+/// What followed a confirmed "did not connect": the family was referred again on the case, or
+/// its need was closed with a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    /// A new referral was sent on the case after the confirmation.
+    ReReferred,
+    ClosedWithReason(ClosedWithReason),
+}
+
+/// A family's need closed with a reason after a confirmed "did not connect".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedWithReason {
+    pub reason: CloseReason,
+    /// A short clear-text note (at most 200 characters, never a name).
+    pub text: Option<String>,
+    pub at: Timestamp,
+    pub by: AgencyId,
+}
+
+/// Whether a referral's state asks for a next step for the family (a confirmed "did not
+/// connect", not referred elsewhere), whether or not one was taken since.
+pub fn asks_for_next_step(state: &ReferralState) -> bool {
+    awaits_no_next_step(state).is_none()
+}
+
+/// Why a referral waits for no next step, if it does not: only a confirmed "did not connect"
+/// that did not already pass the family on (referred_elsewhere) leaves a family without a service.
+fn awaits_no_next_step(state: &ReferralState) -> Option<&'static str> {
+    if state.connection != ConnectionState::NotConnected {
+        Some(
+            "only a confirmed \"did not connect\" asks for a next step, and this family did not get that report",
+        )
+    } else if state.confirmed_at.is_none() {
+        Some("the not-connected report must be confirmed first (`confirm`)")
+    } else if state.not_connected_reason == Some(NotConnectedReason::ReferredElsewhere) {
+        Some("the family was referred elsewhere; that referral is the next step")
+    } else {
+        None
+    }
+}
+
+/// The close reason of the input, parsed; a missing or unknown code is refused.
+fn close_reason(input: &ActionInput) -> Result<CloseReason, TransitionError> {
+    let code = required_reason(input)?;
+    CloseReason::from_code(&code).ok_or(TransitionError::UnknownReason {
+        action: input.action,
+        code,
+    })
+}
+
+/// Records the next step "close with reason" for a confirmed not-connected referral: who may
+/// (the sender or the municipality's coordinator), when (confirmed not connected, not referred
+/// elsewhere, no next step yet) and with what (a close reason code, an optional short note).
+pub fn close_with_reason(
+    state: &ReferralState,
+    party: Party,
+    next_step: Option<&NextStep>,
+    input: &ActionInput,
+    actor: &AgencyId,
+    at: Timestamp,
+) -> Result<ClosedWithReason, TransitionError> {
+    let action = ReferralAction::CloseWithReason;
+    let input = &ActionInput {
+        action,
+        ..input.clone()
+    };
+    // Party, state and fields, in the order `apply` checks them.
+    apply(state, party, input, actor, at)?;
+    if let Some(step) = next_step {
+        return Err(TransitionError::NoNextStepDue {
+            action,
+            why: match step {
+                NextStep::ReReferred => "a next step was already taken: a new referral was sent \
+                                         on the case after the confirmation"
+                    .to_owned(),
+                NextStep::ClosedWithReason(closed) => format!(
+                    "a next step was already taken: closed with reason {} by {}",
+                    closed.reason, closed.by
+                ),
+            },
+        });
+    }
+    Ok(ClosedWithReason {
+        reason: close_reason(input)?,
+        text: input
+            .reason_text
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned),
+        at,
+        by: actor.clone(),
+    })
 }
 
 fn mark_delivered(state: &mut ReferralState, at: Timestamp) {
@@ -621,6 +794,212 @@ mod tests {
         act(&connected(), Party::Sender, ReferralAction::Confirm)
     }
 
+    fn confirmed_not_connected(reason: NotConnectedReason) -> ReferralState {
+        let input = ActionInput {
+            linked_referral_id: (reason == NotConnectedReason::ReferredElsewhere)
+                .then(ReferralId::generate),
+            ..not_connected(reason)
+        };
+        let reported = apply(&accepted(), Party::Recipient, &input, &me(), at(1)).unwrap();
+        act(&reported, Party::Sender, ReferralAction::Confirm)
+    }
+
+    fn close_input(reason: &str, text: Option<&str>) -> ActionInput {
+        ActionInput {
+            reason_text: text.map(str::to_owned),
+            ..with_reason(ReferralAction::CloseWithReason, reason)
+        }
+    }
+
+    #[test]
+    fn a_confirmed_not_connected_referral_is_closed_with_a_reason_by_the_sender_or_coordinator() {
+        let state = confirmed_not_connected(NotConnectedReason::CouldNotContact);
+        for party in [Party::Sender, Party::Coordinator] {
+            let closed = close_with_reason(
+                &state,
+                party,
+                None,
+                &close_input("moved_out", Some(" 転出先の自治体へ連絡済み ")),
+                &me(),
+                at(5),
+            )
+            .unwrap();
+            assert_eq!(closed.reason, CloseReason::MovedOut);
+            assert_eq!(closed.text.as_deref(), Some("転出先の自治体へ連絡済み"));
+            assert_eq!((closed.at, &closed.by), (at(5), &me()));
+        }
+        // The layers do not move.
+        let input = close_input("no_further_support_needed", None);
+        assert_eq!(
+            apply(&state, Party::Sender, &input, &me(), at(5)).unwrap(),
+            state
+        );
+    }
+
+    #[test]
+    fn only_the_sender_or_coordinator_may_close_with_a_reason() {
+        let state = confirmed_not_connected(NotConnectedReason::CouldNotContact);
+        for party in [Party::Recipient, Party::Other] {
+            let err = close_with_reason(
+                &state,
+                party,
+                None,
+                &close_input("moved_out", None),
+                &me(),
+                at(5),
+            )
+            .unwrap_err();
+            assert!(matches!(err, TransitionError::WrongParty { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn closing_with_a_reason_is_refused_unless_a_confirmed_not_connected_handoff_waits_for_a_next_step()
+     {
+        let unconfirmed = apply(
+            &accepted(),
+            Party::Recipient,
+            &not_connected(NotConnectedReason::CouldNotContact),
+            &me(),
+            at(1),
+        )
+        .unwrap();
+        let cases = [
+            (accepted(), "did not connect"),
+            (confirmed(), "did not connect"),
+            (unconfirmed, "confirmed first"),
+            (
+                confirmed_not_connected(NotConnectedReason::ReferredElsewhere),
+                "referred elsewhere",
+            ),
+        ];
+        for (state, why) in cases {
+            let err = close_with_reason(
+                &state,
+                Party::Sender,
+                None,
+                &close_input("moved_out", None),
+                &me(),
+                at(5),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, TransitionError::NoNextStepDue { .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_second_next_step_is_refused_naming_the_first() {
+        let state = confirmed_not_connected(NotConnectedReason::DeclinedByFamily);
+        let first = close_with_reason(
+            &state,
+            Party::Sender,
+            None,
+            &close_input("moved_out", None),
+            &me(),
+            at(5),
+        )
+        .unwrap();
+        let steps = [
+            (
+                NextStep::ClosedWithReason(first),
+                "closed with reason moved_out by aoba-hoken",
+            ),
+            (NextStep::ReReferred, "a new referral was sent"),
+        ];
+        for (step, why) in steps {
+            let err = close_with_reason(
+                &state,
+                Party::Coordinator,
+                Some(&step),
+                &close_input("supported_otherwise", None),
+                &me(),
+                at(6),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, TransitionError::NoNextStepDue { .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_close_reason_must_be_one_of_the_codes_and_its_text_goes_with_nothing_else() {
+        let state = confirmed_not_connected(NotConnectedReason::CouldNotContact);
+        let err = close_with_reason(
+            &state,
+            Party::Sender,
+            None,
+            &close_input("family_gone", None),
+            &me(),
+            at(5),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, TransitionError::UnknownReason { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no_further_support_needed, family_declined_all_support, moved_out, supported_otherwise"), "{err}");
+        let err = close_with_reason(
+            &state,
+            Party::Sender,
+            None,
+            &ActionInput::new(ReferralAction::CloseWithReason),
+            &me(),
+            at(5),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::MissingReason {
+                action: ReferralAction::CloseWithReason,
+                field: "reason_code"
+            }
+        );
+        let err = apply(
+            &ReferralState::new(),
+            Party::Sender,
+            &ActionInput {
+                reason_text: Some("転出".to_owned()),
+                ..with_reason(ReferralAction::Cancel, "family_moved")
+            },
+            &me(),
+            at(1),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::UnexpectedField {
+                action: ReferralAction::Cancel,
+                field: "reason_text"
+            }
+        );
+    }
+
+    #[test]
+    fn only_the_actions_that_give_a_reason_take_its_sealed_detail() {
+        let giving: Vec<_> = ReferralAction::ALL
+            .into_iter()
+            .filter(|a| a.gives_reason())
+            .map(ReferralAction::code)
+            .collect();
+        assert_eq!(
+            giving,
+            [
+                "decline",
+                "fail",
+                "cancel",
+                "report_not_connected",
+                "close_with_reason"
+            ]
+        );
+    }
+
     #[test]
     fn codes_round_trip_for_every_state_action_and_timer() {
         for v in DeliveryState::ALL {
@@ -647,7 +1026,10 @@ mod tests {
             "referred_elsewhere"
         );
         assert_eq!(ResponseState::from_code("InProgress"), None);
-        assert_eq!(ReferralAction::ALL.len(), 11);
+        assert_eq!(ReferralAction::ALL.len(), 12);
+        for v in CloseReason::ALL {
+            assert_eq!(CloseReason::from_code(v.code()), Some(v));
+        }
     }
 
     #[test]
@@ -1356,7 +1738,11 @@ mod tests {
     #[test]
     fn act_after_confirm_is_refused_for_every_action() {
         let closed = confirmed();
-        for action in ReferralAction::ALL {
+        // Closing with a reason comes after a confirmation; its refusals are tested with it.
+        for action in ReferralAction::ALL
+            .into_iter()
+            .filter(|a| *a != ReferralAction::CloseWithReason)
+        {
             let party = if matches!(action, ReferralAction::Cancel | ReferralAction::Confirm) {
                 Party::Sender
             } else {
@@ -1387,7 +1773,10 @@ mod tests {
     fn act_after_cancel_is_refused_for_every_action() {
         let closed = cancelled();
         for action in ReferralAction::ALL {
-            let party = if matches!(action, ReferralAction::Cancel | ReferralAction::Confirm) {
+            let party = if matches!(
+                action,
+                ReferralAction::Cancel | ReferralAction::Confirm | ReferralAction::CloseWithReason
+            ) {
                 Party::Sender
             } else {
                 Party::Recipient

@@ -19,7 +19,7 @@ use crate::domain::consent::Consent;
 use crate::domain::records::{
     Case, EscalationTier, FeedEntry, FeedEvent, Note, Participant, Referral, ReferralEvent,
 };
-use crate::domain::referral::{ReferralState, TimerKind};
+use crate::domain::referral::{ClosedWithReason, ReferralState, TimerKind};
 use crate::domain::{
     Agency, AgencyId, AgencyStatus, CaseId, ConsentId, Municipality, NoteId, ReferralId, Timestamp,
 };
@@ -238,6 +238,12 @@ pub trait Transaction:
         id: &ReferralId,
         state: &ReferralState,
     ) -> Result<(), StoreError>;
+    /// Records the next step "close with reason" of a confirmed not-connected referral.
+    async fn record_closed_with_reason(
+        &mut self,
+        id: &ReferralId,
+        closed: &ClosedWithReason,
+    ) -> Result<(), StoreError>;
     async fn case_referrals(&mut self, case: &CaseId) -> Result<Vec<Referral>, StoreError>;
     /// Referrals `agency` sent and/or received, newest first, before `before`.
     async fn agency_referrals(
@@ -257,8 +263,8 @@ pub trait Transaction:
         municipality: &Municipality,
     ) -> Result<Vec<Referral>, StoreError>;
     /// Referrals whose "did not connect" was confirmed (other than `referred_elsewhere`, which
-    /// names its next referral) and after whose confirmation no referral was sent on the case:
-    /// the family still needs a next step. Narrowed to a municipality and/or a sender.
+    /// names its next referral), not closed with a reason, and after whose confirmation no
+    /// referral was sent on the case: the family still needs a next step. Narrowed to a municipality and/or a sender.
     async fn not_connected_without_next_step(
         &mut self,
         municipality: Option<&Municipality>,

@@ -83,11 +83,11 @@ pub(crate) const REFERRAL_COLUMNS: &str = "referral_id, case_id, municipality, f
      staff_role, sent_at, deliver_by, respond_by, connect_by, confirm_by, delivery, delivered_at, \
      response, responded_at, response_reason, connection, connection_updated_at, \
      contact_attempts, not_connected_reason, linked_referral_id, confirmed_at, confirmed_by, \
-     deadline_terms";
+     deadline_terms, close_reason, close_reason_text, closed_with_reason_at, closed_with_reason_by";
 
 pub(crate) const EVENT_COLUMNS: &str = "event_id, referral_id, case_id, kind, action, timer, \
      actor_agency, staff_name, staff_role, occurred_at, recorded_at, reason_code, \
-     not_connected_reason, note, delivery, response, connection";
+     not_connected_reason, note, delivery, response, connection, reason_text, reason_detail";
 
 pub(crate) const NOTE_COLUMNS: &str = "note_id, case_id, from_agency, staff_name, staff_role, \
      purpose, basis, consent_id, justification, hide_sender, body, sent_at";
@@ -150,7 +150,7 @@ pub(crate) const FEED_PAGE: &str = "SELECT f.cursor, f.agency_id, f.event_id AS 
      f.note_id, f.referral_event_id, f.recorded_at AS feed_recorded_at, e.event_id, \
      e.referral_id, e.case_id, e.kind, e.action, e.timer, e.actor_agency, e.staff_name, \
      e.staff_role, e.occurred_at, e.recorded_at, e.reason_code, e.not_connected_reason, e.note, \
-     e.delivery, e.response, e.connection \
+     e.delivery, e.response, e.connection, e.reason_text, e.reason_detail \
      FROM feed_events f LEFT JOIN referral_events e ON e.event_id = f.referral_event_id \
      WHERE f.agency_id = $1 AND f.cursor > $2 ORDER BY f.cursor LIMIT $3";
 
@@ -567,7 +567,7 @@ macro_rules! transaction_queries {
             use $crate::domain::basis::LegalBasisKind;
             use $crate::domain::referral::*;
             use $crate::domain::*;
-            use $crate::store::queries::{code, optional_code};
+            use $crate::store::queries::{code, optional_code, timestamp};
             const T: &str = "referrals";
             let text = |column: &str| -> Result<String, $crate::store::StoreError> {
                 Ok(row.try_get::<String, _>(column)?)
@@ -604,6 +604,22 @@ macro_rules! transaction_queries {
                     |code: &str| $crate::domain::deadlines::DeadlineTerms::from_code(code),
                 )?,
                 state: referral_state_from_row(row)?,
+                closed_with_reason: match optional_code(
+                    T,
+                    "close_reason",
+                    row.try_get("close_reason")?,
+                    CloseReason::from_code,
+                )? {
+                    Some(reason) => Some(ClosedWithReason {
+                        reason,
+                        text: row.try_get("close_reason_text")?,
+                        at: timestamp(row.try_get("closed_with_reason_at")?)
+                            .ok_or_else(|| $crate::store::StoreError::corrupt(T, "closed_with_reason_at"))?,
+                        by: optional_code(T, "closed_with_reason_by", row.try_get("closed_with_reason_by")?, AgencyId::parse)?
+                            .ok_or_else(|| $crate::store::StoreError::corrupt(T, "closed_with_reason_by"))?,
+                    }),
+                    None => None,
+                },
             })
         }
 
@@ -635,7 +651,9 @@ macro_rules! transaction_queries {
                     row.try_get("not_connected_reason")?,
                     NotConnectedReason::from_code,
                 )?,
+                reason_text: row.try_get("reason_text")?,
                 note: note.map(Sealed),
+                reason_detail: row.try_get::<Option<Vec<u8>>, _>("reason_detail")?.map(Sealed),
                 delivery: code(T, "delivery", &text("delivery")?, DeliveryState::from_code)?,
                 response: code(T, "response", &text("response")?, ResponseState::from_code)?,
                 connection: code(T, "connection", &text("connection")?, ConnectionState::from_code)?,
@@ -1184,6 +1202,25 @@ macro_rules! transaction_queries {
                 .await
             }
 
+            async fn record_closed_with_reason(
+                &mut self,
+                id: &$crate::domain::ReferralId,
+                closed: &$crate::domain::referral::ClosedWithReason,
+            ) -> Result<(), $crate::store::StoreError> {
+                self.write_later(
+                    "UPDATE referrals SET close_reason = $1, close_reason_text = $2, \
+                     closed_with_reason_at = $3, closed_with_reason_by = $4 WHERE referral_id = $5",
+                    $crate::store::queries::params![
+                        closed.reason.code(),
+                        closed.text.clone(),
+                        closed.at.millis(),
+                        closed.by.as_str(),
+                        id.as_str(),
+                    ],
+                )
+                .await
+            }
+
             async fn case_referrals(
                 &mut self,
                 case: &$crate::domain::CaseId,
@@ -1270,7 +1307,7 @@ macro_rules! transaction_queries {
                 let rows = sqlx::query(&format!(
                     "SELECT {REFERRAL_COLUMNS} FROM referrals r WHERE r.closed = 1 \
                      AND r.connection = 'not_connected' AND r.confirmed_at IS NOT NULL \
-                     AND r.not_connected_reason <> 'referred_elsewhere' \
+                     AND r.not_connected_reason <> 'referred_elsewhere' AND r.close_reason IS NULL \
                      AND ($1 = '' OR r.municipality = $1) AND ($2 = '' OR r.from_agency = $2) \
                      AND NOT EXISTS (SELECT 1 FROM referrals later WHERE later.case_id = r.case_id \
                      AND later.sent_at > r.confirmed_at) \
@@ -1291,9 +1328,10 @@ macro_rules! transaction_queries {
                 self.write_later(
                     "INSERT INTO referral_events (event_id, referral_id, case_id, kind, action, \
                      timer, actor_agency, staff_name, staff_role, occurred_at, recorded_at, \
-                     reason_code, not_connected_reason, note, delivery, response, connection) \
+                     reason_code, not_connected_reason, note, delivery, response, connection, \
+                     reason_text, reason_detail) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, $17)",
+                     $16, $17, $18, $19)",
                     $crate::store::queries::params![
                         event.id.as_str(),
                         event.referral_id.as_str(),
@@ -1312,6 +1350,8 @@ macro_rules! transaction_queries {
                         event.delivery.code(),
                         event.response.code(),
                         event.connection.code(),
+                        event.reason_text.clone(),
+                        event.reason_detail.as_ref().map(|n| n.0.clone()),
                     ],
                 )
                 .await?;

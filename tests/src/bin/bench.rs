@@ -754,6 +754,7 @@ async fn main() -> anyhow::Result<()> {
                             staff: Some(staff()),
                             occurred_at: None,
                             idempotency_key: uuid::Uuid::new_v4().to_string(),
+                            ..pb::RecordReferralActionRequest::default()
                         })
                         .await
                         .is_ok();

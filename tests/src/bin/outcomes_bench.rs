@@ -218,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
                 deadlines: policy.deadlines(urgency, sent_at),
                 deadline_terms: None,
                 state: ReferralState::new(),
+                closed_with_reason: None,
             };
             let mut history = vec![(
                 ReferralEventKind::Sent,
@@ -281,8 +282,10 @@ async fn main() -> anyhow::Result<()> {
                     occurred_at,
                     recorded_at: occurred_at,
                     reason_code,
+                    reason_text: None,
                     not_connected_reason: state.not_connected_reason,
                     note: None,
+                    reason_detail: None,
                     delivery: state.delivery,
                     response: state.response,
                     connection: state.connection,

@@ -714,3 +714,105 @@ async fn an_unreachable_hub_and_a_suspended_agency_each_get_a_page_that_says_wha
         answer.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_not_connected_referral_offers_its_sender_the_close_form_and_the_close_takes_it_off_the_page()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _hub) = serve_dev_hub(dir.path());
+    let case_id = consented_case(dir.path(), port, "氏名: 青葉 はな");
+    let referral_id = refer(dir.path(), port, &case_id, "産後ケアの依頼", None);
+    cli(
+        dir.path(),
+        port,
+        &["--as", "aoba-hospital", "ack", &referral_id, "accept"],
+    );
+    cli(
+        dir.path(),
+        port,
+        &[
+            "--as",
+            "aoba-hospital",
+            "ack",
+            &referral_id,
+            "not-connected",
+            "--not-connected-reason",
+            "declined-by-family",
+        ],
+    );
+    cli(
+        dir.path(),
+        port,
+        &["--as", "aoba-kodomo", "confirm", &referral_id],
+    );
+    let path = format!("/referrals/{referral_id}");
+    let action = format!("{path}/actions");
+
+    // The recipient is offered nothing; the sender the close, with its reasons.
+    let hospital = ConsoleProcess::start(dir.path(), port, "aoba-hospital");
+    let cookie = hospital.session().await;
+    let page = hospital
+        .request("GET", &path, &[("Cookie", cookie.as_str())], None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("close_with_reason"), "{}", page.body);
+
+    let console = ConsoleProcess::start(dir.path(), port, "aoba-kodomo");
+    let cookie = console.session().await;
+    let origin = console.url("");
+    let headers = [("Cookie", cookie.as_str()), ("Origin", origin.as_str())];
+    let page = console
+        .request("GET", &path, &[("Cookie", cookie.as_str())], None)
+        .await;
+    assert!(page.body.contains("次の支援が必要"), "{}", page.body);
+    assert!(
+        page.body.contains("family_declined_all_support"),
+        "{}",
+        page.body
+    );
+    let fields = console.form_fields(&cookie, &path, &action).await;
+    assert_eq!(fields["action"], "close_with_reason");
+    let body = encode(&[
+        ("csrf", &fields["csrf"]),
+        ("idem", &fields["idem"]),
+        ("action", "close_with_reason"),
+        ("close_reason", "family_declined_all_support"),
+        ("reason_text", "支援の案内は継続"),
+        ("reason_detail", "本人と電話で確認。産後ケアは不要"),
+        ("note", ""),
+    ]);
+    let answer = console
+        .request("POST", &action, &headers, Some(&body))
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+
+    let page = console
+        .request("GET", &path, &[("Cookie", cookie.as_str())], None)
+        .await;
+    assert!(page.body.contains("理由を記録して終結"), "{}", page.body);
+    assert!(
+        page.body.contains("本人と電話で確認。産後ケアは不要"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("value=\"close_with_reason\""),
+        "{}",
+        page.body
+    );
+    let shown = cli_json(
+        dir.path(),
+        port,
+        &["--as", "aoba-hospital", "show", &referral_id, "--reveal"],
+    );
+    assert_eq!(
+        shown["referral"]["closed_with_reason"]["reason_code"], "family_declined_all_support",
+        "{shown}"
+    );
+    assert!(
+        shown
+            .to_string()
+            .contains("本人と電話で確認。産後ケアは不要"),
+        "{shown}"
+    );
+}

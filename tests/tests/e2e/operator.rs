@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tsunagu_client::audit_head::HeadWatch;
 use tsunagu_hub::pki::{CertificateAuthority, certificate_der_from_pem};
 use tsunagu_tests::workspace_binary;
 
@@ -278,4 +279,203 @@ fn certs_issue_refuses_zero_days_and_unregistered_agencies_agency_update_changes
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
+}
+
+/// Starts the development hub (`serve` on its embedded defaults) in `dir` on a free port, its
+/// stdout and stderr going to `hub.log` there: a file, not a terminal.
+fn serve_logging_to_file(dir: &Path) -> (ChildGuard, u16) {
+    let hub_binary = workspace_binary("tsunagu-hub", "tsunagu-hub");
+    let made = Command::new(&hub_binary)
+        .current_dir(dir)
+        .args(["certs", "dev", "--dir", "certs-dev"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let log = std::fs::File::create(dir.join("hub.log")).unwrap();
+    let port = free_port();
+    let mut hub = ChildGuard(
+        Command::new(&hub_binary)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TSUNAGU_LISTEN", format!("127.0.0.1:{port}"))
+            .arg("serve")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut hub.0);
+    (hub, port)
+}
+
+/// Stops the hub with SIGTERM and waits for it, so that its log is complete.
+fn stop(hub: &mut ChildGuard) {
+    signal(&hub.0, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while hub.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the hub did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_call_writes_one_access_line_with_method_code_agency_and_duration_and_no_payload_or_colour()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, port) = serve_logging_to_file(dir.path());
+    let marker = format!("TSUNAGU-LOG-{}", uuid::Uuid::new_v4().simple());
+    let staff_name = format!("保健師 {marker}");
+
+    let whoami = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "whoami"]);
+    assert!(whoami.status.success(), "{whoami:?}");
+    let opened = tsunagu(
+        dir.path(),
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "--json",
+            "case",
+            "open",
+            "--municipality",
+            "141178",
+            "--category",
+            "specific-expectant-mother",
+            "--stage",
+            "pregnancy",
+            "--header-text",
+            &format!("氏名: 青葉花子 {marker}"),
+            "--staff-name",
+            &staff_name,
+            "--staff-role",
+            "保健師",
+        ],
+    );
+    assert!(opened.status.success(), "{opened:?}");
+    let case: serde_json::Value = serde_json::from_slice(&opened.stdout).unwrap();
+    let case_id = case["case_id"].as_str().unwrap().to_owned();
+    // A refused call is logged with its code, and says nothing of what was asked for.
+    let refused = tsunagu(
+        dir.path(),
+        port,
+        &[
+            "--as",
+            "aoba-nursery",
+            "show",
+            "0190f3c4-0000-7000-8000-000000000003",
+        ],
+    );
+    assert!(!refused.status.success(), "{refused:?}");
+    stop(&mut hub);
+
+    let log = std::fs::read(dir.path().join("hub.log")).unwrap();
+    assert!(
+        !log.contains(&0x1b),
+        "the hub's log holds escape codes although its output is a file"
+    );
+    let log = String::from_utf8(log).unwrap();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("tsunagu_hub::access"))
+        .collect();
+    assert!(!access.is_empty(), "no access lines in:\n{log}");
+    for line in &access {
+        for field in ["method=/", "code=", "agency=", "duration_ms="] {
+            assert!(line.contains(field), "{field} is missing from {line}");
+        }
+    }
+    let call = |method: &str, code: &str, agency: &str| {
+        access.iter().any(|line| {
+            line.contains(&format!("method={method} "))
+                && line.contains(&format!("code={code} "))
+                && line.contains(&format!("agency=\"{agency}\""))
+        })
+    };
+    assert!(
+        call("/tsunagu.v1.DirectoryService/WhoAmI", "Ok", "aoba-kodomo"),
+        "{log}"
+    );
+    assert!(
+        call("/tsunagu.v1.CaseService/OpenCase", "Ok", "aoba-kodomo"),
+        "{log}"
+    );
+    assert!(
+        call(
+            "/tsunagu.v1.ReferralService/GetReferral",
+            "PermissionDenied",
+            "aoba-nursery"
+        ),
+        "{log}"
+    );
+    // No payload, name, staff member or case id anywhere in the log.
+    for secret in [marker.as_str(), "青葉花子", case_id.as_str()] {
+        assert!(
+            !log.contains(secret),
+            "{secret:?} is in the hub's log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_development_hub_whose_data_was_wiped_is_refused_until_audit_forget_hub_forgets_its_pinned_key()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, port) = serve_logging_to_file(dir.path());
+    let first = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "whoami"]);
+    assert!(first.status.success(), "{first:?}");
+    let pin = dir
+        .path()
+        .join("state/tsunagu/known_keys/dev-aoba-kodomo.audit-head.toml");
+    let pinned_key = || {
+        HeadWatch::load(&pin)
+            .unwrap()
+            .remembered()
+            .expect("a pinned hub")
+            .signing_key
+            .clone()
+    };
+    let old_key = pinned_key();
+    stop(&mut hub);
+
+    // ./data wiped: a new database and a new audit signing key.
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    let (mut hub, port) = serve_logging_to_file(dir.path());
+    let refused = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "whoami"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8(refused.stderr).unwrap();
+    for words in [
+        "the hub's audit signing key changed",
+        "`tsunagu audit forget-hub`",
+        "a development hub whose ./data was wiped",
+    ] {
+        assert!(said.contains(words), "{words:?} is not in: {said}");
+    }
+
+    // The remedy shows what it forgets, removes only this profile's pin, and the next command
+    // pins the new key.
+    let forgot = tsunagu(
+        dir.path(),
+        port,
+        &["--as", "aoba-kodomo", "audit", "forget-hub"],
+    );
+    assert!(forgot.status.success(), "{forgot:?}");
+    let told = String::from_utf8(forgot.stdout).unwrap();
+    assert!(told.contains(&old_key), "{told}");
+    assert!(told.contains("dev-aoba-kodomo.audit-head.toml"), "{told}");
+    assert!(!pin.exists());
+    let again = tsunagu(dir.path(), port, &["--as", "aoba-kodomo", "whoami"]);
+    assert!(again.status.success(), "{again:?}");
+    assert_ne!(pinned_key(), old_key);
+
+    // A profile that pinned nothing has nothing to forget, and says so.
+    let nothing = tsunagu(
+        dir.path(),
+        port,
+        &["--as", "aoba-nursery", "--json", "audit", "forget-hub"],
+    );
+    assert!(nothing.status.success(), "{nothing:?}");
+    let nothing: serde_json::Value = serde_json::from_slice(&nothing.stdout).unwrap();
+    assert!(nothing["forgotten"].is_null(), "{nothing}");
+    stop(&mut hub);
 }

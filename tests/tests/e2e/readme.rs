@@ -121,3 +121,41 @@ fn the_readme_outcomes_commands_run_as_printed_after_the_quick_start() {
     let md = std::fs::read_to_string(dir.path().join("outcomes.md")).unwrap();
     assert!(md.contains("## 月別"));
 }
+
+#[test]
+fn the_readme_close_with_reason_commands_run_as_printed_after_the_quick_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _hub) = serve_dev_hub(dir.path());
+    let step_by_step = readme_block("Or step by step");
+    let close = readme_block("When the family did not connect");
+    let script = format!(
+        "set -euo pipefail\n\
+         tsunagu() {{ \"$TSUNAGU_BIN\" --hub \"https://127.0.0.1:$HUB_PORT\" \"$@\"; }}\n\
+         {step_by_step}\n{close}\n\
+         tsunagu --as aoba-kodomo --json followups > followups.json\n"
+    );
+    let run = Command::new("bash")
+        .current_dir(dir.path())
+        .env_remove("TSUNAGU_CONFIG")
+        .env_remove("TSUNAGU_CERTS_DEV")
+        .env_remove("TSUNAGU_KNOWN_KEYS")
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("TSUNAGU_BIN", workspace_binary("tsunagu-client", "tsunagu"))
+        .env("HUB_PORT", port.to_string())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // Before the close the worklist asked for a next step; after it, the referral shows the
+    // close and its sealed detail opens for the sender.
+    assert!(stdout.contains("次の支援が必要"), "{stdout}");
+    assert!(stdout.contains("family_declined_all_support"), "{stdout}");
+    assert!(
+        stdout.contains("本人と電話で確認。産後ケアは不要とのこと"),
+        "{stdout}"
+    );
+    let followups = std::fs::read_to_string(dir.path().join("followups.json")).unwrap();
+    assert!(!followups.contains("next_step_needed"), "{followups}");
+}

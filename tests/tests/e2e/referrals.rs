@@ -2114,6 +2114,182 @@ async fn a_confirmed_not_connected_handoff_stays_on_the_coordinators_worklist_un
     .unwrap();
     assert!(next_step(&follow_ups(&kodomo, MUNICIPALITY).await).is_empty());
     assert!(next_step(&follow_ups(&kodomo, "").await).is_empty());
+    // The re-referral was the next step: closing with a reason as well is refused.
+    assert_refused(
+        act_with(
+            &kodomo,
+            pb::RecordReferralActionRequest {
+                reason_code: "moved_out".to_owned(),
+                ..action_request(&r.referral_id, A::CloseWithReason)
+            },
+        )
+        .await,
+        Code::FailedPrecondition,
+        &["a next step was already taken"],
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_confirmed_not_connected_handoff_closed_with_a_reason_leaves_the_worklists_and_takes_no_second_next_step()
+ {
+    let hub = TestHub::start().await;
+    let kodomo = hub.client("kodomo").await;
+    let hospital = hub.client("hospital").await;
+    let jisou = hub.client("jisou").await;
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let send = || {
+        send_referral(
+            &kodomo,
+            &case.case_id,
+            "hospital",
+            POSTNATAL_CARE,
+            by_consent(),
+        )
+    };
+    let first = send().await.unwrap();
+    let close = |referral_id: &str, reason: &str, text: &str| pb::RecordReferralActionRequest {
+        reason_code: reason.to_owned(),
+        reason_text: text.to_owned(),
+        ..action_request(referral_id, A::CloseWithReason)
+    };
+    let r = first.referral_id.clone();
+    act(&hospital, &r, A::Accept).await.unwrap();
+    act_with(
+        &hospital,
+        not_connected_request(&r, pb::NotConnectedReason::DeclinedByFamily, ""),
+    )
+    .await
+    .unwrap();
+    // Not confirmed yet: no next step is due.
+    assert_refused(
+        act_with(&kodomo, close(&r, "moved_out", "")).await,
+        Code::FailedPrecondition,
+        &[
+            "close the family's need with a reason",
+            "must be confirmed first",
+        ],
+    );
+    act(&kodomo, &r, A::Confirm).await.unwrap();
+    let waiting = |items: &[pb::FollowUpItem]| {
+        items
+            .iter()
+            .any(|item| item.status() == pb::FollowUpStatus::NextStepNeeded)
+    };
+    assert!(waiting(&follow_ups(&kodomo, MUNICIPALITY).await));
+
+    // Only the sender or the coordinator may close; an agency outside the referral cannot tell
+    // it exists.
+    assert_refused(
+        act_with(&hospital, close(&r, "moved_out", "")).await,
+        Code::PermissionDenied,
+        &["the sender or the municipality's coordinator"],
+    );
+    let outsider = assert_refused(
+        act_with(&jisou, close(&r, "moved_out", "")).await,
+        Code::PermissionDenied,
+        &[],
+    );
+    let missing = assert_refused(
+        act_with(
+            &jisou,
+            close("0190f3c4-0000-7000-8000-000000000003", "moved_out", ""),
+        )
+        .await,
+        Code::PermissionDenied,
+        &[],
+    );
+    assert_eq!(outsider.message(), missing.message());
+    // Bad reasons are refused naming the field, and nothing is written.
+    assert_invalid(
+        act_with(&kodomo, close(&r, "family_gone", "")).await,
+        "reason_code",
+    );
+    assert_invalid(act_with(&kodomo, close(&r, "", "")).await, "reason_code");
+    assert_invalid(
+        act_with(&kodomo, close(&r, "moved_out", &"転".repeat(201))).await,
+        "reason_text",
+    );
+    assert!(waiting(&follow_ups(&kodomo, MUNICIPALITY).await));
+
+    // The sender closes with a reason: the item leaves both worklists, the event is on the
+    // referral's timeline and in the recipient's feed.
+    let request = close(&r, "moved_out", "転出先の自治体へ連絡済み");
+    let closed = act_with(&kodomo, request.clone()).await.unwrap();
+    let referral = closed.referral.clone().unwrap();
+    let record = referral.closed_with_reason.clone().unwrap();
+    assert_eq!(record.reason_code, "moved_out");
+    assert_eq!(record.reason_text, "転出先の自治体へ連絡済み");
+    assert_eq!(record.closed_by, "kodomo");
+    assert_eq!(referral.connection(), pb::ConnectionState::NotConnected);
+    let event = closed.event.clone().unwrap();
+    assert_eq!(event.action(), A::CloseWithReason);
+    assert_eq!(
+        (event.reason_code.as_str(), event.reason_text.as_str()),
+        ("moved_out", "転出先の自治体へ連絡済み")
+    );
+    assert!(!waiting(&follow_ups(&kodomo, MUNICIPALITY).await));
+    assert!(!waiting(&follow_ups(&kodomo, "").await));
+    let timeline = get_referral(&hospital, &r).await.unwrap();
+    assert_eq!(
+        timeline
+            .referral
+            .unwrap()
+            .closed_with_reason
+            .unwrap()
+            .reason_code,
+        "moved_out"
+    );
+    assert_eq!(timeline.events.last().unwrap().event_id, event.event_id);
+    assert!(all_events(&hospital).await.iter().any(|e| {
+        e.kind == pb::FeedEventKind::ReferralUpdated as i32
+            && e.referral_event.as_ref().map(|e| &e.event_id) == Some(&event.event_id)
+    }));
+
+    // The same request again (same idempotency key) gets the first answer and writes nothing;
+    // a second close is refused, naming the first.
+    assert_eq!(act_with(&kodomo, request).await.unwrap(), closed);
+    assert_eq!(
+        get_referral(&kodomo, &r).await.unwrap().events.len(),
+        timeline.events.len()
+    );
+    assert_refused(
+        act_with(&kodomo, close(&r, "supported_otherwise", "")).await,
+        Code::FailedPrecondition,
+        &[
+            "a next step was already taken",
+            "closed with reason moved_out by kodomo",
+        ],
+    );
+
+    // A referral already followed by a re-referral takes no close either.
+    let second = send().await.unwrap().referral_id;
+    // The clear-text note belongs to a close only.
+    assert_invalid(
+        act_with(
+            &hospital,
+            pb::RecordReferralActionRequest {
+                reason_text: "転出".to_owned(),
+                ..action_request(&second, A::Accept)
+            },
+        )
+        .await,
+        "reason_text",
+    );
+    act(&hospital, &second, A::Accept).await.unwrap();
+    act_with(
+        &hospital,
+        not_connected_request(&second, pb::NotConnectedReason::CouldNotContact, ""),
+    )
+    .await
+    .unwrap();
+    act(&kodomo, &second, A::Confirm).await.unwrap();
+    send().await.unwrap();
+    assert_refused(
+        act_with(&kodomo, close(&second, "no_further_support_needed", "")).await,
+        Code::FailedPrecondition,
+        &["a new referral was sent on the case after the confirmation"],
+    );
     hub.stop().await;
 }
 

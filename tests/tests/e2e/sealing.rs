@@ -398,6 +398,102 @@ async fn the_recipient_and_the_sender_open_a_body_and_a_third_agency_cannot() {
 }
 
 #[tokio::test]
+async fn a_sealed_reason_detail_opens_for_the_coordinator_and_the_parties_and_never_reaches_the_database_as_plaintext()
+ {
+    let hub = TestHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut hospital = Party::new(&hub, dir.path(), "hospital").await;
+    let mut nursery = Party::new(&hub, dir.path(), "nursery").await;
+    // The coordinator of the municipality: neither sender nor recipient.
+    let kodomo = Party::new(&hub, dir.path(), "kodomo").await;
+    let jisou = Party::new(&hub, dir.path(), "jisou").await;
+    let marker = format!("TSUNAGU-DETAIL-{}", uuid::Uuid::new_v4().simple());
+    let detail = format!("{marker} 定員超過のため。母 青葉花子 は4月以降なら受入可");
+
+    let (case, _) = consented_case(
+        hub.clock.as_ref(),
+        &hospital.client,
+        &["nursery"],
+        &[NURSERY_ADMISSION],
+    )
+    .await;
+    // Not registered with the 要対協: the coordinator still reviews reasons.
+    assert!(!case.council_registered);
+    let mut request = referral_request(&case.case_id, "nursery", NURSERY_ADMISSION, by_consent());
+    request.body = Some(
+        hospital
+            .seal("保育所入所の相談", &["nursery"], Some(&case))
+            .await,
+    );
+    let sent = send(&hospital.client, request).await.unwrap();
+
+    // The recipient declines: a code in the clear, the detail sealed to both parties and the
+    // coordinator.
+    let plan = nursery
+        .sealer
+        .reason_detail_plan(&["hospital", "nursery"], &case)
+        .await
+        .unwrap();
+    assert_eq!(plan.agencies, ["hospital", "nursery", "kodomo"]);
+    let mut decline = action_with_reason(&sent.referral_id, A::Decline, "no_capacity");
+    decline.reason_detail = Some(plan.seal(detail.as_bytes()).unwrap());
+    let answered = act_with(&nursery.client, decline).await.unwrap();
+    assert!(answered.event.unwrap().reason_detail.is_some());
+
+    // The coordinator and the sender open it from the referral's timeline; an agency it was not
+    // sealed to cannot, whatever it got hold of.
+    let timeline = get_referral(&kodomo.client, &sent.referral_id)
+        .await
+        .unwrap();
+    let declined = timeline
+        .events
+        .iter()
+        .find(|e| e.action() == A::Decline)
+        .expect("the decline on the coordinator's timeline");
+    assert_eq!(declined.reason_code, "no_capacity");
+    assert_eq!(
+        kodomo.open(declined.reason_detail.as_ref()).unwrap(),
+        detail
+    );
+    let senders = get_referral(&hospital.client, &sent.referral_id)
+        .await
+        .unwrap();
+    let senders_view = senders
+        .events
+        .iter()
+        .find(|e| e.action() == A::Decline)
+        .unwrap();
+    assert_eq!(
+        hospital.open(senders_view.reason_detail.as_ref()).unwrap(),
+        detail
+    );
+    assert!(matches!(
+        jisou.open(declined.reason_detail.as_ref()),
+        Err(ClientError::NotARecipient)
+    ));
+
+    // Only an action that gives a reason takes a detail, and only sealed.
+    let mut confirm = action_request(&sent.referral_id, A::Confirm);
+    confirm.reason_detail = Some(hospital.seal("確認", &["nursery"], Some(&case)).await);
+    assert_invalid(act_with(&hospital.client, confirm).await, "reason_detail");
+    let mut not_connected =
+        not_connected_request(&sent.referral_id, pb::NotConnectedReason::NoCapacity, "");
+    not_connected.reason_detail = Some(pb::Sealed {
+        age: format!("{marker} 平文").into_bytes(),
+    });
+    assert_invalid(
+        act_with(&nursery.client, not_connected).await,
+        "reason_detail",
+    );
+
+    let contents = database_contents(&hub).await;
+    assert!(contents.windows(11).any(|w| w == b"no_capacity"));
+    assert_absent(&contents, &marker);
+    assert_absent(&contents, "青葉花子");
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn after_rotation_new_items_are_sealed_to_the_new_key_and_old_items_still_open() {
     let hub = TestHub::start().await;
     let dir = tempfile::tempdir().unwrap();

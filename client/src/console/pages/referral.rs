@@ -11,7 +11,7 @@ use tsunagu_proto::v1::{
 };
 
 use super::{Context, Frame, PageError, Section, about_item, form_key, is_id, page, staff, submit};
-use crate::console::actions::{self, Party, REASONS};
+use crate::console::actions::{self, CLOSE_REASONS, Party, REASONS};
 use crate::console::form::FormData;
 use crate::console::guard::SignedIn;
 use crate::console::state::AppState;
@@ -41,6 +41,8 @@ pub struct Entry {
     pub actor: String,
     pub staff: String,
     pub reason: String,
+    /// The sealed detail of the reason, opened where this machine's keys can.
+    pub detail: Opened,
     pub note: Opened,
     pub escalated: bool,
 }
@@ -50,6 +52,8 @@ pub struct ActionForm {
     pub label: &'static str,
     pub needs_reason: bool,
     pub not_connected: bool,
+    /// Close with reason: a close reason, a short clear-text note.
+    pub close: bool,
     pub danger: bool,
     pub idem: String,
 }
@@ -76,6 +80,7 @@ pub struct ReferralPage {
     pub actions: Vec<ActionForm>,
     pub party: &'static str,
     pub reasons: &'static [(&'static str, &'static str)],
+    pub close_reasons: &'static [(&'static str, &'static str)],
     pub not_connected_reasons: Vec<(&'static str, &'static str)>,
 }
 
@@ -177,11 +182,7 @@ pub fn build(
                 "未確認".to_owned()
             },
             at: jst(referral.confirmed_at.as_ref()),
-            detail: if referral.confirmed_by.is_empty() {
-                String::new()
-            } else {
-                cx.names.of(&referral.confirmed_by)
-            },
+            detail: confirmation_detail(referral, &cx.names.of(&referral.confirmed_by)),
             done: referral.confirmed_at.is_some(),
         },
     ];
@@ -234,6 +235,7 @@ pub fn build(
                 .map(|s| format!("{} {}", s.role, s.name).trim().to_owned())
                 .unwrap_or_default(),
             reason: reason_words(event),
+            detail: Opened::of(&opener, event.reason_detail.as_ref()),
             note: Opened::of(&opener, event.note.as_ref()),
             escalated: event.kind() == ReferralEventKind::Escalated,
         })
@@ -245,6 +247,7 @@ pub fn build(
             label: actions::button(action),
             needs_reason: actions::needs_reason(action),
             not_connected: action == ReferralAction::ReportNotConnected,
+            close: action == ReferralAction::CloseWithReason,
             danger: matches!(
                 action,
                 ReferralAction::Decline | ReferralAction::Fail | ReferralAction::Cancel
@@ -274,6 +277,7 @@ pub fn build(
         actions,
         party: party_word(party),
         reasons: REASONS,
+        close_reasons: CLOSE_REASONS,
         not_connected_reasons: NOT_CONNECTED
             .iter()
             .map(|reason| (reason.code(), reason.japanese()))
@@ -289,6 +293,32 @@ const NOT_CONNECTED: [NotConnectedReason; 6] = [
     NotConnectedReason::Moved,
     NotConnectedReason::ReferredElsewhere,
 ];
+
+/// Who confirmed, and the next step recorded since: a close with reason, or that one is due.
+fn confirmation_detail(referral: &Referral, confirmed_by: &str) -> String {
+    let mut words = Vec::new();
+    if !referral.confirmed_by.is_empty() {
+        words.push(confirmed_by.to_owned());
+    }
+    if let Some(closed) = &referral.closed_with_reason {
+        let reason = close_reason_words(&closed.reason_code);
+        words.push(if closed.reason_text.is_empty() {
+            format!("理由を記録して終結: {reason}")
+        } else {
+            format!("理由を記録して終結: {reason}（{}）", closed.reason_text)
+        });
+    } else if referral.next_step_needed {
+        words.push("次の支援が必要（再紹介か、理由を記録して終結）".to_owned());
+    }
+    words.join("・")
+}
+
+fn close_reason_words(code: &str) -> String {
+    match CLOSE_REASONS.iter().find(|(c, _)| *c == code) {
+        Some((_, words)) => (*words).to_owned(),
+        None => code.to_owned(),
+    }
+}
 
 fn connection_detail(referral: &Referral) -> String {
     let mut words = Vec::new();
@@ -318,9 +348,26 @@ fn event_words(event: &ReferralEvent) -> String {
     }
 }
 
+/// Whether an action gives a reason in the clear, so that its sealed detail may go along.
+fn action_gives_reason(action: ReferralAction) -> bool {
+    actions::needs_reason(action)
+        || matches!(
+            action,
+            ReferralAction::ReportNotConnected | ReferralAction::CloseWithReason
+        )
+}
+
 fn reason_words(event: &ReferralEvent) -> String {
     if event.not_connected_reason() != NotConnectedReason::Unspecified {
         return ja(event.not_connected_reason());
+    }
+    if event.action() == ReferralAction::CloseWithReason {
+        let reason = close_reason_words(&event.reason_code);
+        return if event.reason_text.is_empty() {
+            reason
+        } else {
+            format!("{reason}（{}）", event.reason_text)
+        };
     }
     match REASONS.iter().find(|(code, _)| *code == event.reason_code) {
         Some((_, words)) => (*words).to_owned(),
@@ -355,9 +402,22 @@ async fn record(
             &back,
         ));
     };
-    let reason_code = form.get("reason").to_owned();
+    let mut reason_code = form.get("reason").to_owned();
     if actions::needs_reason(action) && reason_code.is_empty() {
         return Err(PageError::invalid("理由を選んでください（reason）", &back));
+    }
+    let mut reason_text = String::new();
+    if action == ReferralAction::CloseWithReason {
+        reason_code = form.get("close_reason").to_owned();
+        if !CLOSE_REASONS.iter().any(|(code, _)| *code == reason_code) {
+            return Err(PageError::invalid(
+                "終結の理由を選んでください（close_reason）",
+                &back,
+            ));
+        }
+        reason_text = form.text("reason_text").trim().to_owned();
+    } else if !actions::needs_reason(action) {
+        reason_code.clear();
     }
     let mut not_connected_reason = NotConnectedReason::Unspecified;
     let mut linked_referral_id = String::new();
@@ -379,6 +439,32 @@ async fn record(
         }
     }
     let (referral, _) = read(state, referral_id).await?;
+    let detail_text = if action_gives_reason(action) {
+        form.text("reason_detail").trim().to_owned()
+    } else {
+        String::new()
+    };
+    let reason_detail = if detail_text.is_empty() {
+        None
+    } else {
+        // Sealed to both parties, this agency and the municipality's coordinators, who review
+        // reasons whether or not the case is registered with the 要対協.
+        let case = read_case(state, &referral.case_id)
+            .await
+            .ok_or_else(|| PageError::invalid("ケースを読めないため詳細を封できません", &back))?;
+        let mut sealer = state.sealer()?;
+        let coordinators = sealer.coordinators(&case.municipality).await?;
+        let mut readers: Vec<&str> = [referral.from_agency.as_str(), referral.to_agency.as_str()]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        readers.extend(coordinators.iter().map(String::as_str));
+        Some(
+            sealer
+                .seal(detail_text.as_bytes(), &readers, Some(&case))
+                .await?,
+        )
+    };
     let note_text = form.text("note");
     let note = if note_text.trim().is_empty() {
         None
@@ -400,14 +486,12 @@ async fn record(
         .record_referral_action(RecordReferralActionRequest {
             referral_id: referral_id.to_owned(),
             action: action.into(),
-            reason_code: if actions::needs_reason(action) {
-                reason_code
-            } else {
-                String::new()
-            },
+            reason_code,
+            reason_text,
             not_connected_reason: not_connected_reason.into(),
             linked_referral_id,
             note,
+            reason_detail,
             staff: Some(staff(signed_in)),
             occurred_at: None,
             idempotency_key: form.get("idem").to_owned(),
