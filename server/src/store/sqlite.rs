@@ -751,7 +751,19 @@ impl SqliteStore {
             // more round trip to the connection's thread on every read, identity lookups too.
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
+            .connect_with(
+                options
+                    .clone()
+                    .read_only(true)
+                    // Reports (outcomes, packs) group a year of referrals: with SQLite's 2 MiB
+                    // default the sort spills into several runs it then merges; 64 MiB per
+                    // reader (only pages actually used are held) sorts a municipality's year in
+                    // memory, and the sorter may use a second thread. Reading through a memory
+                    // map saves copying each page scanned (the outcomes bench: 550 -> 370 ms).
+                    .pragma("cache_size", "-65536")
+                    .pragma("threads", "2")
+                    .pragma("mmap_size", "268435456"),
+            )
             .await?;
         let state = Arc::new(Mutex::new(WriterState {
             connection: writer_pool.acquire().await?.detach(),
