@@ -703,86 +703,8 @@ pub fn due_soon(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::AgencyId;
-    use crate::domain::referral::{ActionInput, NotConnectedReason, ReferralAction, apply};
-
-    const HOUR: i64 = 3_600_000;
-
-    fn at(hours: i64) -> Timestamp {
-        Timestamp::from_millis(1_800_000_000_000 + hours * HOUR)
-    }
-
-    fn me() -> AgencyId {
-        AgencyId::parse("aoba-hoken").unwrap()
-    }
-
-    fn act(state: &ReferralState, party: Party, action: ReferralAction) -> ReferralState {
-        apply(state, party, &ActionInput::new(action), &me(), at(1)).unwrap()
-    }
-
-    fn with_reason(action: ReferralAction, reason: &str) -> ActionInput {
-        ActionInput {
-            reason_code: Some(reason.to_owned()),
-            ..ActionInput::new(action)
-        }
-    }
-
-    fn not_connected(reason: NotConnectedReason) -> ActionInput {
-        ActionInput {
-            not_connected_reason: Some(reason),
-            ..ActionInput::new(ReferralAction::ReportNotConnected)
-        }
-    }
-
-    fn accepted() -> ReferralState {
-        act(
-            &ReferralState::new(),
-            Party::Recipient,
-            ReferralAction::Accept,
-        )
-    }
-
-    fn in_progress() -> ReferralState {
-        act(&accepted(), Party::Recipient, ReferralAction::Start)
-    }
-
-    fn completed() -> ReferralState {
-        act(&in_progress(), Party::Recipient, ReferralAction::Complete)
-    }
-
-    fn connected() -> ReferralState {
-        act(
-            &accepted(),
-            Party::Recipient,
-            ReferralAction::ReportConnected,
-        )
-    }
-
-    fn declined() -> ReferralState {
-        apply(
-            &ReferralState::new(),
-            Party::Recipient,
-            &with_reason(ReferralAction::Decline, "no_capacity"),
-            &me(),
-            at(1),
-        )
-        .unwrap()
-    }
-
-    fn cancelled() -> ReferralState {
-        apply(
-            &ReferralState::new(),
-            Party::Sender,
-            &with_reason(ReferralAction::Cancel, "family_moved"),
-            &me(),
-            at(1),
-        )
-        .unwrap()
-    }
-
-    fn confirmed() -> ReferralState {
-        act(&connected(), Party::Sender, ReferralAction::Confirm)
-    }
+    use crate::domain::referral::test_states::*;
+    use crate::domain::referral::{NotConnectedReason, ReferralAction, apply};
 
     fn deadlines() -> Deadlines {
         DeadlinePolicy::default().deadlines(Urgency::Routine, at(0))

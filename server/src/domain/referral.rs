@@ -704,47 +704,45 @@ fn required_reason(input: &ActionInput) -> Result<String, TransitionError> {
     }
 }
 
+/// Referral states built by the transition function itself, for the tests of this module and
+/// of the deadline rules.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_states {
     use super::*;
 
-    const HOUR: i64 = 3_600_000;
+    pub(crate) const HOUR: i64 = 3_600_000;
 
-    fn at(hours: i64) -> Timestamp {
+    pub(crate) fn at(hours: i64) -> Timestamp {
         Timestamp::from_millis(1_800_000_000_000 + hours * HOUR)
     }
 
-    fn me() -> AgencyId {
+    pub(crate) fn me() -> AgencyId {
         AgencyId::parse("aoba-hoken").unwrap()
     }
 
-    fn act(state: &ReferralState, party: Party, action: ReferralAction) -> ReferralState {
-        apply(state, party, &ActionInput::new(action), &me(), at(1)).unwrap()
-    }
-
-    fn try_act(
+    pub(crate) fn act(
         state: &ReferralState,
         party: Party,
         action: ReferralAction,
-    ) -> Result<ReferralState, TransitionError> {
-        apply(state, party, &ActionInput::new(action), &me(), at(1))
+    ) -> ReferralState {
+        apply(state, party, &ActionInput::new(action), &me(), at(1)).unwrap()
     }
 
-    fn with_reason(action: ReferralAction, reason: &str) -> ActionInput {
+    pub(crate) fn with_reason(action: ReferralAction, reason: &str) -> ActionInput {
         ActionInput {
             reason_code: Some(reason.to_owned()),
             ..ActionInput::new(action)
         }
     }
 
-    fn not_connected(reason: NotConnectedReason) -> ActionInput {
+    pub(crate) fn not_connected(reason: NotConnectedReason) -> ActionInput {
         ActionInput {
             not_connected_reason: Some(reason),
             ..ActionInput::new(ReferralAction::ReportNotConnected)
         }
     }
 
-    fn accepted() -> ReferralState {
+    pub(crate) fn accepted() -> ReferralState {
         act(
             &ReferralState::new(),
             Party::Recipient,
@@ -752,15 +750,15 @@ mod tests {
         )
     }
 
-    fn in_progress() -> ReferralState {
+    pub(crate) fn in_progress() -> ReferralState {
         act(&accepted(), Party::Recipient, ReferralAction::Start)
     }
 
-    fn completed() -> ReferralState {
+    pub(crate) fn completed() -> ReferralState {
         act(&in_progress(), Party::Recipient, ReferralAction::Complete)
     }
 
-    fn connected() -> ReferralState {
+    pub(crate) fn connected() -> ReferralState {
         act(
             &accepted(),
             Party::Recipient,
@@ -768,7 +766,7 @@ mod tests {
         )
     }
 
-    fn declined() -> ReferralState {
+    pub(crate) fn declined() -> ReferralState {
         apply(
             &ReferralState::new(),
             Party::Recipient,
@@ -779,7 +777,7 @@ mod tests {
         .unwrap()
     }
 
-    fn cancelled() -> ReferralState {
+    pub(crate) fn cancelled() -> ReferralState {
         apply(
             &ReferralState::new(),
             Party::Sender,
@@ -790,8 +788,23 @@ mod tests {
         .unwrap()
     }
 
-    fn confirmed() -> ReferralState {
+    pub(crate) fn confirmed() -> ReferralState {
         act(&connected(), Party::Sender, ReferralAction::Confirm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use super::test_states::*;
+
+    fn try_act(
+        state: &ReferralState,
+        party: Party,
+        action: ReferralAction,
+    ) -> Result<ReferralState, TransitionError> {
+        apply(state, party, &ActionInput::new(action), &me(), at(1))
     }
 
     fn confirmed_not_connected(reason: NotConnectedReason) -> ReferralState {
