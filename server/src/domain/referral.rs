@@ -887,21 +887,31 @@ mod tests {
             ),
         ];
         for (state, why) in cases {
-            let err = close_with_reason(
-                &state,
-                Party::Sender,
-                None,
-                &close_input("moved_out", None),
-                &me(),
-                at(5),
-            )
-            .unwrap_err();
-            assert!(
-                matches!(err, TransitionError::NoNextStepDue { .. }),
-                "{err}"
-            );
-            assert!(err.to_string().contains(why), "{err}");
+            assert_no_next_step_due(&state, Party::Sender, None, why);
         }
+    }
+
+    /// Closing `state` with a reason is refused as no next step being due, saying `why`.
+    fn assert_no_next_step_due(
+        state: &ReferralState,
+        party: Party,
+        step: Option<&NextStep>,
+        why: &str,
+    ) {
+        let err = close_with_reason(
+            state,
+            party,
+            step,
+            &close_input("supported_otherwise", None),
+            &me(),
+            at(6),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, TransitionError::NoNextStepDue { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains(why), "{err}");
     }
 
     #[test]
@@ -924,20 +934,7 @@ mod tests {
             (NextStep::ReReferred, "a new referral was sent"),
         ];
         for (step, why) in steps {
-            let err = close_with_reason(
-                &state,
-                Party::Coordinator,
-                Some(&step),
-                &close_input("supported_otherwise", None),
-                &me(),
-                at(6),
-            )
-            .unwrap_err();
-            assert!(
-                matches!(err, TransitionError::NoNextStepDue { .. }),
-                "{err}"
-            );
-            assert!(err.to_string().contains(why), "{err}");
+            assert_no_next_step_due(&state, Party::Coordinator, Some(&step), why);
         }
     }
 
