@@ -23,6 +23,34 @@ fn readme_block(after: &str) -> String {
     rest[start..end].to_owned()
 }
 
+/// Runs `blocks` (README shell code) after the README's own `tsunagu` alias, in `dir`, as a
+/// newcomer would against the development hub on `port`: no config of the machine's user, a
+/// client state directory of its own. `env` adds variables. Returns stdout; fails the test with
+/// both outputs when the script fails.
+fn run_as_printed(dir: &Path, port: u16, env: &[(&str, &std::ffi::OsStr)], blocks: &str) -> String {
+    let script = format!(
+        "set -euo pipefail\n\
+         tsunagu() {{ \"$TSUNAGU_BIN\" --hub \"https://127.0.0.1:$HUB_PORT\" \"$@\"; }}\n\
+         {blocks}\n"
+    );
+    let run = Command::new("bash")
+        .current_dir(dir)
+        .env_remove("TSUNAGU_CONFIG")
+        .env_remove("TSUNAGU_CERTS_DEV")
+        .env_remove("TSUNAGU_KNOWN_KEYS")
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("TSUNAGU_BIN", workspace_binary("tsunagu-client", "tsunagu"))
+        .env("HUB_PORT", port.to_string())
+        .envs(env.iter().copied())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout
+}
+
 #[test]
 fn the_readme_council_walk_through_run_as_printed_gives_a_pack_with_the_case_and_a_recorded_decision()
  {
@@ -35,30 +63,18 @@ fn the_readme_council_walk_through_run_as_printed_gives_a_pack_with_the_case_and
     let council = readme_block("## 要対協 meeting packs");
     // `tsunagu` as the README's alias means it, on this hub; chromium as root needs
     // --no-sandbox (the README says so) and, here, a profile of its own.
-    let script = format!(
-        "set -euo pipefail\n\
-         tsunagu() {{ \"$TSUNAGU_BIN\" --hub \"https://127.0.0.1:$HUB_PORT\" \"$@\"; }}\n\
-         chromium() {{ \"$CHROMIUM_BIN\" --no-sandbox --disable-gpu --no-first-run \
-         --user-data-dir=\"$PWD/chromium-profile\" \"$@\"; }}\n\
-         {step_by_step}\n{council}\n\
-         printf '%s\\n' \"$CASE\" > case-id\n\
-         printf '%s\\n' \"$MEETING\" > meeting-id\n"
+    let stdout = run_as_printed(
+        dir.path(),
+        port,
+        &[("CHROMIUM_BIN", print.chromium.as_os_str())],
+        &format!(
+            "chromium() {{ \"$CHROMIUM_BIN\" --no-sandbox --disable-gpu --no-first-run \
+             --user-data-dir=\"$PWD/chromium-profile\" \"$@\"; }}\n\
+             {step_by_step}\n{council}\n\
+             printf '%s\\n' \"$CASE\" > case-id\n\
+             printf '%s\\n' \"$MEETING\" > meeting-id"
+        ),
     );
-    let run = Command::new("bash")
-        .current_dir(dir.path())
-        .env_remove("TSUNAGU_CONFIG")
-        .env_remove("TSUNAGU_CERTS_DEV")
-        .env_remove("TSUNAGU_KNOWN_KEYS")
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("TSUNAGU_BIN", workspace_binary("tsunagu-client", "tsunagu"))
-        .env("CHROMIUM_BIN", &print.chromium)
-        .env("HUB_PORT", port.to_string())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
 
     let case = std::fs::read_to_string(dir.path().join("case-id")).unwrap();
     let case = case.trim();
@@ -73,7 +89,7 @@ fn the_readme_council_walk_through_run_as_printed_gives_a_pack_with_the_case_and
     assert!(pack.contains("母方祖母（近隣在住）"), "{pack}");
     // The printed pack: a cover and the case's page.
     let pdf = dir.path().join("pack.pdf");
-    assert_eq!(print.pages(&pdf), 2, "{stderr}");
+    assert_eq!(print.pages(&pdf), 2, "{stdout}");
     // The decision is recorded: the next review moved 90 days past the meeting day, which the
     // last command printed.
     let next_review = stdout.lines().last().unwrap_or_default().trim();
@@ -93,25 +109,12 @@ fn the_readme_outcomes_commands_run_as_printed_after_the_quick_start() {
     let (port, _hub) = serve_dev_hub(dir.path());
     let step_by_step = readme_block("Or step by step");
     let outcomes = readme_block("## 成果 (outcomes)");
-    let script = format!(
-        "set -euo pipefail\n\
-         tsunagu() {{ \"$TSUNAGU_BIN\" --hub \"https://127.0.0.1:$HUB_PORT\" \"$@\"; }}\n\
-         {step_by_step}\n{outcomes}\n"
+    let stdout = run_as_printed(
+        dir.path(),
+        port,
+        &[],
+        &format!("{step_by_step}\n{outcomes}"),
     );
-    let run = Command::new("bash")
-        .current_dir(dir.path())
-        .env_remove("TSUNAGU_CONFIG")
-        .env_remove("TSUNAGU_CERTS_DEV")
-        .env_remove("TSUNAGU_KNOWN_KEYS")
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("TSUNAGU_BIN", workspace_binary("tsunagu-client", "tsunagu"))
-        .env("HUB_PORT", port.to_string())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // The quick start's referral connected and was confirmed: the table counts it.
     assert!(stdout.contains("aoba-hospital"), "{stdout}");
     let csv = std::fs::read(dir.path().join("outcomes.csv")).unwrap();
@@ -128,26 +131,15 @@ fn the_readme_close_with_reason_commands_run_as_printed_after_the_quick_start() 
     let (port, _hub) = serve_dev_hub(dir.path());
     let step_by_step = readme_block("Or step by step");
     let close = readme_block("When the family did not connect");
-    let script = format!(
-        "set -euo pipefail\n\
-         tsunagu() {{ \"$TSUNAGU_BIN\" --hub \"https://127.0.0.1:$HUB_PORT\" \"$@\"; }}\n\
-         {step_by_step}\n{close}\n\
-         tsunagu --as aoba-kodomo --json followups > followups.json\n"
+    let stdout = run_as_printed(
+        dir.path(),
+        port,
+        &[],
+        &format!(
+            "{step_by_step}\n{close}\n\
+             tsunagu --as aoba-kodomo --json followups > followups.json"
+        ),
     );
-    let run = Command::new("bash")
-        .current_dir(dir.path())
-        .env_remove("TSUNAGU_CONFIG")
-        .env_remove("TSUNAGU_CERTS_DEV")
-        .env_remove("TSUNAGU_KNOWN_KEYS")
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("TSUNAGU_BIN", workspace_binary("tsunagu-client", "tsunagu"))
-        .env("HUB_PORT", port.to_string())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     // Before the close the worklist asked for a next step; after it, the referral shows the
     // close and its sealed detail opens for the sender.
     assert!(stdout.contains("次の支援が必要"), "{stdout}");
