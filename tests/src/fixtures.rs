@@ -343,6 +343,21 @@ pub async fn consented_case(
     (case, consent)
 }
 
+/// `client` opens a consented case (as `consented_case`) and refers it to `to` for `purpose`
+/// under that consent: the start of most referral stories.
+pub async fn referred_case(
+    clock: &dyn Clock,
+    client: &Hub,
+    to: &str,
+    purpose: &str,
+) -> (pb::Case, pb::Referral) {
+    let (case, _) = consented_case(clock, client, &[to], &[purpose]).await;
+    let referral = send_referral(client, &case.case_id, to, purpose, by_consent())
+        .await
+        .unwrap();
+    (case, referral)
+}
+
 // Referrals.
 
 /// A consent basis with no consent id: the hub finds a covering record.

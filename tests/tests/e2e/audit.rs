@@ -35,16 +35,7 @@ struct Loop {
 async fn referral_loop(hub: &TestHub) -> Loop {
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let referral = send_referral(
-        &kodomo,
-        &case.case_id,
-        "hospital",
-        POSTNATAL_CARE,
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (case, referral) = referred_case(&*hub.clock, &kodomo, "hospital", POSTNATAL_CARE).await;
     let id = referral.referral_id.clone();
     list_referrals(&hospital, pb::ReferralDirection::Received, "").await;
     get_referral(&hospital, &id).await.unwrap();
@@ -867,17 +858,8 @@ async fn agencies_list_their_own_records_and_their_cases_and_coordinators_their_
     let hiroba = hub.client("hiroba").await;
     let chiyoda = hub.client("chiyoda").await;
     // The hospital's case, shared with the nursery; kodomo takes no part but coordinates 141178.
-    let (case, _) =
-        consented_case(&*hub.clock, &hospital, &["nursery"], &[NURSERY_ADMISSION]).await;
-    let referral = send_referral(
-        &hospital,
-        &case.case_id,
-        "nursery",
-        NURSERY_ADMISSION,
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (case, referral) =
+        referred_case(&*hub.clock, &hospital, "nursery", NURSERY_ADMISSION).await;
     let cut = hub.clock.now();
     tokio::time::sleep(Duration::from_millis(5)).await;
     act(&nursery, &referral.referral_id, A::AcknowledgeDelivery)

@@ -598,16 +598,7 @@ async fn the_case_thread_shows_referral_events_and_notes_oldest_first() {
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let referral = send_referral(
-        &kodomo,
-        &case.case_id,
-        "hospital",
-        POSTNATAL_CARE,
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (case, referral) = referred_case(&*hub.clock, &kodomo, "hospital", POSTNATAL_CARE).await;
     hub.clock.advance(std::time::Duration::from_secs(60));
     act(&hospital, &referral.referral_id, pb::ReferralAction::Accept)
         .await

@@ -209,17 +209,8 @@ async fn one_agencys_feed_never_shows_another_agencys_events() {
         .await
         .unwrap();
 
-    let (second, _) =
-        consented_case(&*hub.clock, &jisou, &["hiroba"], &["parenting_support"]).await;
-    let to_hiroba = send_referral(
-        &jisou,
-        &second.case_id,
-        "hiroba",
-        "parenting_support",
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (second, to_hiroba) =
+        referred_case(&*hub.clock, &jisou, "hiroba", "parenting_support").await;
     act(&hiroba, &to_hiroba.referral_id, A::Accept)
         .await
         .unwrap();
@@ -437,16 +428,7 @@ async fn subscribe_delivers_events_written_while_connected_and_after_a_disconnec
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let r = send_referral(
-        &kodomo,
-        &case.case_id,
-        "hospital",
-        POSTNATAL_CARE,
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (_, r) = referred_case(&*hub.clock, &kodomo, "hospital", POSTNATAL_CARE).await;
     let id = r.referral_id.as_str();
     act(&hospital, id, A::AcknowledgeDelivery).await.unwrap();
 
@@ -576,16 +558,7 @@ async fn a_subscription_shows_nothing_of_other_agencies_feeds() {
         },
     )
     .await;
-    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let r = send_referral(
-        &kodomo,
-        &case.case_id,
-        "hospital",
-        POSTNATAL_CARE,
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (_, r) = referred_case(&*hub.clock, &kodomo, "hospital", POSTNATAL_CARE).await;
     act(&hospital, &r.referral_id, A::Accept).await.unwrap();
     // hiroba's stream stays silent while others' feeds fill.
     let nothing = tokio::time::timeout(Duration::from_millis(500), quiet.message()).await;

@@ -153,22 +153,8 @@ async fn the_metrics_endpoint_counts_calls_by_method_and_code_and_never_labels_a
     let kodomo = hub.client("kodomo").await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let (case, _) = consented_case(
-            hub.clock.as_ref(),
-            &kodomo,
-            &["hospital"],
-            &["postnatal_care"],
-        )
-        .await;
-        let referral = send_referral(
-            &kodomo,
-            &case.case_id,
-            "hospital",
-            "postnatal_care",
-            by_consent(),
-        )
-        .await
-        .unwrap();
+        let (case, referral) =
+            referred_case(hub.clock.as_ref(), &kodomo, "hospital", "postnatal_care").await;
         get_case(&kodomo, &case.case_id).await.unwrap();
         ids.push(case.case_id);
         ids.push(referral.referral_id);
@@ -531,39 +517,11 @@ async fn a_suspended_agencys_call_and_an_escalation_are_audited_and_a_case_expor
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
     let nursery = hub.client("nursery").await;
-    let (case, _) = consented_case(
-        hub.clock.as_ref(),
-        &kodomo,
-        &["hospital"],
-        &["postnatal_care"],
-    )
-    .await;
-    let referral = send_referral(
-        &kodomo,
-        &case.case_id,
-        "hospital",
-        "postnatal_care",
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (case, referral) =
+        referred_case(hub.clock.as_ref(), &kodomo, "hospital", "postnatal_care").await;
     get_case(&kodomo, &case.case_id).await.unwrap();
-    let (other_case, _) = consented_case(
-        hub.clock.as_ref(),
-        &kodomo,
-        &["hospital"],
-        &["postnatal_care"],
-    )
-    .await;
-    let other_referral = send_referral(
-        &kodomo,
-        &other_case.case_id,
-        "hospital",
-        "postnatal_care",
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (other_case, other_referral) =
+        referred_case(hub.clock.as_ref(), &kodomo, "hospital", "postnatal_care").await;
 
     hub.set_status("nursery", AgencyStatus::Suspended).await;
     let refused = nursery.directory().who_am_i(pb::WhoAmIRequest {}).await;

@@ -2058,16 +2058,7 @@ async fn a_confirmed_not_connected_handoff_stays_on_the_coordinators_worklist_un
     let hub = TestHub::start().await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let r = send_referral(
-        &kodomo,
-        &case.case_id,
-        "hospital",
-        POSTNATAL_CARE,
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (case, r) = referred_case(&*hub.clock, &kodomo, "hospital", POSTNATAL_CARE).await;
     act(&hospital, &r.referral_id, A::Accept).await.unwrap();
     act_with(
         &hospital,

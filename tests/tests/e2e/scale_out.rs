@@ -68,16 +68,7 @@ async fn with_two_instances_an_overdue_timer_escalates_exactly_once() {
     let instance_b = hub.another_instance().await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
-    let referral = send_referral(
-        &kodomo,
-        &case.case_id,
-        "hospital",
-        POSTNATAL_CARE,
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (_, referral) = referred_case(&*hub.clock, &kodomo, "hospital", POSTNATAL_CARE).await;
     // Past deliver-by and respond-by (routine: 24 h and 120 h), not past the coordinator's grace.
     hub.clock.advance(Duration::from_secs(121 * 3600));
 

@@ -605,22 +605,8 @@ async fn plaintext_truncated_or_oversized_sealed_fields_are_refused_and_nothing_
     let hub = TestHub::start_with(|s| s.limits.max_sealed_bytes = limit).await;
     let kodomo = hub.client("kodomo").await;
     let hospital = hub.client("hospital").await;
-    let (case, _) = consented_case(
-        hub.clock.as_ref(),
-        &kodomo,
-        &["hospital"],
-        &[POSTNATAL_CARE],
-    )
-    .await;
-    let referral = send_referral(
-        &kodomo,
-        &case.case_id,
-        "hospital",
-        POSTNATAL_CARE,
-        by_consent(),
-    )
-    .await
-    .unwrap();
+    let (case, referral) =
+        referred_case(hub.clock.as_ref(), &kodomo, "hospital", POSTNATAL_CARE).await;
 
     // Two chunks: 64 KiB and 100 bytes of plaintext, each with its 16-byte tag.
     let two_chunks = age_file(64 * 1024 + 100);

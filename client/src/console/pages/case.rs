@@ -474,6 +474,20 @@ async fn case_of(state: &AppState, case_id: &str) -> Result<Case, PageError> {
 }
 
 /// The legal basis a form chose.
+/// The value of a choice the form must carry, or the page's error saying to make it.
+fn required(
+    form: &FormData,
+    name: &str,
+    message: &'static str,
+    back: &str,
+) -> Result<String, PageError> {
+    let value = form.get(name);
+    if value.is_empty() {
+        return Err(PageError::invalid(message, back));
+    }
+    Ok(value.to_owned())
+}
+
 fn basis_of(form: &FormData, back: &str) -> Result<LegalBasis, PageError> {
     let kind = parse_choice(&BASES, form.get("basis"))
         .ok_or_else(|| PageError::invalid("法的根拠を選んでください", back))?;
@@ -575,14 +589,8 @@ pub async fn refer(
     let write = async {
         let back = format!("/cases/{case_id}");
         let case = case_of(&state, &case_id).await?;
-        let to = form.get("to").to_owned();
-        if to.is_empty() {
-            return Err(PageError::invalid("紹介先の機関を選んでください", &back));
-        }
-        let purpose = form.get("purpose").to_owned();
-        if purpose.is_empty() {
-            return Err(PageError::invalid("紹介の目的を選んでください", &back));
-        }
+        let to = required(&form, "to", "紹介先の機関を選んでください", &back)?;
+        let purpose = required(&form, "purpose", "紹介の目的を選んでください", &back)?;
         let urgency = parse_choice(&URGENCIES, form.get("urgency"))
             .ok_or_else(|| PageError::invalid("緊急度を選んでください", &back))?;
         let basis = basis_of(&form, &back)?;
@@ -635,10 +643,7 @@ pub async fn note(
                 &back,
             ));
         }
-        let purpose = form.get("purpose").to_owned();
-        if purpose.is_empty() {
-            return Err(PageError::invalid("連絡の目的を選んでください", &back));
-        }
+        let purpose = required(&form, "purpose", "連絡の目的を選んでください", &back)?;
         let basis = basis_of(&form, &back)?;
         let body = form.text("body");
         if body.trim().is_empty() {
