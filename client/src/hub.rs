@@ -12,6 +12,7 @@ use tsunagu_proto::v1::directory_service_client::DirectoryServiceClient;
 use tsunagu_proto::v1::event_service_client::EventServiceClient;
 use tsunagu_proto::v1::outcome_service_client::OutcomeServiceClient;
 use tsunagu_proto::v1::referral_service_client::ReferralServiceClient;
+use tsunagu_proto::v1::sealing_service_client::SealingServiceClient;
 
 use crate::error::{ClientError, error_chain};
 
@@ -241,6 +242,11 @@ impl Hub {
     /// Outcomes: counts and durations of the caller's referrals.
     pub fn outcomes(&self) -> OutcomeServiceClient<Channel> {
         OutcomeServiceClient::new(self.channel())
+    }
+
+    /// Re-sealing: who can open each sealed field of a case, and giving a field new readers.
+    pub fn sealing(&self) -> SealingServiceClient<Channel> {
+        SealingServiceClient::new(self.channel())
     }
 }
 

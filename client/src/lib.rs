@@ -25,6 +25,7 @@ pub mod outcomes;
 pub mod pack;
 pub mod profile;
 pub mod render;
+pub mod reseal;
 pub mod seal;
 pub mod sealing;
 pub mod trust;

@@ -216,8 +216,8 @@ async fn show(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                     v.body = open_sealed(ctx, note.body.as_ref()).view(args.reveal);
                     Some(ThreadEntryView::Note(v))
                 }
-                // 要対協 decisions are not in the JSON view yet.
-                Some(Entry::Decision(_)) | None => None,
+                // 要対協 decisions and re-seals are not in the JSON view yet.
+                Some(Entry::Decision(_) | Entry::Reseal(_)) | None => None,
             })
             .collect();
         return ctx.print_json(&CaseThreadView {
@@ -354,6 +354,21 @@ async fn show(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                     staff_cell(decision.staff.as_ref()),
                     format!("要対協 {} {outcome}", decision.held_on),
                     plan.status(),
+                ]);
+            }
+            Some(Entry::Reseal(record)) => {
+                table.row([
+                    format_optional_japan_time(record.resealed_at.as_ref()),
+                    "reseal".to_owned(),
+                    short_id(record.field.as_ref().map_or("", |f| f.id.as_str())).to_owned(),
+                    record.resealed_by.clone(),
+                    staff_cell(record.staff.as_ref()),
+                    format!(
+                        "再封緘: {} → +{}",
+                        tsunagu_client::reseal::kind_label(record.field.as_ref().map(|f| f.kind())),
+                        record.added_readers.join(", ")
+                    ),
+                    "-".to_owned(),
                 ]);
             }
             None => {}

@@ -21,6 +21,7 @@ mod keys;
 mod note;
 mod outcomes;
 mod refer;
+mod reseal;
 mod retries;
 mod show;
 mod tables;
@@ -241,6 +242,11 @@ pub enum Command {
     #[command(after_help = note::NOTE_ACK_EXAMPLES)]
     NoteAck(note::NoteAckArgs),
 
+    /// Give a sealed field new readers (再封緘): a coordinator or 主担当機関 added later, a 移管 —
+    /// or list who can open each sealed field of a case
+    #[command(after_help = reseal::EXAMPLES)]
+    Reseal(reseal::ResealArgs),
+
     /// Your worklist: overdue and due-soon handoffs (a coordinator: the municipality's)
     #[command(after_help = followups::EXAMPLES)]
     Followups(followups::FollowupsArgs),
@@ -292,6 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Close(args) => action::run_close(&ctx, args).await,
         Command::Note(args) => note::run(&ctx, args).await,
         Command::NoteAck(args) => note::run_ack(&ctx, args).await,
+        Command::Reseal(args) => reseal::run(&ctx, args).await,
         Command::Followups(args) => followups::run(&ctx, args).await,
         Command::Events(args) => events::run(&ctx, args).await,
         Command::Outcomes(args) => outcomes::run(&ctx, args).await,

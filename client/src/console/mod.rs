@@ -197,6 +197,7 @@ fn router(state: AppState) -> Router {
         .route("/cases/{id}/consents", post(pages::case::record_consent))
         .route("/cases/{id}/referrals", post(pages::case::refer))
         .route("/cases/{id}/notes", post(pages::case::note))
+        .route("/cases/{id}/reseal", post(pages::reseal::reseal))
         .route("/council", get(pages::council::show))
         .route("/council/meetings", post(pages::council::schedule))
         .route("/council/meetings/{id}", get(pages::council::meeting))

@@ -85,6 +85,11 @@ impl AppState {
         &self.0.hub
     }
 
+    /// This machine's age identities, to open a field before re-sealing it (in memory only).
+    pub fn identities(&self) -> &[age::x25519::Identity] {
+        &self.0.identities
+    }
+
     /// Opens sealed fields with this machine's identities, in memory only.
     pub fn opener(&self) -> Opener<'_> {
         Opener::new(&self.0.identities)

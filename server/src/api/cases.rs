@@ -306,6 +306,9 @@ impl CaseService for Hub {
                     ThreadItem::Decision(decision) => Some(pb::thread_entry::Entry::Decision(
                         super::council::decision_out(decision),
                     )),
+                    ThreadItem::Reseal(record) => Some(pb::thread_entry::Entry::Reseal(
+                        super::sealing::record_out(record),
+                    )),
                 })
                 .map(|entry| pb::ThreadEntry { entry: Some(entry) })
                 .collect();

@@ -7,6 +7,7 @@ use super::{CaseAccess, FeedAbout, hidden_reporters, may_see_referral, notify, v
 use crate::domain::consent::{Consent, ConsentGiver, ConsentMethod, ConsentScope, validate_scope};
 use crate::domain::council::Decision;
 use crate::domain::records::{Case, FeedEventKind, Note, Participant, Referral, ReferralEvent};
+use crate::domain::sealing::{ResealRecord, SealedFieldKind};
 use crate::domain::{
     Agency, AgencyId, CaseCategory, CaseId, CaseStage, ConsentId, Municipality, Sealed, Staff,
     Timestamp,
@@ -221,6 +222,8 @@ pub enum ThreadItem {
     Note(Note),
     /// A 要対協 decision, for the council's members only.
     Decision(Decision),
+    /// A sealed field the caller sees was given new readers.
+    Reseal(ResealRecord),
 }
 
 impl ThreadItem {
@@ -229,6 +232,7 @@ impl ThreadItem {
             Self::ReferralEvent(event) => event.recorded_at,
             Self::Note(note) => note.sent_at,
             Self::Decision(decision) => decision.decided_at,
+            Self::Reseal(record) => record.resealed_at,
         }
     }
 }
@@ -285,6 +289,28 @@ pub async fn thread(
                 .map(ThreadItem::Decision),
         );
     }
+    let notes: HashSet<String> = items
+        .iter()
+        .filter_map(|item| match item {
+            ThreadItem::Note(note) => Some(note.id.to_string()),
+            _ => None,
+        })
+        .collect();
+    let referral_ids: HashSet<String> = visible.iter().map(ToString::to_string).collect();
+    items.extend(
+        tx.case_reseals(case_id, since)
+            .await?
+            .into_iter()
+            .filter(|record| {
+                !view.hidden.contains(&record.resealed_by)
+                    && match record.field.kind {
+                        SealedFieldKind::CaseHeader => true,
+                        SealedFieldKind::ReferralBody => referral_ids.contains(&record.field.id),
+                        SealedFieldKind::NoteBody => notes.contains(&record.field.id),
+                    }
+            })
+            .map(ThreadItem::Reseal),
+    );
     items.sort_by_key(ThreadItem::at);
     Ok(Thread {
         view,

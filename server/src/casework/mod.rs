@@ -9,6 +9,7 @@ pub mod followups;
 pub mod notes;
 pub mod outcomes;
 pub mod referrals;
+pub mod sealing;
 pub mod timers;
 
 use std::collections::HashSet;

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod outcomes;
 pub mod records;
 pub mod referral;
+pub mod sealing;
 
 use std::fmt;
 use std::sync::Arc;
@@ -192,6 +193,10 @@ uuid_id!(
 uuid_id!(
     /// Identifies a decision a 要対協 meeting recorded on one case.
     DecisionId
+);
+uuid_id!(
+    /// Identifies a re-seal of a sealed field.
+    ResealId
 );
 
 /// The category of a case.

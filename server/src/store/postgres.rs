@@ -49,6 +49,7 @@ super::queries::store_feed_reads!(sqlx::PgPool);
 super::queries::transaction_queries!(PostgresTransaction, PgRow);
 super::audit::audit_queries!(PostgresTransaction, PgRow);
 super::council::council_queries!(PostgresTransaction, PgRow);
+super::sealing::seal_queries!(PostgresTransaction, PgRow);
 super::keys::keys_queries!(PostgresTransaction, PgRow);
 super::outcomes::outcome_queries!(
     PostgresTransaction,

@@ -539,6 +539,7 @@ super::queries::store_feed_reads!(SqlitePool);
 super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
 super::audit::audit_queries!(SqliteTransaction, SqliteRow);
 super::council::council_queries!(SqliteTransaction, SqliteRow);
+super::sealing::seal_queries!(SqliteTransaction, SqliteRow);
 super::keys::keys_queries!(SqliteTransaction, SqliteRow);
 super::outcomes::outcome_queries!(
     SqliteTransaction,

@@ -16,6 +16,7 @@ mod ops;
 mod outcomes;
 mod readme;
 mod referrals;
+mod reseal;
 mod scale_out;
 mod sealing;
 mod traces;

@@ -151,3 +151,18 @@ fn the_readme_close_with_reason_commands_run_as_printed_after_the_quick_start() 
     let followups = std::fs::read_to_string(dir.path().join("followups.json")).unwrap();
     assert!(!followups.contains("next_step_needed"), "{followups}");
 }
+
+#[test]
+fn the_readme_reseal_commands_run_as_printed_open_the_header_for_the_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _hub) = serve_dev_hub(dir.path());
+    let reseal = readme_block("## 再封緘 (re-sealing)");
+    let stdout = run_as_printed(dir.path(), port, &[], &reseal);
+    // Before the re-seal the coordinator's view says it cannot open the header; after it, the
+    // last command prints the header's content.
+    let (before, after) = stdout
+        .split_once("再封緘しました")
+        .unwrap_or_else(|| panic!("the re-seal reported nothing:\n{stdout}"));
+    assert!(!before.contains("氏名: 青葉 花子（架空）"), "{stdout}");
+    assert!(after.contains("氏名: 青葉 花子（架空）"), "{stdout}");
+}

@@ -25,15 +25,15 @@ use pb::ReferralAction as A;
 /// One agency of a test: its mTLS client, its age identity file (made with `keys::init`, which
 /// publishes the recipient) and a sealer checking keys against its own known-keys file, as the
 /// CLI builds them.
-struct Party {
-    id: &'static str,
-    client: Hub,
+pub(crate) struct Party {
+    pub(crate) id: &'static str,
+    pub(crate) client: Hub,
     identity_file: PathBuf,
-    sealer: Sealer,
+    pub(crate) sealer: Sealer,
 }
 
 impl Party {
-    async fn new(hub: &TestHub, dir: &Path, id: &'static str) -> Party {
+    pub(crate) async fn new(hub: &TestHub, dir: &Path, id: &'static str) -> Party {
         let client = hub.client(id).await;
         let identity_file = dir.join(format!("{id}.age"));
         let made = keys::init(&client, &identity_file, false, &staff())
@@ -51,19 +51,24 @@ impl Party {
     }
 
     /// Every identity of the agency's identity file (the current one first).
-    fn identities(&self) -> Vec<Identity> {
+    pub(crate) fn identities(&self) -> Vec<Identity> {
         load_identities(&self.identity_file).unwrap()
     }
 
     /// Opens a sealed field with the agency's identity file.
-    fn open(&self, sealed: Option<&pb::Sealed>) -> Result<String, ClientError> {
+    pub(crate) fn open(&self, sealed: Option<&pb::Sealed>) -> Result<String, ClientError> {
         let sealed = sealed.expect("a sealed field");
         open_with(&sealed.age, &self.identities())
             .map(|plaintext| String::from_utf8(plaintext).unwrap())
     }
 
     /// Seals `text` as the CLI does: for `to`, this agency and, for a 要対協 case, the coordinator.
-    async fn seal(&mut self, text: &str, to: &[&str], case: Option<&pb::Case>) -> pb::Sealed {
+    pub(crate) async fn seal(
+        &mut self,
+        text: &str,
+        to: &[&str],
+        case: Option<&pb::Case>,
+    ) -> pb::Sealed {
         self.sealer.seal(text.as_bytes(), to, case).await.unwrap()
     }
 }
@@ -81,7 +86,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Everything the hub's database holds: the SQLite file with its WAL and shared-memory files as
 /// raw bytes, or, on PostgreSQL, every row of every table read back as text (bytea columns show
 /// as hex there, so both forms are searched by `assert_absent`).
-async fn database_contents(hub: &TestHub) -> Vec<u8> {
+pub(crate) async fn database_contents(hub: &TestHub) -> Vec<u8> {
     if let Some(path) = hub.database.url.strip_prefix("sqlite://") {
         let mut bytes = Vec::new();
         for suffix in ["", "-wal", "-shm"] {
@@ -117,7 +122,7 @@ async fn database_contents(hub: &TestHub) -> Vec<u8> {
 
 /// Asserts the database holds `marker` neither as text nor as hex (a bytea column).
 #[track_caller]
-fn assert_absent(contents: &[u8], marker: &str) {
+pub(crate) fn assert_absent(contents: &[u8], marker: &str) {
     assert!(
         !contents.is_empty() && !contains(contents, marker.as_bytes()),
         "the plaintext {marker:?} is in the database"

@@ -245,6 +245,8 @@ pub struct CasePage {
     pub idem_consent: String,
     pub idem_refer: String,
     pub idem_note: String,
+    /// Sealed fields this agency cannot open, or can give to an agency that cannot yet.
+    pub sealed: Vec<super::reseal::SealedLine>,
 }
 
 /// An agency choice: id and display name.
@@ -294,6 +296,10 @@ pub async fn show(
         .map_err(|status| about_item(hub.call_error(status)))?
         .into_inner()
         .referrals;
+    let sealed_fields = crate::reseal::fields(hub, &case_id)
+        .await
+        .map_err(about_item)?;
+    let sealed = super::reseal::lines(&sealed_fields, &cx.names);
     let opener = state.opener();
     let thread_lines = thread
         .entries
@@ -327,6 +333,23 @@ pub async fn show(
                 actor: cx.names.of(&note.from_agency),
                 referral_id: String::new(),
                 body: Opened::of(&opener, note.body.as_ref()),
+            }),
+            thread_entry::Entry::Reseal(record) => Some(ThreadLine {
+                when: jst(record.resealed_at.as_ref()),
+                kind: "再封緘",
+                what: format!(
+                    "再封緘: {}を{}も読めるようにしました",
+                    crate::reseal::kind_label(record.field.as_ref().map(|f| f.kind())),
+                    record
+                        .added_readers
+                        .iter()
+                        .map(|a| cx.names.of(a))
+                        .collect::<Vec<_>>()
+                        .join("、")
+                ),
+                actor: cx.names.of(&record.resealed_by),
+                referral_id: String::new(),
+                body: Opened::Absent,
             }),
             thread_entry::Entry::Decision(decision) => Some(ThreadLine {
                 when: jst(decision.decided_at.as_ref()),
@@ -442,6 +465,7 @@ pub async fn show(
         idem_consent: form_key(),
         idem_refer: form_key(),
         idem_note: form_key(),
+        sealed,
         case_id: case.case_id,
     }))
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod lists;
 pub mod outcomes;
 pub mod referral;
+pub mod reseal;
 pub mod session;
 pub mod worklist;
 
