@@ -21,7 +21,7 @@ const UNREADABLE: &str = "この機関では開封できません";
 /// A `tsunagu console` process for one development agency, and the URL it printed.
 pub(crate) struct ConsoleProcess {
     port: u16,
-    login_url: String,
+    pub(crate) login_url: String,
     _child: ChildGuard,
 }
 
@@ -62,7 +62,7 @@ impl ConsoleProcess {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 

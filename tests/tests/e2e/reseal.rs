@@ -377,3 +377,86 @@ async fn a_referral_body_is_resealed_by_its_recipient_to_the_coordinator_of_a_ca
     );
     hub.stop().await;
 }
+
+/// The console's case page over plain HTTP with a session, as the agency's browser reads it.
+async fn case_page(
+    console: &crate::console::ConsoleProcess,
+    cookie: &str,
+    case_id: &str,
+) -> String {
+    let page = console
+        .request(
+            "GET",
+            &format!("/cases/{case_id}"),
+            &[("Cookie", cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_console_the_opener_gives_the_header_to_a_participant_that_saw_the_placeholder() {
+    use crate::console::{ConsoleProcess, consented_case, refer};
+    use fantoccini::Locator;
+    use std::time::Duration;
+
+    let Some(browser) = tsunagu_tests::browser::Browser::start_or_skip("console re-seal").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _hub) = crate::sealing::serve_dev_hub(dir.path());
+    let case_id = consented_case(dir.path(), port, "氏名: 青葉 はな（MARKER-HEADER）");
+    refer(dir.path(), port, &case_id, "本文（MARKER-BODY）", None);
+
+    // The hospital joined through the referral after the header was sealed: a placeholder, and
+    // the page says who can open it.
+    let hospital = ConsoleProcess::start(dir.path(), port, "aoba-hospital");
+    let cookie = hospital.session().await;
+    let before = case_page(&hospital, &cookie, &case_id).await;
+    assert!(before.contains("この機関では開封できません"), "{before}");
+    assert!(before.contains("id=\"sealed-fields\""), "{before}");
+    assert!(before.contains("この機関では開けません"), "{before}");
+    assert!(!before.contains("MARKER-HEADER"));
+    assert!(
+        !before.contains("class=\"reseal\""),
+        "the hospital cannot re-seal"
+    );
+
+    // The health centre, which opened the case, clicks the button for the hospital.
+    let kodomo = ConsoleProcess::start(dir.path(), port, "aoba-kodomo");
+    let c = &browser.client;
+    c.goto(&kodomo.login_url).await.unwrap();
+    c.goto(&kodomo.url(&format!("/cases/{case_id}")))
+        .await
+        .unwrap();
+    let section = browser.text("#sealed-fields").await;
+    assert!(section.contains("にも読めるようにする"), "{section}");
+    browser.screenshot("reseal-01-before").await;
+    c.find(Locator::Css("#sealed-fields button.reseal"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            Duration::from_secs(10),
+            "the re-seal on the thread",
+            |page| page.contains("再封緘: ケースの基本情報を"),
+        )
+        .await;
+    browser.screenshot("reseal-02-after").await;
+    assert!(
+        c.find(Locator::Css("#sealed-fields button.reseal"))
+            .await
+            .is_err(),
+        "nothing left to give"
+    );
+
+    // The hospital's page now shows the header, opened on the hospital's machine.
+    let after = case_page(&hospital, &cookie, &case_id).await;
+    assert!(after.contains("MARKER-HEADER"), "{after}");
+}
