@@ -262,3 +262,123 @@ async fn a_cut_database_gives_unavailable_and_the_hub_recovers_without_losing_an
     }
     hub.stop().await;
 }
+
+/// Reads `client`'s feed after `cursor` until `done` is set and one more read finds nothing new,
+/// as a client polling by cursor does: what it collects is what a client would ever see.
+async fn poll_feed(
+    client: tsunagu_client::Hub,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<pb::FeedEvent> {
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        let page = events_after(&client, cursor).await;
+        if let Some(last) = page.last() {
+            cursor = last.cursor;
+        }
+        let empty = page.is_empty();
+        seen.extend(page);
+        if finished && empty {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_land_every_write_keep_each_feed_in_commit_order_and_one_key_makes_one_referral()
+ {
+    if postgres_or_skip("two instances on one database").is_none() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let instance_b = hub.another_instance().await;
+    let kodomo_on_a = hub.client("kodomo").await;
+    let jisou_on_b = hub.client_of(&instance_b, "jisou").await;
+    let chiyoda_on_b = hub.client_of(&instance_b, "chiyoda").await;
+    let hospital_on_a = hub.client("hospital").await;
+
+    // The hospital polls its feed by cursor through instance A while referrals to it are
+    // written through both instances, and cases of another municipality through B.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = tokio::spawn(poll_feed(hospital_on_a.clone(), done.clone()));
+    const EACH: usize = 8;
+    let refer = |client: tsunagu_client::Hub| {
+        let clock = hub.clock.clone();
+        tokio::spawn(async move {
+            let mut sent = Vec::new();
+            for _ in 0..EACH {
+                let (_, referral) =
+                    referred_case(&*clock, &client, "hospital", POSTNATAL_CARE).await;
+                sent.push(referral.referral_id);
+            }
+            sent
+        })
+    };
+    let through_a = refer(kodomo_on_a.clone());
+    let through_b = refer(jisou_on_b.clone());
+    let elsewhere = tokio::spawn({
+        let chiyoda = chiyoda_on_b.clone();
+        async move {
+            let mut opened = Vec::new();
+            for _ in 0..EACH {
+                let case = try_open_case(&chiyoda, open_case_request("131016"))
+                    .await
+                    .unwrap();
+                opened.push(case.case_id);
+            }
+            opened
+        }
+    });
+    let mut sent = through_a.await.unwrap();
+    sent.extend(through_b.await.unwrap());
+    let opened = elsewhere.await.unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let polled = poller.await.unwrap();
+
+    // Every write landed; the poller, reading by cursor during the writes, missed none and saw
+    // each once, in increasing cursor order: the feed is in commit order for its agency.
+    assert_eq!(opened.len(), EACH);
+    for case_id in &opened {
+        assert_eq!(
+            get_case(&chiyoda_on_b, case_id).await.unwrap().municipality,
+            "131016"
+        );
+    }
+    assert_well_ordered(&polled);
+    let mut received: Vec<String> = polled
+        .iter()
+        .filter(|e| e.kind == pb::FeedEventKind::ReferralReceived as i32)
+        .map(|e| e.referral_id.clone())
+        .collect();
+    received.sort();
+    sent.sort();
+    assert_eq!(received, sent, "the polled feed holds each referral once");
+    assert_eq!(polled, all_events(&hospital_on_a).await);
+
+    // One idempotency key sent through both instances at once: one referral.
+    let kodomo_on_b = hub.client_of(&instance_b, "kodomo").await;
+    let (case, _) =
+        consented_case(&*hub.clock, &kodomo_on_a, &["hospital"], &[POSTNATAL_CARE]).await;
+    let request = referral_request(&case.case_id, "hospital", POSTNATAL_CARE, by_consent());
+    let (first, second) = tokio::join!(
+        send(&kodomo_on_a, request.clone()),
+        send(&kodomo_on_b, request)
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.referral_id, second.referral_id);
+    let on_case = list_referrals(&kodomo_on_a, pb::ReferralDirection::Sent, &case.case_id).await;
+    assert_eq!(on_case.len(), 1);
+
+    // The audit chain both instances appended to verifies.
+    let mut tx = hub.store.read().await.unwrap();
+    let report = tsunagu_hub::casework::audit::verify_chain(&mut *tx, 1, None)
+        .await
+        .unwrap();
+    drop(tx);
+    assert!(report.broken.is_none(), "{report:?}");
+    assert!(report.checked > 4 * EACH as u64, "{report:?}");
+    drop(instance_b);
+    hub.stop().await;
+}
