@@ -14,6 +14,7 @@ use tsunagu_proto::v1::council_service_server::CouncilServiceServer;
 use tsunagu_proto::v1::directory_service_server::DirectoryServiceServer;
 use tsunagu_proto::v1::outcome_service_server::OutcomeServiceServer;
 use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
+use tsunagu_proto::v1::transfer_service_server::TransferServiceServer;
 
 use crate::api::Hub;
 use crate::api::feed_cache::FeedCache;
@@ -186,6 +187,9 @@ impl Application {
         health_reporter
             .set_serving::<OutcomeServiceServer<Hub>>()
             .await;
+        health_reporter
+            .set_serving::<TransferServiceServer<Hub>>()
+            .await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tsunagu_proto::FILE_DESCRIPTOR_SET)
@@ -258,6 +262,10 @@ impl Application {
             )
             .add_service(
                 OutcomeServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
+            .add_service(
+                TransferServiceServer::new(hub.clone())
                     .max_decoding_message_size(limits.max_message_bytes),
             )
             .serve_with_incoming_shutdown(incoming, {

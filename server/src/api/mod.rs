@@ -10,6 +10,7 @@ pub mod events;
 pub mod feed_cache;
 pub mod outcomes;
 pub mod referrals;
+pub mod transfers;
 
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ pub mod notes;
 pub mod outcomes;
 pub mod referrals;
 pub mod timers;
+pub mod transfers;
 
 use std::collections::HashSet;
 

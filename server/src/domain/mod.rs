@@ -12,6 +12,7 @@ pub mod keys;
 pub mod outcomes;
 pub mod records;
 pub mod referral;
+pub mod transfer;
 
 use std::fmt;
 use std::sync::Arc;
@@ -192,6 +193,10 @@ uuid_id!(
 uuid_id!(
     /// Identifies a decision a 要対協 meeting recorded on one case.
     DecisionId
+);
+uuid_id!(
+    /// Identifies a transfer (移管) of a case between municipalities.
+    TransferId
 );
 
 /// The category of a case.

@@ -10,6 +10,7 @@ mod pg_hosts;
 pub mod postgres;
 pub(crate) mod queries;
 pub mod sqlite;
+pub mod transfers;
 
 use std::sync::Arc;
 
@@ -151,7 +152,12 @@ pub trait Store: Send + Sync + 'static {
 /// live in a trait of their own (`audit`, `council`, `keys`) that every transaction implements.
 #[async_trait]
 pub trait Transaction:
-    Send + audit::AuditQueries + council::CouncilQueries + keys::KeyQueries + outcomes::OutcomeQueries
+    Send
+    + audit::AuditQueries
+    + council::CouncilQueries
+    + keys::KeyQueries
+    + outcomes::OutcomeQueries
+    + transfers::TransferQueries
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
     /// Fetches the reads a use case is about to make, together where the backend can: each is

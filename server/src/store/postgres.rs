@@ -50,6 +50,7 @@ super::queries::transaction_queries!(PostgresTransaction, PgRow);
 super::audit::audit_queries!(PostgresTransaction, PgRow);
 super::council::council_queries!(PostgresTransaction, PgRow);
 super::keys::keys_queries!(PostgresTransaction, PgRow);
+super::transfers::transfer_queries!(PostgresTransaction, PgRow);
 super::outcomes::outcome_queries!(
     PostgresTransaction,
     PgRow,

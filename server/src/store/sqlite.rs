@@ -540,6 +540,7 @@ super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
 super::audit::audit_queries!(SqliteTransaction, SqliteRow);
 super::council::council_queries!(SqliteTransaction, SqliteRow);
 super::keys::keys_queries!(SqliteTransaction, SqliteRow);
+super::transfers::transfer_queries!(SqliteTransaction, SqliteRow);
 super::outcomes::outcome_queries!(
     SqliteTransaction,
     SqliteRow,

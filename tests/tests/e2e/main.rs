@@ -19,3 +19,4 @@ mod referrals;
 mod scale_out;
 mod sealing;
 mod traces;
+mod transfer;

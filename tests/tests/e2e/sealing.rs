@@ -81,7 +81,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Everything the hub's database holds: the SQLite file with its WAL and shared-memory files as
 /// raw bytes, or, on PostgreSQL, every row of every table read back as text (bytea columns show
 /// as hex there, so both forms are searched by `assert_absent`).
-async fn database_contents(hub: &TestHub) -> Vec<u8> {
+pub(crate) async fn database_contents(hub: &TestHub) -> Vec<u8> {
     if let Some(path) = hub.database.url.strip_prefix("sqlite://") {
         let mut bytes = Vec::new();
         for suffix in ["", "-wal", "-shm"] {
@@ -117,7 +117,7 @@ async fn database_contents(hub: &TestHub) -> Vec<u8> {
 
 /// Asserts the database holds `marker` neither as text nor as hex (a bytea column).
 #[track_caller]
-fn assert_absent(contents: &[u8], marker: &str) {
+pub(crate) fn assert_absent(contents: &[u8], marker: &str) {
     assert!(
         !contents.is_empty() && !contains(contents, marker.as_bytes()),
         "the plaintext {marker:?} is in the database"
