@@ -14,9 +14,11 @@ use tsunagu_client::sealing::Sealer;
 use tsunagu_hub::domain::Clock as _;
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::fixtures::*;
-use tsunagu_tests::{MUNICIPALITY, OTHER_MUNICIPALITY, TestHub, test_agency};
+use tsunagu_tests::{
+    MUNICIPALITY, OTHER_MUNICIPALITY, TestHub, test_agency, tsunagu, workspace_binary,
+};
 
-use crate::sealing::{assert_absent, database_contents};
+use crate::sealing::{assert_absent, database_contents, serve_dev_hub};
 
 /// 千代田区の保健所: a lead agency (主担当機関) in B.
 const B_LEAD: &str = "chiyoda-hoken";
@@ -780,4 +782,208 @@ async fn transfer_writes_are_idempotent_and_refuse_the_wrong_agency_and_bad_inpu
         &["accepted"],
     );
     hub.stop().await;
+}
+
+/// Runs the real `tsunagu-hub` operator command in `dir` (the development hub's directory).
+fn operator(dir: &Path, args: &[&str]) {
+    let made = std::process::Command::new(workspace_binary("tsunagu-hub", "tsunagu-hub"))
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "tsunagu-hub {args:?}: {made:?}");
+}
+
+/// Runs the real `tsunagu` CLI and returns its stdout, failing the test when it fails.
+fn cli(dir: &Path, port: u16, args: &[&str]) -> String {
+    let run = tsunagu(dir, port, args);
+    assert!(run.status.success(), "tsunagu {args:?}: {run:?}");
+    String::from_utf8(run.stdout).unwrap()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("{error}: {text}"))
+}
+
+#[test]
+fn the_cli_walks_a_transfer_from_proposal_to_a_new_case_the_receiving_lead_agency_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (port, _hub) = serve_dev_hub(dir);
+    // The development hub knows one municipality: the operator registers 千代田区's agencies,
+    // issues their certificates, and each publishes an age key.
+    operator(
+        dir,
+        &[
+            "agency",
+            "add",
+            "chiyoda-kodomo",
+            "--kind",
+            "health_centre",
+            "--name",
+            "千代田区こども家庭センター",
+            "--municipality",
+            OTHER_MUNICIPALITY,
+            "--council",
+            OTHER_MUNICIPALITY,
+            "--coordinator-of",
+            OTHER_MUNICIPALITY,
+        ],
+    );
+    operator(
+        dir,
+        &[
+            "agency",
+            "add",
+            "chiyoda-hoken",
+            "--kind",
+            "health_centre",
+            "--name",
+            "千代田保健所",
+            "--municipality",
+            OTHER_MUNICIPALITY,
+        ],
+    );
+    for agency in ["chiyoda-kodomo", "chiyoda-hoken"] {
+        operator(
+            dir,
+            &[
+                "certs",
+                "issue",
+                "--ca-cert",
+                "certs-dev/ca.pem",
+                "--ca-key",
+                "certs-dev/ca.key",
+                "--agency",
+                agency,
+                "--out-dir",
+                "certs-dev/agencies",
+            ],
+        );
+        cli(dir, port, &["--as", agency, "keys", "init"]);
+    }
+
+    let case = json(&cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "--json",
+            "case",
+            "open",
+            "--municipality",
+            MUNICIPALITY,
+            "--category",
+            "requires-support",
+            "--stage",
+            "infancy",
+            "--header-text",
+            "氏名: 青葉花子",
+        ],
+    ));
+    let case_id = case["case_id"].as_str().unwrap().to_owned();
+    let proposed = json(&cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "--json",
+            "transfer",
+            "propose",
+            &case_id,
+            "--to",
+            OTHER_MUNICIPALITY,
+            "--basis",
+            "vital-interest",
+            "--justification",
+            "転居後も支援を途切れさせないため",
+            "--note-text",
+            "引継ぎ事項: 週1回の家庭訪問を継続",
+        ],
+    ));
+    assert_eq!(proposed["state"], "proposed");
+    let id = proposed["transfer_id"].as_str().unwrap().to_owned();
+    let short = &id[id.len() - 8..];
+
+    // B's worklist, in Japanese; the note opens with B's key; receipt, then acceptance.
+    let table = cli(
+        dir,
+        port,
+        &["--as", "chiyoda-kodomo", "transfer", "list", "--open"],
+    );
+    assert!(
+        table.contains("移管ID") && table.contains(short) && table.contains("移管依頼中"),
+        "{table}"
+    );
+    let shown = cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "chiyoda-kodomo",
+            "transfer",
+            "show",
+            short,
+            "--reveal",
+        ],
+    );
+    assert!(shown.contains("週1回の家庭訪問"), "{shown}");
+    cli(
+        dir,
+        port,
+        &["--as", "chiyoda-kodomo", "transfer", "ack", short],
+    );
+    let accepted = json(&cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "chiyoda-kodomo",
+            "--json",
+            "transfer",
+            "accept",
+            short,
+            "--lead",
+            "chiyoda-hoken",
+            "--header-text",
+            "氏名: 千代田花子",
+        ],
+    ));
+    assert_eq!(accepted["state"], "accepted");
+    assert_eq!(accepted["lead_agency"], "chiyoda-hoken");
+    let receiving = accepted["receiving_case_id"].as_str().unwrap().to_owned();
+
+    // The lead agency opens the new case's header; A sees the transfer done.
+    let b_case = cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "chiyoda-hoken",
+            "case",
+            "show",
+            &receiving,
+            "--reveal",
+        ],
+    );
+    assert!(b_case.contains("千代田花子"), "{b_case}");
+    let listed = json(&cli(
+        dir,
+        port,
+        &["--as", "aoba-kodomo", "--json", "transfer", "list"],
+    ));
+    assert_eq!(listed[0]["state"], "accepted");
+    assert_eq!(listed[0]["receiving_case_id"], receiving.as_str());
+    assert!(
+        cli(
+            dir,
+            port,
+            &["--as", "aoba-kodomo", "transfer", "list", "--open"]
+        )
+        .contains("移管はありません")
+    );
 }
