@@ -217,7 +217,7 @@ async fn show(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                     Some(ThreadEntryView::Note(v))
                 }
                 // 要対協 decisions are not in the JSON view yet.
-                Some(Entry::Decision(_)) | None => None,
+                Some(Entry::Decision(_) | Entry::Transfer(_)) | None => None,
             })
             .collect();
         return ctx.print_json(&CaseThreadView {
@@ -354,6 +354,28 @@ async fn show(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                     staff_cell(decision.staff.as_ref()),
                     format!("要対協 {} {outcome}", decision.held_on),
                     plan.status(),
+                ]);
+            }
+            Some(Entry::Transfer(transfer)) => {
+                table.row([
+                    format_optional_japan_time(transfer.at.as_ref()),
+                    "transfer".to_owned(),
+                    short_id(&transfer.transfer_id).to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    format!(
+                        "移管 {} → {} {} (case {} → {})",
+                        transfer.from_municipality,
+                        transfer.to_municipality,
+                        label(transfer.state()),
+                        short_id(&transfer.sent_case_id),
+                        if transfer.receiving_case_id.is_empty() {
+                            "-"
+                        } else {
+                            short_id(&transfer.receiving_case_id)
+                        }
+                    ),
+                    "-".to_owned(),
                 ]);
             }
             None => {}

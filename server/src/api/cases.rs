@@ -306,6 +306,9 @@ impl CaseService for Hub {
                     ThreadItem::Decision(decision) => Some(pb::thread_entry::Entry::Decision(
                         super::council::decision_out(decision),
                     )),
+                    ThreadItem::Transfer(transfer) => Some(pb::thread_entry::Entry::Transfer(
+                        super::transfers::transfer_entry(transfer),
+                    )),
                 })
                 .map(|entry| pb::ThreadEntry { entry: Some(entry) })
                 .collect();

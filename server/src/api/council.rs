@@ -257,6 +257,9 @@ fn pack_case_out(
             ThreadItem::Decision(decision) => {
                 Some(pb::thread_entry::Entry::Decision(decision_out(decision)))
             }
+            ThreadItem::Transfer(transfer) => Some(pb::thread_entry::Entry::Transfer(
+                super::transfers::transfer_entry(transfer),
+            )),
         })
         .map(|entry| pb::ThreadEntry { entry: Some(entry) })
         .collect();
@@ -314,6 +317,7 @@ fn mentioned_agencies(meeting: &pb::Meeting, cases: &[pb::PackCase]) -> Vec<Stri
                     ids.extend(n.recipients.iter().map(|r| r.agency_id.clone()));
                 }
                 Some(pb::thread_entry::Entry::Decision(d)) => decision_ids(&mut ids, d),
+                Some(pb::thread_entry::Entry::Transfer(t)) => ids.push(t.lead_agency.clone()),
                 None => {}
             }
         }

@@ -13,13 +13,31 @@ use crate::domain::{CaseId, Timestamp, TransferId};
 use crate::error::Error;
 use crate::identity::caller;
 
-fn state_out(state: TransferState) -> pb::TransferState {
+pub fn state_out(state: TransferState) -> pb::TransferState {
     match state {
         TransferState::Proposed => pb::TransferState::Proposed,
         TransferState::Acknowledged => pb::TransferState::Acknowledged,
         TransferState::Accepted => pb::TransferState::Accepted,
         TransferState::Declined => pb::TransferState::Declined,
         TransferState::Withdrawn => pb::TransferState::Withdrawn,
+    }
+}
+
+/// A transfer as a case thread shows it.
+pub fn transfer_entry(transfer: &crate::domain::transfer::Transfer) -> pb::TransferEntry {
+    pb::TransferEntry {
+        transfer_id: transfer.id.to_string(),
+        state: state_out(transfer.state) as i32,
+        from_municipality: transfer.from_municipality.to_string(),
+        to_municipality: transfer.to_municipality.to_string(),
+        sent_case_id: transfer.case_id.to_string(),
+        receiving_case_id: text(transfer.receiving_case.as_ref()),
+        lead_agency: text(transfer.lead_agency.as_ref()),
+        decline_reason: transfer
+            .decline_reason
+            .map(|r| r.code().to_owned())
+            .unwrap_or_default(),
+        at: Some(convert::timestamp(transfer.updated_at)),
     }
 }
 

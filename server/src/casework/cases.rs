@@ -221,6 +221,8 @@ pub enum ThreadItem {
     Note(Note),
     /// A 要対協 decision, for the council's members only.
     Decision(Decision),
+    /// A transfer (移管) of the case to another municipality, or into it from one.
+    Transfer(Box<crate::domain::transfer::Transfer>),
 }
 
 impl ThreadItem {
@@ -229,6 +231,7 @@ impl ThreadItem {
             Self::ReferralEvent(event) => event.recorded_at,
             Self::Note(note) => note.sent_at,
             Self::Decision(decision) => decision.decided_at,
+            Self::Transfer(transfer) => transfer.updated_at,
         }
     }
 }
@@ -285,6 +288,15 @@ pub async fn thread(
                 .map(ThreadItem::Decision),
         );
     }
+    // The family's journey between municipalities: transfers of this case, and into it.
+    let mut transfers = tx.case_transfers(case_id).await?;
+    transfers.extend(tx.received_transfers(case_id).await?);
+    items.extend(
+        transfers
+            .into_iter()
+            .filter(|t| since.is_none_or(|since| t.updated_at >= since))
+            .map(|t| ThreadItem::Transfer(Box::new(t))),
+    );
     items.sort_by_key(ThreadItem::at);
     Ok(Thread {
         view,

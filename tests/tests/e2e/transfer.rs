@@ -370,6 +370,27 @@ async fn a_moving_family_is_proposed_acknowledged_and_accepted_with_a_lead_agenc
         &[],
     );
 
+    // Both threads count the move as one family's journey: the same transfer, linking both ways.
+    for (client, case_id) in [
+        (&kodomo.client, &case.case_id),
+        (&chiyoda.client, &receiving.case_id),
+    ] {
+        let thread = case_thread(client, case_id).await.unwrap();
+        let links: Vec<&pb::TransferEntry> = thread
+            .entries
+            .iter()
+            .filter_map(|e| match &e.entry {
+                Some(pb::thread_entry::Entry::Transfer(t)) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(links.len(), 1, "{case_id}");
+        assert_eq!(links[0].transfer_id, id);
+        assert_eq!(links[0].state(), pb::TransferState::Accepted);
+        assert_eq!(links[0].sent_case_id, case.case_id);
+        assert_eq!(links[0].receiving_case_id, receiving.case_id);
+    }
+
     // Every step is audited with A's case as its target.
     let records = kodomo
         .client
