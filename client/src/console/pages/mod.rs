@@ -9,6 +9,7 @@ pub mod lists;
 pub mod outcomes;
 pub mod referral;
 pub mod session;
+pub mod transfers;
 pub mod worklist;
 
 use askama::Template;
@@ -33,6 +34,7 @@ pub enum Section {
     Sent,
     Cases,
     Council,
+    Transfers,
     Outcomes,
 }
 
@@ -60,6 +62,7 @@ impl Section {
             Section::Sent => "sent",
             Section::Cases => "cases",
             Section::Council => "council",
+            Section::Transfers => "transfers",
             Section::Outcomes => "outcomes",
         }
     }
