@@ -18,6 +18,7 @@ use tsunagu_tests::{
     MUNICIPALITY, OTHER_MUNICIPALITY, TestHub, test_agency, tsunagu, workspace_binary,
 };
 
+use crate::console::{ConsoleProcess, encode};
 use crate::sealing::{assert_absent, database_contents, serve_dev_hub};
 
 /// 千代田区の保健所: a lead agency (主担当機関) in B.
@@ -824,17 +825,9 @@ fn cli(dir: &Path, port: u16, args: &[&str]) -> String {
     String::from_utf8(run.stdout).unwrap()
 }
 
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|error| panic!("{error}: {text}"))
-}
-
-#[test]
-fn the_cli_walks_a_transfer_from_proposal_to_a_new_case_the_receiving_lead_agency_opens() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let (port, _hub) = serve_dev_hub(dir);
-    // The development hub knows one municipality: the operator registers 千代田区's agencies,
-    // issues their certificates, and each publishes an age key.
+/// The development hub knows one municipality: the operator registers 千代田区's coordinator
+/// and a lead agency, issues their certificates, and each publishes an age key.
+fn chiyoda_on_dev_hub(dir: &Path, port: u16) {
     operator(
         dir,
         &[
@@ -885,6 +878,18 @@ fn the_cli_walks_a_transfer_from_proposal_to_a_new_case_the_receiving_lead_agenc
         );
         cli(dir, port, &["--as", agency, "keys", "init"]);
     }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("{error}: {text}"))
+}
+
+#[test]
+fn the_cli_walks_a_transfer_from_proposal_to_a_new_case_the_receiving_lead_agency_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (port, _hub) = serve_dev_hub(dir);
+    chiyoda_on_dev_hub(dir, port);
 
     let case = json(&cli(
         dir,
@@ -1006,5 +1011,151 @@ fn the_cli_walks_a_transfer_from_proposal_to_a_new_case_the_receiving_lead_agenc
             &["--as", "aoba-kodomo", "transfer", "list", "--open"]
         )
         .contains("移管はありません")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiving_coordinator_acknowledges_and_accepts_in_the_console_and_a_second_submission_changes_nothing()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (port, _hub) = serve_dev_hub(dir);
+    chiyoda_on_dev_hub(dir, port);
+    let case = json(&cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "--json",
+            "case",
+            "open",
+            "--municipality",
+            MUNICIPALITY,
+            "--category",
+            "general",
+            "--stage",
+            "postnatal",
+            "--header-text",
+            "氏名: 青葉花子",
+        ],
+    ));
+    let case_id = case["case_id"].as_str().unwrap().to_owned();
+    let proposed = json(&cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "--json",
+            "transfer",
+            "propose",
+            &case_id,
+            "--to",
+            OTHER_MUNICIPALITY,
+            "--basis",
+            "vital-interest",
+            "--justification",
+            "転居後も支援を途切れさせないため",
+            "--note-text",
+            "引継ぎ事項: 産後うつの見守り",
+        ],
+    ));
+    let id = proposed["transfer_id"].as_str().unwrap().to_owned();
+
+    let console = ConsoleProcess::start(dir, port, "chiyoda-kodomo");
+    let cookie = console.session().await;
+    let origin = console.url("");
+    let headers = [("Cookie", cookie.as_str()), ("Origin", origin.as_str())];
+    let page = console
+        .request("GET", "/transfers", &[("Cookie", &cookie)], None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("対応が必要な移管"), "{}", page.body);
+    assert!(
+        page.body.contains("産後うつの見守り"),
+        "the note opens in B's console"
+    );
+    assert!(page.body.contains("受領を確認する"));
+
+    // 受領確認, submitted twice: one acknowledgement.
+    let action = format!("/transfers/{id}/actions");
+    let fields = console.form_fields(&cookie, "/transfers", &action).await;
+    assert_eq!(fields["action"], "ack");
+    let body = encode(&[
+        ("csrf", &fields["csrf"]),
+        ("idem", &fields["idem"]),
+        ("action", "ack"),
+    ]);
+    for _ in 0..2 {
+        let answer = console
+            .request("POST", &action, &headers, Some(&body))
+            .await;
+        assert_eq!(answer.status, 303, "{}", answer.body);
+        assert_eq!(answer.headers["location"], "/transfers");
+    }
+    let shown = json(&cli(
+        dir,
+        port,
+        &["--as", "aoba-kodomo", "--json", "transfer", "show", &id],
+    ));
+    assert_eq!(shown["state"], "acknowledged");
+
+    // 受入 with the lead agency, the header sealed in the console.
+    let idem = uuid::Uuid::new_v4().to_string();
+    let body = encode(&[
+        ("csrf", &fields["csrf"]),
+        ("idem", &idem),
+        ("action", "accept"),
+        ("lead_agency", "chiyoda-hoken"),
+        ("header", "氏名: 千代田花子"),
+    ]);
+    for _ in 0..2 {
+        let answer = console
+            .request("POST", &action, &headers, Some(&body))
+            .await;
+        assert_eq!(answer.status, 303, "{}", answer.body);
+    }
+    let shown = json(&cli(
+        dir,
+        port,
+        &["--as", "aoba-kodomo", "--json", "transfer", "show", &id],
+    ));
+    assert_eq!(shown["state"], "accepted");
+    let receiving = shown["receiving_case_id"].as_str().unwrap().to_owned();
+    let b_case = cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "chiyoda-hoken",
+            "case",
+            "show",
+            &receiving,
+            "--reveal",
+        ],
+    );
+    assert!(b_case.contains("千代田花子"), "{b_case}");
+    let cases = json(&cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "chiyoda-kodomo",
+            "--json",
+            "case",
+            "list",
+            "--municipality",
+            OTHER_MUNICIPALITY,
+        ],
+    ));
+    assert_eq!(cases.as_array().unwrap().len(), 1, "{cases}");
+    let page = console
+        .request("GET", "/transfers", &[("Cookie", &cookie)], None)
+        .await;
+    assert!(
+        page.body.contains("対応が必要な移管はありません"),
+        "{}",
+        page.body
     );
 }
