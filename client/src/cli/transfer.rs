@@ -251,6 +251,38 @@ async fn list_transfers(
         .transfers)
 }
 
+/// The caller's transfer worklist for `followups`: one line per transfer someone of the caller's
+/// municipalities has to act on; `None` when there is none (or the caller coordinates nothing).
+pub async fn worklist_lines(hub: &Hub) -> Option<String> {
+    let open = list_transfers(hub, String::new(), TransferView::Open)
+        .await
+        .ok()?;
+    if open.is_empty() {
+        return None;
+    }
+    let mut out = String::from("移管 (対応が必要):\n");
+    for t in &open {
+        let state = if t.state() == tsunagu_proto::v1::TransferState::Declined {
+            "移管が辞退されました".to_owned()
+        } else {
+            label(t.state())
+        };
+        out.push_str(&format!(
+            "  transfer {} case {} {} → {}: {}",
+            short_id(&t.transfer_id),
+            short_id(&t.case_id),
+            t.from_municipality,
+            t.to_municipality,
+            state
+        ));
+        if !t.overdue.is_empty() {
+            out.push_str(&format!(" (期限超過: {})", timers(&t.overdue)));
+        }
+        out.push('\n');
+    }
+    Some(out)
+}
+
 /// A transfer id as given: whole, or a short form looked up among the caller's transfers.
 async fn resolve_transfer_id(hub: &Hub, text: &str) -> anyhow::Result<String> {
     let text = text.trim();

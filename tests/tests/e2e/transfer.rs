@@ -945,6 +945,11 @@ fn the_cli_walks_a_transfer_from_proposal_to_a_new_case_the_receiving_lead_agenc
         table.contains("移管ID") && table.contains(short) && table.contains("移管依頼中"),
         "{table}"
     );
+    let followups = cli(dir, port, &["--as", "chiyoda-kodomo", "followups"]);
+    assert!(
+        followups.contains("移管 (対応が必要)") && followups.contains(short),
+        "{followups}"
+    );
     let shown = cli(
         dir,
         port,
