@@ -401,6 +401,24 @@ pub async fn accept(
             now,
         )?;
         tx.save_registration(&ended).await?;
+        let participants: Vec<AgencyId> = tx
+            .participants(&sent_case.id)
+            .await?
+            .into_iter()
+            .map(|p| p.agency_id)
+            .filter(|id| id != &caller.id)
+            .collect();
+        notify(
+            tx,
+            participants,
+            FeedEventKind::CouncilUpdated,
+            FeedAbout {
+                case_id: Some(sent_case.id.clone()),
+                ..FeedAbout::default()
+            },
+            now,
+        )
+        .await?;
     }
     let mut told = ids(&active_coordinators(tx, &next.from_municipality).await?);
     told.push(lead.id.clone());

@@ -614,6 +614,86 @@ mod tests {
         assert!(!on_worklist(&withdrawn, false));
     }
 
+    fn basis(kind: LegalBasisKind, justification: &str) -> ClaimedBasis {
+        ClaimedBasis {
+            kind,
+            consent_id: None,
+            justification: (!justification.is_empty()).then(|| justification.to_owned()),
+        }
+    }
+
+    /// Decides `claimed` for a transfer from 141178 to 131016, whose coordinator is chiyoda.
+    fn decide_for(
+        claimed: &ClaimedBasis,
+        registered: bool,
+        consents: &[Consent],
+    ) -> Result<TransferBasis, TransferBasisRefusal> {
+        use crate::domain::consent::tests::{agency, june};
+        let from = Municipality::parse("141178").unwrap();
+        let to = Municipality::parse("131016").unwrap();
+        let mut sender = agency("kodomo", "health_centre");
+        sender.coordinator_of = vec![from.clone()];
+        let mut receiver = agency("chiyoda", "health_centre");
+        receiver.municipalities = vec![to.clone()];
+        receiver.coordinator_of = vec![to.clone()];
+        decide_basis(
+            claimed,
+            &TransferShare {
+                sender: &sender,
+                receiving_coordinators: &[receiver],
+                case_municipality: &from,
+                case_council_registered: registered,
+                to: &to,
+                consents,
+                now: june(),
+            },
+        )
+    }
+
+    #[test]
+    fn council_sharing_carries_a_registered_case_from_council_to_council() {
+        let claimed = basis(LegalBasisKind::CouncilSharing, "要対協登録ケースの転居");
+        let decided = decide_for(&claimed, true, &[]).unwrap();
+        assert_eq!(decided.kind, LegalBasisKind::CouncilSharing);
+        assert!(matches!(
+            decide_for(&claimed, false, &[]),
+            Err(TransferBasisRefusal::CaseNotRegistered { .. })
+        ));
+        assert!(decide_for(&basis(LegalBasisKind::CouncilSharing, ""), true, &[]).is_err());
+    }
+
+    #[test]
+    fn a_consent_must_cover_the_receiving_coordinator_for_case_transfer() {
+        use crate::domain::consent::tests::{consent, purpose};
+        let claimed = basis(LegalBasisKind::Consent, "");
+        // Covers the hospital for postnatal care: not this transfer.
+        let other = consent();
+        let refused = decide_for(&claimed, false, std::slice::from_ref(&other)).unwrap_err();
+        assert!(refused.to_string().contains(TRANSFER_PURPOSE), "{refused}");
+        let mut covering = consent();
+        covering.scope.recipient_agencies = vec![AgencyId::parse("chiyoda").unwrap()];
+        covering.scope.purposes = vec![purpose(TRANSFER_PURPOSE)];
+        let decided = decide_for(&claimed, false, &[other, covering.clone()]).unwrap();
+        assert_eq!(decided.consent_id, Some(covering.id));
+    }
+
+    #[test]
+    fn a_transfer_is_never_a_notification_and_vital_interest_needs_a_justification() {
+        assert_eq!(
+            decide_for(&basis(LegalBasisKind::AbuseNotification, "通告"), true, &[]),
+            Err(TransferBasisRefusal::AbuseNotification)
+        );
+        assert!(decide_for(&basis(LegalBasisKind::VitalInterest, ""), false, &[]).is_err());
+        assert!(
+            decide_for(
+                &basis(LegalBasisKind::VitalInterest, "生命の危険"),
+                false,
+                &[]
+            )
+            .is_ok()
+        );
+    }
+
     #[test]
     fn overdue_timers_are_those_whose_step_has_not_happened() {
         let transfer = proposed();
