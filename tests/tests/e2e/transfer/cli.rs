@@ -286,6 +286,16 @@ async fn the_receiving_coordinator_acknowledges_and_accepts_in_the_console_and_a
     );
     assert!(page.body.contains("受領を確認する"));
 
+    // The coordinator's 今日の確認 points at it too.
+    let today = console
+        .request("GET", "/", &[("Cookie", &cookie)], None)
+        .await;
+    assert!(
+        today.body.contains("移管 1 件が対応待ちです"),
+        "{}",
+        today.body
+    );
+
     // 受領確認, submitted twice: one acknowledgement.
     let action = format!("/transfers/{id}/actions");
     let fields = console.form_fields(&cookie, "/transfers", &action).await;
