@@ -13,6 +13,7 @@ use tsunagu_proto::v1::event_service_client::EventServiceClient;
 use tsunagu_proto::v1::outcome_service_client::OutcomeServiceClient;
 use tsunagu_proto::v1::referral_service_client::ReferralServiceClient;
 use tsunagu_proto::v1::sealing_service_client::SealingServiceClient;
+use tsunagu_proto::v1::transfer_service_client::TransferServiceClient;
 
 use crate::error::{ClientError, error_chain};
 
@@ -237,6 +238,11 @@ impl Hub {
     /// The audit log.
     pub fn audit(&self) -> AuditServiceClient<Channel> {
         AuditServiceClient::new(self.channel())
+    }
+
+    /// 移管: transfers of cases between municipalities.
+    pub fn transfers(&self) -> TransferServiceClient<Channel> {
+        TransferServiceClient::new(self.channel())
     }
 
     /// Outcomes: counts and durations of the caller's referrals.

@@ -11,7 +11,8 @@ use time::{OffsetDateTime, UtcOffset};
 use tsunagu_proto::v1::{
     AgencyStatus, CaseCategory, CaseStage, ConnectionState, ConsentGiver, ConsentMethod,
     DeliveryState, FeedEventKind, FollowUpStatus, LegalBasisKind, NotConnectedReason,
-    ReferralAction, ReferralEventKind, ResponseState, TimerKind, Urgency,
+    ReferralAction, ReferralEventKind, ResponseState, TimerKind, TransferState, TransferTimer,
+    Urgency,
 };
 
 /// Japan Standard Time, UTC+9 (no daylight saving).
@@ -439,6 +440,23 @@ coded!(FeedEventKind {
     NoteAcknowledged => "note_acknowledged", "連絡既読";
     ConsentWithdrawn => "consent_withdrawn", "同意撤回";
     CouncilUpdated => "council_updated", "要対協更新";
+    TransferReceived => "transfer_received", "移管依頼受信";
+    TransferUpdated => "transfer_updated", "移管更新";
+    TransferEscalation => "transfer_escalation", "移管期限超過";
+});
+
+coded!(TransferState {
+    Proposed => "proposed", "移管依頼中";
+    Acknowledged => "acknowledged", "受領確認済";
+    Accepted => "accepted", "移管完了";
+    Declined => "declined", "辞退";
+    Withdrawn => "withdrawn", "取下げ";
+});
+
+coded!(TransferTimer {
+    Deliver => "deliver", "受領確認期限";
+    Respond => "respond", "回答期限";
+    Accept => "accept", "受入期限";
 });
 
 coded!(ReferralEventKind {

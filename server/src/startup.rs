@@ -15,6 +15,7 @@ use tsunagu_proto::v1::directory_service_server::DirectoryServiceServer;
 use tsunagu_proto::v1::outcome_service_server::OutcomeServiceServer;
 use tsunagu_proto::v1::referral_service_server::ReferralServiceServer;
 use tsunagu_proto::v1::sealing_service_server::SealingServiceServer;
+use tsunagu_proto::v1::transfer_service_server::TransferServiceServer;
 
 use crate::api::Hub;
 use crate::api::feed_cache::FeedCache;
@@ -190,6 +191,9 @@ impl Application {
         health_reporter
             .set_serving::<SealingServiceServer<Hub>>()
             .await;
+        health_reporter
+            .set_serving::<TransferServiceServer<Hub>>()
+            .await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tsunagu_proto::FILE_DESCRIPTOR_SET)
@@ -266,6 +270,10 @@ impl Application {
             )
             .add_service(
                 SealingServiceServer::new(hub.clone())
+                    .max_decoding_message_size(limits.max_message_bytes),
+            )
+            .add_service(
+                TransferServiceServer::new(hub.clone())
                     .max_decoding_message_size(limits.max_message_bytes),
             )
             .serve_with_incoming_shutdown(incoming, {

@@ -216,8 +216,8 @@ async fn show(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                     v.body = open_sealed(ctx, note.body.as_ref()).view(args.reveal);
                     Some(ThreadEntryView::Note(v))
                 }
-                // 要対協 decisions and re-seals are not in the JSON view yet.
-                Some(Entry::Decision(_) | Entry::Reseal(_)) | None => None,
+                // 要対協 decisions, re-seals and transfers are not in the JSON view yet.
+                Some(Entry::Decision(_) | Entry::Reseal(_) | Entry::Transfer(_)) | None => None,
             })
             .collect();
         return ctx.print_json(&CaseThreadView {
@@ -367,6 +367,28 @@ async fn show(ctx: &Context, args: ShowArgs) -> anyhow::Result<()> {
                         "再封緘: {} → +{}",
                         tsunagu_client::reseal::kind_label(record.field.as_ref().map(|f| f.kind())),
                         record.added_readers.join(", ")
+                    ),
+                    "-".to_owned(),
+                ]);
+            }
+            Some(Entry::Transfer(transfer)) => {
+                table.row([
+                    format_optional_japan_time(transfer.at.as_ref()),
+                    "transfer".to_owned(),
+                    short_id(&transfer.transfer_id).to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    format!(
+                        "移管 {} → {} {} (case {} → {})",
+                        transfer.from_municipality,
+                        transfer.to_municipality,
+                        label(transfer.state()),
+                        short_id(&transfer.sent_case_id),
+                        if transfer.receiving_case_id.is_empty() {
+                            "-"
+                        } else {
+                            short_id(&transfer.receiving_case_id)
+                        }
                     ),
                     "-".to_owned(),
                 ]);

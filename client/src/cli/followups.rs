@@ -50,11 +50,21 @@ pub async fn run(ctx: &Context, args: FollowupsArgs) -> anyhow::Result<()> {
         let views: Vec<FollowUpView> = items.iter().map(FollowUpView::from).collect();
         return ctx.print_json(&views);
     }
+    // A coordinator's open transfers (移管) stay on the worklist until they move.
+    let transfers = super::transfer::worklist_lines(&hub).await;
     if items.is_empty() {
         eprintln!("nothing to follow up: no handoff is overdue or due soon");
-        return Ok(());
+        return match transfers {
+            Some(lines) => ctx.print(&lines),
+            None => Ok(()),
+        };
     }
-    ctx.print(&render(&items))
+    let mut out = render(&items);
+    if let Some(lines) = transfers {
+        out.push('\n');
+        out.push_str(&lines);
+    }
+    ctx.print(&out)
 }
 
 /// The worklist table, then the justifications of the shares awaiting review.

@@ -25,6 +25,7 @@ mod reseal;
 mod retries;
 mod show;
 mod tables;
+mod transfer;
 mod views;
 mod whoami;
 
@@ -271,6 +272,10 @@ pub enum Command {
     #[command(after_help = council::EXAMPLES)]
     Council(council::CouncilArgs),
 
+    /// 移管: transfer a case to the municipality a family moves to (propose, ack, accept, decline)
+    #[command(after_help = transfer::EXAMPLES)]
+    Transfer(transfer::TransferArgs),
+
     /// Serve the web console for this agency's staff on 127.0.0.1 and print its one-time URL
     #[command(after_help = console::EXAMPLES)]
     Console(console::ConsoleArgs),
@@ -305,6 +310,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Keys(args) => keys::run(&ctx, args).await,
         Command::Council(args) => council::run(&ctx, args).await,
+        Command::Transfer(args) => transfer::run(&ctx, args).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
     }
 }

@@ -206,6 +206,8 @@ fn router(state: AppState) -> Router {
             "/council/meetings/{id}/decisions",
             post(pages::council::decide),
         )
+        .route("/transfers", get(pages::transfers::show))
+        .route("/transfers/{id}/actions", post(pages::transfers::act))
         .route("/outcomes", get(pages::outcomes::show))
         .route("/live", get(live::events))
         .route("/assets/console.css", get(stylesheet))

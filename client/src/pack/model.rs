@@ -247,7 +247,7 @@ fn sealed_fields(pack: &pb::GetMeetingPackResponse) -> Vec<&pb::Sealed> {
                 Some(Entry::ReferralEvent(e)) => fields.extend(e.note.as_ref()),
                 Some(Entry::Note(n)) => fields.extend(n.body.as_ref()),
                 Some(Entry::Decision(d)) => fields.extend(d.plan.as_ref()),
-                Some(Entry::Reseal(_)) | None => {}
+                Some(Entry::Reseal(_) | Entry::Transfer(_)) | None => {}
             }
         }
         for decision in case.decision.iter().chain(&case.previous_decisions) {
@@ -665,8 +665,9 @@ fn case_view(
                 Some(entry)
             }
             Some(Entry::Note(note)) => Some(note_entry(note, names, open)),
-            // Decisions show under 援助方針, not in the timeline; re-seals change no content.
-            Some(Entry::Decision(_) | Entry::Reseal(_)) | None => None,
+            // Decisions show under 援助方針, not in the timeline; re-seals change no content and
+            // transfers end the registration.
+            Some(Entry::Decision(_) | Entry::Reseal(_) | Entry::Transfer(_)) | None => None,
         })
         .collect();
     let decision = case

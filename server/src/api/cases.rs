@@ -309,6 +309,9 @@ impl CaseService for Hub {
                     ThreadItem::Reseal(record) => Some(pb::thread_entry::Entry::Reseal(
                         super::sealing::record_out(record),
                     )),
+                    ThreadItem::Transfer(transfer) => Some(pb::thread_entry::Entry::Transfer(
+                        super::transfers::transfer_entry(transfer),
+                    )),
                 })
                 .map(|entry| pb::ThreadEntry { entry: Some(entry) })
                 .collect();

@@ -855,6 +855,9 @@ pub fn feed_kind_out(kind: FeedEventKind) -> pb::FeedEventKind {
         FeedEventKind::NoteAcknowledged => pb::FeedEventKind::NoteAcknowledged,
         FeedEventKind::ConsentWithdrawn => pb::FeedEventKind::ConsentWithdrawn,
         FeedEventKind::CouncilUpdated => pb::FeedEventKind::CouncilUpdated,
+        FeedEventKind::TransferReceived => pb::FeedEventKind::TransferReceived,
+        FeedEventKind::TransferUpdated => pb::FeedEventKind::TransferUpdated,
+        FeedEventKind::TransferEscalation => pb::FeedEventKind::TransferEscalation,
     }
 }
 

@@ -260,6 +260,9 @@ fn pack_case_out(
             ThreadItem::Reseal(record) => Some(pb::thread_entry::Entry::Reseal(
                 super::sealing::record_out(record),
             )),
+            ThreadItem::Transfer(transfer) => Some(pb::thread_entry::Entry::Transfer(
+                super::transfers::transfer_entry(transfer),
+            )),
         })
         .map(|entry| pb::ThreadEntry { entry: Some(entry) })
         .collect();
@@ -321,6 +324,7 @@ fn mentioned_agencies(meeting: &pb::Meeting, cases: &[pb::PackCase]) -> Vec<Stri
                     ids.push(r.resealed_by.clone());
                     ids.extend(r.added_readers.iter().cloned());
                 }
+                Some(pb::thread_entry::Entry::Transfer(t)) => ids.push(t.lead_agency.clone()),
                 None => {}
             }
         }

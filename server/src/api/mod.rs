@@ -11,6 +11,7 @@ pub mod feed_cache;
 pub mod outcomes;
 pub mod referrals;
 pub mod sealing;
+pub mod transfers;
 
 use std::sync::Arc;
 

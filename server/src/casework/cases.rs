@@ -224,6 +224,8 @@ pub enum ThreadItem {
     Decision(Decision),
     /// A sealed field the caller sees was given new readers.
     Reseal(ResealRecord),
+    /// A transfer (移管) of the case to another municipality, or into it from one.
+    Transfer(Box<crate::domain::transfer::Transfer>),
 }
 
 impl ThreadItem {
@@ -233,6 +235,7 @@ impl ThreadItem {
             Self::Note(note) => note.sent_at,
             Self::Decision(decision) => decision.decided_at,
             Self::Reseal(record) => record.resealed_at,
+            Self::Transfer(transfer) => transfer.updated_at,
         }
     }
 }
@@ -310,6 +313,15 @@ pub async fn thread(
                     }
             })
             .map(ThreadItem::Reseal),
+    );
+    // The family's journey between municipalities: transfers of this case, and into it.
+    let mut transfers = tx.case_transfers(case_id).await?;
+    transfers.extend(tx.received_transfers(case_id).await?);
+    items.extend(
+        transfers
+            .into_iter()
+            .filter(|t| since.is_none_or(|since| t.updated_at >= since))
+            .map(|t| ThreadItem::Transfer(Box::new(t))),
     );
     items.sort_by_key(ThreadItem::at);
     Ok(Thread {

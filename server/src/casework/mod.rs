@@ -11,6 +11,7 @@ pub mod outcomes;
 pub mod referrals;
 pub mod sealing;
 pub mod timers;
+pub mod transfers;
 
 use std::collections::HashSet;
 

@@ -11,6 +11,7 @@ use crate::domain::sealing::{
     FieldReaders, ResealAsk, ResealRecord, ResealRefusal, SealedFieldKind, SealedFieldRef,
     check_reseal, entitled_readers, sealed_at_writing,
 };
+use crate::domain::transfer::TransferState;
 use crate::domain::{
     Agency, AgencyId, CaseId, NoteId, ReferralId, ResealId, Sealed, Staff, Timestamp,
 };
@@ -168,12 +169,26 @@ impl CaseFacts {
     }
 }
 
-/// The agencies on the receiving side of a case's accepted transfers (移管).
-async fn transfer_receivers(
-    _tx: &mut dyn Transaction,
-    _case: &Case,
-) -> Result<Vec<AgencyId>, Error> {
-    Ok(Vec::new())
+/// The agencies on the receiving side of a case's accepted transfers (移管): the receiving
+/// municipality's coordinators and the lead agency (主担当機関) it named.
+async fn transfer_receivers(tx: &mut dyn Transaction, case: &Case) -> Result<Vec<AgencyId>, Error> {
+    let mut receivers: Vec<AgencyId> = Vec::new();
+    for transfer in tx.case_transfers(&case.id).await? {
+        if transfer.state != TransferState::Accepted {
+            continue;
+        }
+        for coordinator in coordinators(tx, &transfer.to_municipality).await? {
+            if !receivers.contains(&coordinator.id) {
+                receivers.push(coordinator.id);
+            }
+        }
+        if let Some(lead) = transfer.lead_agency
+            && !receivers.contains(&lead)
+        {
+            receivers.push(lead);
+        }
+    }
+    Ok(receivers)
 }
 
 /// Whether the caller sees a note on the case thread.

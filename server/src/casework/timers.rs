@@ -106,6 +106,8 @@ pub async fn escalate_due(
             }
         }
     }
+    // Transfers (移管) between municipalities escalate to both coordinators.
+    raised += super::transfers::escalate_due(tx, auditor, now).await?;
     Ok(raised)
 }
 

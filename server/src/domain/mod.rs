@@ -13,6 +13,7 @@ pub mod outcomes;
 pub mod records;
 pub mod referral;
 pub mod sealing;
+pub mod transfer;
 
 use std::fmt;
 use std::sync::Arc;
@@ -197,6 +198,10 @@ uuid_id!(
 uuid_id!(
     /// Identifies a re-seal of a sealed field.
     ResealId
+);
+uuid_id!(
+    /// Identifies a transfer (移管) of a case between municipalities.
+    TransferId
 );
 
 /// The category of a case.

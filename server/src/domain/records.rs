@@ -155,10 +155,16 @@ pub enum FeedEventKind {
     NoteAcknowledged,
     ConsentWithdrawn,
     CouncilUpdated,
+    /// A transfer (移管) to the agency's municipality was proposed.
+    TransferReceived,
+    /// A transfer the agency's municipality is party to moved.
+    TransferUpdated,
+    /// A timer of such a transfer passed.
+    TransferEscalation,
 }
 
 impl FeedEventKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 10] = [
         Self::ReferralReceived,
         Self::ReferralUpdated,
         Self::Escalation,
@@ -166,6 +172,9 @@ impl FeedEventKind {
         Self::NoteAcknowledged,
         Self::ConsentWithdrawn,
         Self::CouncilUpdated,
+        Self::TransferReceived,
+        Self::TransferUpdated,
+        Self::TransferEscalation,
     ];
 
     pub fn code(self) -> &'static str {
@@ -177,6 +186,9 @@ impl FeedEventKind {
             Self::NoteAcknowledged => "note_acknowledged",
             Self::ConsentWithdrawn => "consent_withdrawn",
             Self::CouncilUpdated => "council_updated",
+            Self::TransferReceived => "transfer_received",
+            Self::TransferUpdated => "transfer_updated",
+            Self::TransferEscalation => "transfer_escalation",
         }
     }
 

@@ -11,6 +11,7 @@ pub mod postgres;
 pub(crate) mod queries;
 pub mod sealing;
 pub mod sqlite;
+pub mod transfers;
 
 use std::sync::Arc;
 
@@ -158,6 +159,7 @@ pub trait Transaction:
     + keys::KeyQueries
     + outcomes::OutcomeQueries
     + sealing::SealQueries
+    + transfers::TransferQueries
 {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
     /// Fetches the reads a use case is about to make, together where the backend can: each is

@@ -51,6 +51,7 @@ super::audit::audit_queries!(PostgresTransaction, PgRow);
 super::council::council_queries!(PostgresTransaction, PgRow);
 super::sealing::seal_queries!(PostgresTransaction, PgRow);
 super::keys::keys_queries!(PostgresTransaction, PgRow);
+super::transfers::transfer_queries!(PostgresTransaction, PgRow);
 super::outcomes::outcome_queries!(
     PostgresTransaction,
     PgRow,

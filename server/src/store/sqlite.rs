@@ -541,6 +541,7 @@ super::audit::audit_queries!(SqliteTransaction, SqliteRow);
 super::council::council_queries!(SqliteTransaction, SqliteRow);
 super::sealing::seal_queries!(SqliteTransaction, SqliteRow);
 super::keys::keys_queries!(SqliteTransaction, SqliteRow);
+super::transfers::transfer_queries!(SqliteTransaction, SqliteRow);
 super::outcomes::outcome_queries!(
     SqliteTransaction,
     SqliteRow,

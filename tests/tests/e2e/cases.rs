@@ -628,6 +628,7 @@ async fn the_case_thread_shows_referral_events_and_notes_oldest_first() {
                 }
                 pb::thread_entry::Entry::Decision(d) => format!("decision:{}", d.decision_id),
                 pb::thread_entry::Entry::Reseal(r) => format!("reseal:{}", r.reseal_id),
+                pb::thread_entry::Entry::Transfer(t) => format!("transfer:{}", t.transfer_id),
             })
             .collect();
         assert_eq!(

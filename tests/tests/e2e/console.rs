@@ -82,7 +82,12 @@ impl ConsoleProcess {
     }
 
     /// A page read with the session, and the hidden fields of the form posting to `action`.
-    async fn form_fields(&self, cookie: &str, page: &str, action: &str) -> HashMap<String, String> {
+    pub(crate) async fn form_fields(
+        &self,
+        cookie: &str,
+        page: &str,
+        action: &str,
+    ) -> HashMap<String, String> {
         let answer = self.request("GET", page, &[("Cookie", cookie)], None).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
         let start = answer
@@ -108,7 +113,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
 }
 
 /// Form fields as an urlencoded body.
-fn encode(fields: &[(&str, &str)]) -> String {
+pub(crate) fn encode(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
         .map(|(name, value)| format!("{name}={}", percent(value)))

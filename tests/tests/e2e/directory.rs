@@ -135,6 +135,8 @@ async fn reflection_lists_the_tsunagu_services_and_health() {
         "tsunagu.v1.CouncilService",
         "tsunagu.v1.AuditService",
         "tsunagu.v1.OutcomeService",
+        "tsunagu.v1.TransferService",
+        "tsunagu.v1.SealingService",
         "grpc.health.v1.Health",
     ] {
         assert!(

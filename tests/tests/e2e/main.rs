@@ -20,3 +20,4 @@ mod reseal;
 mod scale_out;
 mod sealing;
 mod traces;
+mod transfer;

@@ -363,6 +363,14 @@ pub async fn show(
                 referral_id: String::new(),
                 body: Opened::of(&opener, decision.plan.as_ref()),
             }),
+            thread_entry::Entry::Transfer(transfer) => Some(ThreadLine {
+                when: jst(transfer.at.as_ref()),
+                kind: "移管",
+                what: transfer_line(transfer),
+                actor: String::new(),
+                referral_id: String::new(),
+                body: Opened::Absent,
+            }),
         })
         .collect();
     let consent_rows = consents
@@ -694,4 +702,21 @@ pub async fn note(
         Ok(back)
     };
     submit(&state, &form, write).await
+}
+
+/// One line of a case thread about a transfer (移管): where the family went, and where it stands.
+fn transfer_line(transfer: &tsunagu_proto::v1::TransferEntry) -> String {
+    let mut line = format!(
+        "移管 {} → {}: {}",
+        transfer.from_municipality,
+        transfer.to_municipality,
+        ja(transfer.state())
+    );
+    if !transfer.receiving_case_id.is_empty() {
+        line.push_str(&format!(
+            "（転入先のケース {}）",
+            short_id(&transfer.receiving_case_id)
+        ));
+    }
+    line
 }

@@ -10,6 +10,7 @@ pub mod outcomes;
 pub mod referral;
 pub mod reseal;
 pub mod session;
+pub mod transfers;
 pub mod worklist;
 
 use askama::Template;
@@ -34,6 +35,7 @@ pub enum Section {
     Sent,
     Cases,
     Council,
+    Transfers,
     Outcomes,
 }
 
@@ -61,6 +63,7 @@ impl Section {
             Section::Sent => "sent",
             Section::Cases => "cases",
             Section::Council => "council",
+            Section::Transfers => "transfers",
             Section::Outcomes => "outcomes",
         }
     }

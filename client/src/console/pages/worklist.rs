@@ -5,7 +5,9 @@
 use askama::Template;
 use axum::extract::{Extension, State};
 use axum::response::Response;
-use tsunagu_proto::v1::{FollowUpItem, FollowUpStatus, FollowUpsRequest, TimerKind};
+use tsunagu_proto::v1::{
+    FollowUpItem, FollowUpStatus, FollowUpsRequest, ListTransfersRequest, TimerKind, TransferView,
+};
 
 use super::{Context, Frame, PageError, Section, page};
 use crate::console::guard::SignedIn;
@@ -66,6 +68,9 @@ pub struct WorklistPage {
     pub reviews: Vec<Review>,
     pub total: usize,
     pub overdue: usize,
+    /// Transfers (移管) the caller's municipalities have to act on, and how many are overdue.
+    pub transfers: usize,
+    pub transfers_overdue: usize,
 }
 
 /// `GET /`: 今日の確認.
@@ -86,7 +91,22 @@ pub async fn show(
         .map_err(|status| hub.call_error(status))?
         .into_inner()
         .items;
-    Ok(page(&build(cx, &items)))
+    // A coordinator's open transfers stay on the worklist until they move; a hub without the
+    // transfer service leaves this part out.
+    let open = hub
+        .transfers()
+        .list_transfers(ListTransfersRequest {
+            municipality: String::new(),
+            case_id: String::new(),
+            view: TransferView::Open.into(),
+        })
+        .await
+        .map(|r| r.into_inner().transfers)
+        .unwrap_or_default();
+    let mut page_data = build(cx, &items);
+    page_data.transfers = open.len();
+    page_data.transfers_overdue = open.iter().filter(|t| !t.overdue.is_empty()).count();
+    Ok(page(&page_data))
 }
 
 /// The page for these worklist items.
@@ -153,5 +173,7 @@ pub fn build(cx: Context, items: &[FollowUpItem]) -> WorklistPage {
         reviews,
         total,
         overdue,
+        transfers: 0,
+        transfers_overdue: 0,
     }
 }
