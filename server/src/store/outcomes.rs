@@ -171,8 +171,18 @@ pub(crate) fn tallies_statement(
     s
 }
 
+/// The referral a family that moved was referred to next in the municipality that took its case
+/// on (移管): for a referral reported not connected because the family `moved`, on a case whose
+/// transfer was accepted, the first referral on the receiving case. As a column of `r`.
+const MOVED_ON: &str = "(CASE WHEN r.connection = 'not_connected' \
+     AND r.not_connected_reason = 'moved' THEN (SELECT n.referral_id FROM transfers t \
+     JOIN referrals n ON n.case_id = t.receiving_case_id WHERE t.case_id = r.case_id \
+     AND t.state = 'accepted' ORDER BY n.sent_at, n.referral_id LIMIT 1) END)";
+
 /// The referrals on `referred_elsewhere` chains: those linking on, and those linked to (from
-/// anywhere, so a chain crossing two of a coordinator's municipalities stays whole).
+/// anywhere, so a chain crossing two of a coordinator's municipalities stays whole). A family
+/// that moved and whose case was transferred (移管) links on the same way, to the first referral
+/// made for it in its new municipality: one family's journey, counted once.
 pub(crate) fn links_statement(
     scope: OutcomeScope<'_>,
     from: Timestamp,
@@ -181,15 +191,22 @@ pub(crate) fn links_statement(
     month: &str,
 ) -> Statement {
     let (mut s, keys, clause) = Statement::start(scope, from, until, view, month);
+    let moved_on = MOVED_ON;
+    let moved_on_e = MOVED_ON.replace("r.", "e.");
     s.sql = format!(
         "SELECT {keys}r.referral_id, r.delivery, r.delivered_at, r.response, r.responded_at, \
          r.response_reason, r.connection, r.connection_updated_at, r.contact_attempts, \
-         r.not_connected_reason, r.linked_referral_id, r.confirmed_at, r.confirmed_by \
+         CASE WHEN {moved_on} IS NOT NULL THEN 'referred_elsewhere' \
+         ELSE r.not_connected_reason END AS not_connected_reason, \
+         COALESCE(r.linked_referral_id, {moved_on}) AS linked_referral_id, r.confirmed_at, \
+         r.confirmed_by \
          FROM referrals r WHERE {clause} AND ((r.not_connected_reason = 'referred_elsewhere' \
          AND r.connection = 'not_connected' AND r.linked_referral_id IS NOT NULL) \
+         OR {moved_on} IS NOT NULL \
          OR r.referral_id IN (SELECT e.linked_referral_id FROM referrals e \
          WHERE e.not_connected_reason = 'referred_elsewhere' AND e.connection = 'not_connected' \
-         AND e.linked_referral_id IS NOT NULL))"
+         AND e.linked_referral_id IS NOT NULL) \
+         OR r.referral_id IN (SELECT {moved_on_e} FROM referrals e))"
     );
     s
 }

@@ -17,6 +17,7 @@ use tsunagu_tests::fixtures::*;
 use tsunagu_tests::{MUNICIPALITY, OTHER_MUNICIPALITY, TestHub, test_agency};
 
 mod cli;
+mod journey;
 
 use crate::sealing::{assert_absent, database_contents};
 
