@@ -584,6 +584,29 @@ fn note_entry(
     }
 }
 
+/// A transfer (移管) on the timeline: where the family moved and how far the handover is.
+fn transfer_entry(transfer: &pb::TransferEntry, names: &Names<'_>) -> TimelineEntry {
+    let mut what = format!(
+        "移管（{} → {}）: {}",
+        transfer.from_municipality,
+        transfer.to_municipality,
+        word(transfer.state())
+    );
+    if !transfer.lead_agency.is_empty() {
+        what.push_str(&format!(
+            "　移管先の主担当機関: {}",
+            names.of(&transfer.lead_agency)
+        ));
+    }
+    TimelineEntry {
+        at: time(transfer.at.as_ref()),
+        actor: "調整機関（移管）".to_owned(),
+        attested: false,
+        what,
+        contents: Vec::new(),
+    }
+}
+
 /// Splits an opened plan into its 役割分担 and 支援計画 parts. A line that starts with one of
 /// the two words (optionally inside 【】, ［］ or after ■ / #) begins that part; text after the
 /// word and a colon stays on it. Text before the first marker belongs to 役割分担. Without a
@@ -665,9 +688,9 @@ fn case_view(
                 Some(entry)
             }
             Some(Entry::Note(note)) => Some(note_entry(note, names, open)),
-            // Decisions show under 援助方針, not in the timeline; re-seals change no content and
-            // transfers end the registration.
-            Some(Entry::Decision(_) | Entry::Reseal(_) | Entry::Transfer(_)) | None => None,
+            Some(Entry::Transfer(transfer)) => Some(transfer_entry(transfer, names)),
+            // Decisions show under 援助方針, not in the timeline; re-seals change no content.
+            Some(Entry::Decision(_) | Entry::Reseal(_)) | None => None,
         })
         .collect();
     let decision = case

@@ -494,6 +494,17 @@ pub async fn meeting_pack(
             .or_default()
             .push(ThreadItem::Note(note));
     }
+    // A transfer is on the timeline of the case it left and of the case it went to.
+    for transfer in material.transfers {
+        let mut on = vec![transfer.case_id.clone()];
+        on.extend(transfer.receiving_case.clone());
+        for case_id in on {
+            timelines
+                .entry(case_id)
+                .or_default()
+                .push(ThreadItem::Transfer(Box::new(transfer.clone())));
+        }
+    }
     let mut decisions: HashMap<CaseId, Vec<Decision>> = HashMap::new();
     for decision in material.decisions {
         decisions

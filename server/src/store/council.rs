@@ -28,6 +28,8 @@ pub struct AgendaMaterial {
     pub decisions: Vec<Decision>,
     /// The consents of the agenda's cases that have been withdrawn.
     pub withdrawn_consents: HashSet<ConsentId>,
+    /// The transfers (移管) from or into the agenda's cases, oldest first.
+    pub transfers: Vec<crate::domain::transfer::Transfer>,
 }
 
 /// Store operations of this area, part of every `Transaction`.
@@ -636,6 +638,16 @@ macro_rules! council_queries {
                         $crate::domain::ConsentId::parse,
                     )?);
                 }
+
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM transfers WHERE case_id IN ({AGENDA_CASES}) \
+                     OR receiving_case_id IN ({AGENDA_CASES}) ORDER BY proposed_at, transfer_id",
+                    $crate::store::transfers::TRANSFER_COLUMNS
+                ))
+                .bind(id)
+                .fetch_all(self.conn().await?)
+                .await?;
+                material.transfers = rows.iter().map(transfer_from_row).collect::<Result<_, _>>()?;
                 Ok(material)
             }
         }

@@ -88,3 +88,43 @@ async fn a_family_that_moved_and_was_transferred_is_one_journey_that_continues_i
     assert_eq!(case.municipality, MUNICIPALITY);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_transfer_under_way_is_on_the_meeting_packs_timeline_of_the_case() {
+    use tsunagu_client::pack::{self, Format, Opener};
+
+    let hub = two_municipalities().await;
+    let kodomo = hub.client("kodomo").await;
+    let case = open_case(&kodomo).await;
+    register_case(&kodomo, &case.case_id, &japan_date(&*hub.clock, -1), "").await;
+    propose(
+        &kodomo,
+        propose_request(&case.case_id, OTHER_MUNICIPALITY, between_councils()),
+    )
+    .await
+    .unwrap();
+    let meeting = schedule_meeting(
+        &kodomo,
+        pb::MeetingKind::Practitioners,
+        &japan_date(&*hub.clock, 0),
+        &[&case.case_id],
+    )
+    .await;
+    let response = kodomo
+        .council()
+        .get_meeting_pack(pb::GetMeetingPackRequest {
+            meeting_id: meeting.meeting_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let view = pack::build(&response, &Opener::new(&[]));
+    let markdown = pack::render(&view, Format::Markdown);
+    assert!(
+        markdown.contains(&format!(
+            "移管（{MUNICIPALITY} → {OTHER_MUNICIPALITY}）: 移管依頼中"
+        )),
+        "{markdown}"
+    );
+    hub.stop().await;
+}
