@@ -219,7 +219,7 @@ impl Application {
         });
         let expiry_watch = crate::certificates::spawn_expiry_watch(hub.clone());
         let reloader = tls.spawn_reloader();
-        let timers = crate::casework::timers::spawn(hub.clone());
+        let timers = spawn_timers(hub.clone());
         let change_listener = store.spawn_change_listener();
         let health_watch = spawn_health_watch(Arc::clone(&store), health_reporter.clone());
         let incoming = tls::incoming(listener, Arc::clone(&tls), settings.tls.handshake_timeout);
@@ -390,4 +390,40 @@ fn warn_if_holidays_run_out(now: crate::domain::Timestamp) {
              after it do not skip national holidays; update it as the README says"
         );
     }
+}
+
+/// Runs the timers' use case (`casework::timers::escalate_due`) every `timer_interval` until
+/// aborted. A failed round is logged and retried at the next tick: passed timers stay passed, so
+/// nothing is lost by waiting.
+fn spawn_timers(hub: Hub) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(hub.settings.timer_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match escalate_round(&hub).await {
+                Ok(0) => {}
+                Ok(raised) => {
+                    tracing::info!(raised, "escalations raised");
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = %crate::error::cause_chain(&error),
+                        "escalation round failed; retrying at the next tick"
+                    );
+                }
+            }
+        }
+    })
+}
+
+/// One round of the timers, in one write transaction.
+async fn escalate_round(hub: &Hub) -> Result<usize, crate::error::Error> {
+    let now = hub.clock.now();
+    let mut tx = hub.store.begin().await?;
+    let raised =
+        crate::casework::timers::escalate_due(&mut *tx, &hub.settings.deadlines, &hub.audit, now)
+            .await?;
+    tx.commit().await?;
+    Ok(raised)
 }

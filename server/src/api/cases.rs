@@ -12,17 +12,8 @@ use crate::casework::cases::{self, CaseView, OpenCase, RecordConsent, ThreadItem
 use crate::domain::{Agency, AgencyId, CaseId, ConsentId};
 use crate::error::Error;
 use crate::identity::caller;
-use crate::store::Transaction;
 
-/// Display names and kinds of every agency, to describe participants.
-pub async fn directory(tx: &mut dyn Transaction) -> Result<HashMap<AgencyId, Agency>, Error> {
-    Ok(tx
-        .agencies()
-        .await?
-        .into_iter()
-        .map(|agency| (agency.id.clone(), agency))
-        .collect())
-}
+use crate::casework::directory;
 
 /// A case as its viewer may see it.
 pub fn case_out(view: &CaseView, agencies: &HashMap<AgencyId, Agency>) -> pb::Case {

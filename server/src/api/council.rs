@@ -6,13 +6,14 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::council_service_server::CouncilService;
 
-use super::cases::{case_out, directory};
+use super::cases::case_out;
 use super::{Began, Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::cases::ThreadItem;
 use crate::casework::council::{
     self, MeetingPack, PackCase, RecordDecision, RegisterCase, ScheduleMeeting,
 };
+use crate::casework::directory;
 use crate::domain::basis::MAX_JUSTIFICATION_CHARS;
 use crate::domain::council::{
     Decision, DecisionInput, DecisionOutcome, DecisionTrigger, Ending, Meeting, MeetingKind,

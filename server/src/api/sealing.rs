@@ -7,9 +7,9 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::sealing_service_server::SealingService;
 
-use super::cases::directory;
 use super::{Began, Hub, convert};
 use crate::casework::audit::AuditTarget;
+use crate::casework::directory;
 use crate::casework::sealing::{self, Reseal, SealedFieldView};
 use crate::domain::records::Case;
 use crate::domain::sealing::{ResealRecord, SealedFieldKind, SealedFieldRef};

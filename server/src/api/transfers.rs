@@ -5,8 +5,9 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::transfer_service_server::TransferService;
 
-use super::cases::{case_out, directory};
+use super::cases::case_out;
 use super::{Began, Hub, convert};
+use crate::casework::directory;
 use crate::casework::transfers::{self, AcceptTransfer, ListView, ProposeTransfer, TransferView};
 use crate::domain::transfer::{DeclineReason, TransferState, TransferTimer};
 use crate::domain::{CaseId, Timestamp, TransferId};

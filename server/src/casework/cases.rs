@@ -284,7 +284,7 @@ pub async fn thread(
             })
             .map(ThreadItem::Note),
     );
-    if super::council::sees_decisions(caller, &view.case.municipality) {
+    if crate::domain::council::sees_decisions(caller, &view.case.municipality) {
         items.extend(
             tx.case_decisions(case_id, since)
                 .await?

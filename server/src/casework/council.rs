@@ -602,10 +602,3 @@ pub async fn meeting_pack(
 #[derive(Debug, thiserror::Error)]
 #[error("case {0} is on a meeting's agenda but its case or registration is missing")]
 struct MissingAgendaCase(CaseId);
-
-/// Whether `caller` sees the council's decisions on a case of `municipality`: its members and
-/// coordinator do; other participants learn that the case is registered, not what the council
-/// decided.
-pub fn sees_decisions(caller: &Agency, municipality: &Municipality) -> bool {
-    caller.is_council_member(municipality) || caller.is_coordinator_of(municipality)
-}

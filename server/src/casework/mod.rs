@@ -117,6 +117,18 @@ pub struct FeedAbout {
 }
 
 /// The coordinators (調整機関) of a municipality.
+/// Every registered agency by id, to describe participants and readers by name and kind.
+pub async fn directory(
+    tx: &mut dyn Transaction,
+) -> Result<std::collections::HashMap<AgencyId, Agency>, Error> {
+    Ok(tx
+        .agencies()
+        .await?
+        .into_iter()
+        .map(|agency| (agency.id.clone(), agency))
+        .collect())
+}
+
 pub async fn coordinators(
     tx: &mut dyn Transaction,
     municipality: &crate::domain::Municipality,

@@ -110,35 +110,3 @@ pub async fn escalate_due(
     raised += super::transfers::escalate_due(tx, auditor, now).await?;
     Ok(raised)
 }
-
-/// Runs `escalate_due` every `timer_interval` until aborted. A failed round is logged and retried
-/// at the next tick: passed timers stay passed, so nothing is lost by waiting.
-pub fn spawn(hub: crate::api::Hub) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(hub.settings.timer_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match escalate_round(&hub).await {
-                Ok(0) => {}
-                Ok(raised) => {
-                    tracing::info!(raised, "escalations raised");
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        error = %crate::error::cause_chain(&error),
-                        "escalation round failed; retrying at the next tick"
-                    );
-                }
-            }
-        }
-    })
-}
-
-async fn escalate_round(hub: &crate::api::Hub) -> Result<usize, Error> {
-    let now = hub.clock.now();
-    let mut tx = hub.store.begin().await?;
-    let raised = escalate_due(&mut *tx, &hub.settings.deadlines, &hub.audit, now).await?;
-    tx.commit().await?;
-    Ok(raised)
-}

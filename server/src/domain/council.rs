@@ -870,6 +870,13 @@ pub fn summarise(
     summary
 }
 
+/// Whether `caller` sees the council's decisions on a case of `municipality`: its members and
+/// coordinator do; other participants learn that the case is registered, not what the council
+/// decided.
+pub fn sees_decisions(caller: &super::Agency, municipality: &super::Municipality) -> bool {
+    caller.is_council_member(municipality) || caller.is_coordinator_of(municipality)
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::date;
