@@ -6,47 +6,15 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::case_service_server::CaseService;
 
+use super::views::{case_out, thread_entry};
 use super::{Began, Hub, convert};
 use crate::casework::audit::AuditTarget;
-use crate::casework::cases::{self, CaseView, OpenCase, RecordConsent, ThreadItem};
-use crate::domain::{Agency, AgencyId, CaseId, ConsentId};
+use crate::casework::cases::{self, OpenCase, RecordConsent};
+use crate::domain::{CaseId, ConsentId};
 use crate::error::Error;
 use crate::identity::caller;
 
 use crate::casework::directory;
-
-/// A case as its viewer may see it.
-pub fn case_out(view: &CaseView, agencies: &HashMap<AgencyId, Agency>) -> pb::Case {
-    let case = &view.case;
-    pb::Case {
-        case_id: case.id.to_string(),
-        municipality: case.municipality.to_string(),
-        category: convert::category_out(case.category) as i32,
-        stage: convert::stage_out(case.stage) as i32,
-        opened_by: if view.hidden.contains(&case.opened_by) {
-            String::new()
-        } else {
-            case.opened_by.to_string()
-        },
-        opened_at: Some(convert::timestamp(case.opened_at)),
-        participants: view
-            .participants
-            .iter()
-            .filter(|p| !view.hidden.contains(&p.agency_id))
-            .map(|p| {
-                let agency = agencies.get(&p.agency_id);
-                pb::Participant {
-                    agency_id: p.agency_id.to_string(),
-                    display_name: agency.map(|a| a.display_name.clone()).unwrap_or_default(),
-                    kind: agency.map(|a| a.kind.to_string()).unwrap_or_default(),
-                    since: Some(convert::timestamp(p.since)),
-                }
-            })
-            .collect(),
-        header: Some(convert::sealed_out(&case.header)),
-        council_registered: case.council_registered,
-    }
-}
 
 #[tonic::async_trait]
 impl CaseService for Hub {
@@ -278,33 +246,11 @@ impl CaseService for Hub {
             audit
                 .read(self, &AuditTarget::case(&thread.view.case))
                 .await?;
-            let referrals: HashMap<_, _> =
-                thread.referrals.iter().map(|r| (r.id.clone(), r)).collect();
+            let referrals: HashMap<_, _> = thread.referrals.iter().map(|r| (&r.id, r)).collect();
             let entries = thread
                 .items
                 .iter()
-                .filter_map(|item| match item {
-                    ThreadItem::ReferralEvent(event) => {
-                        let referral = referrals.get(&event.referral_id)?;
-                        let hide = convert::hides_actor(event, referral, &agency.id);
-                        Some(pb::thread_entry::Entry::ReferralEvent(
-                            convert::referral_event(event, hide),
-                        ))
-                    }
-                    ThreadItem::Note(note) => Some(pb::thread_entry::Entry::Note(convert::note(
-                        note, &agency.id,
-                    ))),
-                    ThreadItem::Decision(decision) => Some(pb::thread_entry::Entry::Decision(
-                        super::council::decision_out(decision),
-                    )),
-                    ThreadItem::Reseal(record) => Some(pb::thread_entry::Entry::Reseal(
-                        super::sealing::record_out(record),
-                    )),
-                    ThreadItem::Transfer(transfer) => Some(pb::thread_entry::Entry::Transfer(
-                        super::transfers::transfer_entry(transfer),
-                    )),
-                })
-                .map(|entry| pb::ThreadEntry { entry: Some(entry) })
+                .filter_map(|item| thread_entry(item, &referrals, &agency.id))
                 .collect();
             Ok(pb::GetCaseThreadResponse {
                 case: Some(case_out(&thread.view, &agencies)),

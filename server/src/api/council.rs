@@ -6,19 +6,17 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::council_service_server::CouncilService;
 
-use super::cases::case_out;
+use super::views::{case_out, decision_out, optional_date_out, thread_entry};
 use super::{Began, Hub, convert};
 use crate::casework::audit::AuditTarget;
-use crate::casework::cases::ThreadItem;
 use crate::casework::council::{
     self, MeetingPack, PackCase, RecordDecision, RegisterCase, ScheduleMeeting,
 };
 use crate::casework::directory;
 use crate::domain::basis::MAX_JUSTIFICATION_CHARS;
 use crate::domain::council::{
-    Decision, DecisionInput, DecisionOutcome, DecisionTrigger, Ending, Meeting, MeetingKind,
-    OutcomeKind, Registration, RegistrationChange, RegistrationStatus, check_registrable,
-    reason_text,
+    DecisionInput, DecisionTrigger, Ending, Meeting, MeetingKind, OutcomeKind, Registration,
+    RegistrationChange, RegistrationStatus, check_registrable, reason_text,
 };
 use crate::domain::{Agency, AgencyId, CaseCategory, CaseId, MeetingId};
 use crate::error::Error;
@@ -158,10 +156,6 @@ fn trigger_out(trigger: DecisionTrigger) -> pb::DecisionTrigger {
     }
 }
 
-fn optional_date_out(date: Option<time::Date>) -> String {
-    date.map(convert::date_text).unwrap_or_default()
-}
-
 pub fn registration_out(registration: &Registration) -> pb::Registration {
     let r = registration;
     pb::Registration {
@@ -200,34 +194,6 @@ pub fn meeting_out(meeting: &Meeting) -> pb::Meeting {
     }
 }
 
-/// A decision as every council member sees it (the case thread renders it too).
-pub fn decision_out(decision: &Decision) -> pb::Decision {
-    let outcome = match &decision.outcome {
-        DecisionOutcome::Continue => pb::DecisionOutcome::Continue,
-        DecisionOutcome::Close { .. } => pb::DecisionOutcome::Close,
-        DecisionOutcome::Transfer { .. } => pb::DecisionOutcome::Transfer,
-    };
-    pb::Decision {
-        decision_id: decision.id.to_string(),
-        meeting_id: decision.meeting_id.to_string(),
-        case_id: decision.case_id.to_string(),
-        outcome: outcome as i32,
-        close_reason: decision.outcome.reason().unwrap_or_default().to_owned(),
-        transfer_to: decision
-            .outcome
-            .transfer_to()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        lead_agency: decision.lead_agency.to_string(),
-        plan: decision.plan.as_ref().map(convert::sealed_out),
-        next_review_on: optional_date_out(decision.next_review_on),
-        decided_at: Some(convert::timestamp(decision.decided_at)),
-        held_on: convert::date_text(decision.held_on),
-        decided_by: decision.decided_by.to_string(),
-        staff: Some(convert::staff_out(&decision.staff)),
-    }
-}
-
 /// One case of a pack for `viewer`: referrals and their events rendered exactly as the referral
 /// and thread calls render them, so a hidden reporter stays hidden here too.
 fn pack_case_out(
@@ -244,28 +210,7 @@ fn pack_case_out(
     let timeline = case
         .timeline
         .iter()
-        .filter_map(|item| match item {
-            ThreadItem::ReferralEvent(event) => {
-                let referral = referrals.get(&event.referral_id)?;
-                let hide = convert::hides_actor(event, referral, viewer);
-                Some(pb::thread_entry::Entry::ReferralEvent(
-                    convert::referral_event(event, hide),
-                ))
-            }
-            ThreadItem::Note(note) => {
-                Some(pb::thread_entry::Entry::Note(convert::note(note, viewer)))
-            }
-            ThreadItem::Decision(decision) => {
-                Some(pb::thread_entry::Entry::Decision(decision_out(decision)))
-            }
-            ThreadItem::Reseal(record) => Some(pb::thread_entry::Entry::Reseal(
-                super::sealing::record_out(record),
-            )),
-            ThreadItem::Transfer(transfer) => Some(pb::thread_entry::Entry::Transfer(
-                super::transfers::transfer_entry(transfer),
-            )),
-        })
-        .map(|entry| pb::ThreadEntry { entry: Some(entry) })
+        .filter_map(|item| thread_entry(item, &referrals, viewer))
         .collect();
     pb::PackCase {
         case: Some(case_out(&case.view, agencies)),

@@ -12,6 +12,7 @@ pub mod outcomes;
 pub mod referrals;
 pub mod sealing;
 pub mod transfers;
+pub mod views;
 
 use std::sync::Arc;
 

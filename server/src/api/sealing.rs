@@ -7,33 +7,19 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::sealing_service_server::SealingService;
 
+use super::views::{field_out, record_out};
 use super::{Began, Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::directory;
 use crate::casework::sealing::{self, Reseal, SealedFieldView};
 use crate::domain::records::Case;
-use crate::domain::sealing::{ResealRecord, SealedFieldKind, SealedFieldRef};
+use crate::domain::sealing::{SealedFieldKind, SealedFieldRef};
 use crate::domain::{Agency, AgencyId, CaseId, NoteId, ReferralId};
 use crate::error::Error;
 use crate::identity::caller;
 
 /// The most readers one re-seal may add.
 const MAX_ADDED_READERS: usize = 20;
-
-fn kind_out(kind: SealedFieldKind) -> pb::SealedFieldKind {
-    match kind {
-        SealedFieldKind::CaseHeader => pb::SealedFieldKind::CaseHeader,
-        SealedFieldKind::ReferralBody => pb::SealedFieldKind::ReferralBody,
-        SealedFieldKind::NoteBody => pb::SealedFieldKind::NoteBody,
-    }
-}
-
-fn field_out(field: &SealedFieldRef) -> pb::SealedFieldRef {
-    pb::SealedFieldRef {
-        kind: kind_out(field.kind) as i32,
-        id: field.id.clone(),
-    }
-}
 
 fn field_in(field: Option<&pb::SealedFieldRef>) -> Result<SealedFieldRef, Error> {
     let field = field.ok_or_else(|| Error::invalid("field", "is required"))?;
@@ -116,23 +102,6 @@ fn view_out(
             .collect(),
         sealed: view.sealed.as_ref().map(convert::sealed_out),
         caller_may_reseal: view.caller_may_reseal,
-    }
-}
-
-/// A re-seal on the case thread.
-pub fn record_out(record: &ResealRecord) -> pb::ResealRecord {
-    pb::ResealRecord {
-        reseal_id: record.id.to_string(),
-        case_id: record.case_id.to_string(),
-        field: Some(field_out(&record.field)),
-        resealed_by: record.resealed_by.to_string(),
-        staff: Some(convert::staff_out(&record.staff)),
-        added_readers: record
-            .added_readers
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        resealed_at: Some(convert::timestamp(record.resealed_at)),
     }
 }
 

@@ -5,42 +5,14 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::transfer_service_server::TransferService;
 
-use super::cases::case_out;
+use super::views::{case_out, state_out, text};
 use super::{Began, Hub, convert};
 use crate::casework::directory;
 use crate::casework::transfers::{self, AcceptTransfer, ListView, ProposeTransfer, TransferView};
-use crate::domain::transfer::{DeclineReason, TransferState, TransferTimer};
+use crate::domain::transfer::{DeclineReason, TransferTimer};
 use crate::domain::{CaseId, Timestamp, TransferId};
 use crate::error::Error;
 use crate::identity::caller;
-
-pub fn state_out(state: TransferState) -> pb::TransferState {
-    match state {
-        TransferState::Proposed => pb::TransferState::Proposed,
-        TransferState::Acknowledged => pb::TransferState::Acknowledged,
-        TransferState::Accepted => pb::TransferState::Accepted,
-        TransferState::Declined => pb::TransferState::Declined,
-        TransferState::Withdrawn => pb::TransferState::Withdrawn,
-    }
-}
-
-/// A transfer as a case thread shows it.
-pub fn transfer_entry(transfer: &crate::domain::transfer::Transfer) -> pb::TransferEntry {
-    pb::TransferEntry {
-        transfer_id: transfer.id.to_string(),
-        state: state_out(transfer.state) as i32,
-        from_municipality: transfer.from_municipality.to_string(),
-        to_municipality: transfer.to_municipality.to_string(),
-        sent_case_id: transfer.case_id.to_string(),
-        receiving_case_id: text(transfer.receiving_case.as_ref()),
-        lead_agency: text(transfer.lead_agency.as_ref()),
-        decline_reason: transfer
-            .decline_reason
-            .map(|r| r.code().to_owned())
-            .unwrap_or_default(),
-        at: Some(convert::timestamp(transfer.updated_at)),
-    }
-}
 
 fn timer_out(timer: TransferTimer) -> i32 {
     (match timer {
@@ -48,10 +20,6 @@ fn timer_out(timer: TransferTimer) -> i32 {
         TransferTimer::Respond => pb::TransferTimer::Respond,
         TransferTimer::Accept => pb::TransferTimer::Accept,
     }) as i32
-}
-
-fn text<T: ToString>(value: Option<&T>) -> String {
-    value.map(ToString::to_string).unwrap_or_default()
 }
 
 /// A transfer as the proto shows it, with the timers overdue at `now`.
