@@ -377,3 +377,136 @@ async fn the_receiving_coordinator_acknowledges_and_accepts_in_the_console_and_a
         page.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_b_accepts_a_transfer_and_opens_the_header_a_resealed_to_it() {
+    use fantoccini::Locator;
+    use std::time::Duration;
+
+    let Some(browser) = tsunagu_tests::browser::Browser::start_or_skip("console 移管").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (port, _hub) = serve_dev_hub(dir);
+    chiyoda_on_dev_hub(dir, port);
+    let case = json(&cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "--json",
+            "case",
+            "open",
+            "--municipality",
+            MUNICIPALITY,
+            "--category",
+            "general",
+            "--stage",
+            "postnatal",
+            "--header-text",
+            "氏名: 青葉はな（MARKER-A-HEADER）",
+        ],
+    ));
+    let case_id = case["case_id"].as_str().unwrap().to_owned();
+    cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "transfer",
+            "propose",
+            &case_id,
+            "--to",
+            OTHER_MUNICIPALITY,
+            "--basis",
+            "vital-interest",
+            "--justification",
+            "転居後も支援を途切れさせないため",
+        ],
+    );
+
+    // B's coordinator confirms receipt and accepts, clicking through its console.
+    let console = ConsoleProcess::start(dir, port, "chiyoda-kodomo");
+    let c = &browser.client;
+    c.goto(&console.login_url).await.unwrap();
+    c.goto(&console.url("/transfers")).await.unwrap();
+    browser.screenshot("transfer-01-worklist").await;
+    c.find(Locator::Css("button.transfer-ack"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(Duration::from_secs(10), "the acknowledgement", |page| {
+            page.contains("受領確認済") && !page.contains("class=\"transfer-ack\"")
+        })
+        .await;
+    let accept = c
+        .find(Locator::XPath("//details[summary[text()='受け入れる']]"))
+        .await
+        .unwrap();
+    accept
+        .find(Locator::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    accept
+        .find(Locator::Css("select[name=lead_agency]"))
+        .await
+        .unwrap()
+        .select_by_value("chiyoda-hoken")
+        .await
+        .unwrap();
+    accept
+        .find(Locator::Css("textarea[name=header]"))
+        .await
+        .unwrap()
+        .send_keys("氏名: 千代田はな")
+        .await
+        .unwrap();
+    browser.screenshot("transfer-02-accept").await;
+    accept
+        .find(Locator::Css("button.transfer-accept"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until(Duration::from_secs(10), "the acceptance", |page| {
+            page.contains("対応が必要な移管はありません")
+        })
+        .await;
+
+    // A re-seals its header to B's coordinator; B's console opens it on A's case page.
+    let resealed = cli(
+        dir,
+        port,
+        &[
+            "--as",
+            "aoba-kodomo",
+            "reseal",
+            &case_id,
+            "--to",
+            "chiyoda-kodomo",
+        ],
+    );
+    assert!(resealed.contains("再封緘しました"), "{resealed}");
+    c.goto(&console.url(&format!("/cases/{case_id}")))
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .text("#case-header")
+            .await
+            .contains("MARKER-A-HEADER")
+    );
+    browser.screenshot("transfer-03-a-header-opened-in-b").await;
+}
