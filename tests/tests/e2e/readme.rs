@@ -166,3 +166,29 @@ fn the_readme_reseal_commands_run_as_printed_open_the_header_for_the_coordinator
     assert!(!before.contains("氏名: 青葉 花子（架空）"), "{stdout}");
     assert!(after.contains("氏名: 青葉 花子（架空）"), "{stdout}");
 }
+
+#[test]
+fn the_readme_transfer_walk_through_runs_as_printed_after_the_quick_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _hub) = serve_dev_hub(dir.path());
+    let step_by_step = readme_block("Or step by step");
+    let transfer = readme_block("The development hub knows one municipality. With it running");
+    let hub_bin = workspace_binary("tsunagu-hub", "tsunagu-hub");
+    let stdout = run_as_printed(
+        dir.path(),
+        port,
+        &[("HUB_BIN", hub_bin.as_os_str())],
+        &format!(
+            "tsunagu-hub() {{ \"$HUB_BIN\" \"$@\"; }}\n{step_by_step}\n{transfer}\n\
+             printf '%s\\n' \"$CASE\" > case-id"
+        ),
+    );
+    let case = std::fs::read_to_string(dir.path().join("case-id")).unwrap();
+    // B's coordinator opened A's header after the re-seal; the transfer list shows it accepted.
+    let (_, after) = stdout
+        .split_once("再封緘しました")
+        .unwrap_or_else(|| panic!("no re-seal:\n{stdout}"));
+    assert!(after.contains("氏名・住所…"), "{stdout}");
+    assert!(stdout.contains("\"accepted\""), "{stdout}");
+    assert!(stdout.contains(case.trim()), "{stdout}");
+}
