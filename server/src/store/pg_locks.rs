@@ -13,9 +13,10 @@
 //! 2. the lock of each case the transaction reads (the case, its consents, a referral or a
 //!    consent of it: the case id is read with the lock taken, the row itself after), before the
 //!    read: read-then-write on a case and its referrals happens one transaction at a time;
-//! 3. at commit ([`TAIL_LOCKS`]), the locks of the agencies whose feeds grow, sorted, then the
-//!    audit chain's lock; the feed rows (whose cursors are drawn now) and the audit records
-//!    (chained after the head read now) go in with one statement, and the commit follows.
+//! 3. at commit ([`write_tail`], one round trip), the locks of the agencies whose feeds grow,
+//!    sorted, and their feed rows (whose cursors are drawn now), then the audit chain's lock and
+//!    the audit records, chained in the database after the head as it is then; the commit
+//!    follows. Only this call and the commit are serialised, per agency's feed and for the chain.
 //!
 //! Nobody holding a lock of a later step waits for one of an earlier step, and the locks of one
 //! step are taken in one order (feeds sorted) or one at a time per key, so no two transactions
@@ -25,13 +26,11 @@
 //! Feed cursors are drawn while the agency's feed lock is held, and the lock is released only
 //! after the commit is visible, so an agency's entries become visible in cursor order: a reader
 //! paging by cursor never skips one. The audit chain stays one chain with one writer at its
-//! tail; only its last step (head read, insert, commit) is serialised.
+//! tail; only its last step (head read, chaining and insert in one call, commit) is serialised.
 
-use crate::domain::audit::{AuditEntry, ChainHead, chain};
+use crate::domain::audit::{AuditEntry, hash_body, hash_prefix};
 use crate::domain::records::FeedEntry;
 use crate::store::StoreError;
-use crate::store::audit::record_params;
-use crate::store::queries::{Param, params};
 
 /// Takes the writer lock shared ($1: its key): narrow use cases run side by side.
 pub(crate) const WRITER_SHARED: &str = "SELECT pg_advisory_xact_lock_shared($1)";
@@ -53,108 +52,107 @@ pub(crate) const LOCK_CASE_OF_CONSENT: &str = "SELECT case_id, \
 pub(crate) const LOCK_KEY: &str = "SELECT pg_advisory_xact_lock(hashtextextended(\
      'tsunagu:key:' || $1 || ':' || $2 || ':' || $3, 0))";
 
-/// Locks the feeds of the agencies $1 (sorted inside), notifies channel $2 with payload $3 (when
-/// not null), and, when $4, locks the audit chain and returns its head (migration 0013).
-pub(crate) const TAIL_LOCKS: &str = "SELECT head_sequence AS sequence, head_hash AS hash \
-     FROM tsunagu_lock_tail($1, $2, $3, $4)";
+/// Writes a transaction's tail in one call (migration 0013): locks the feeds of the agencies it
+/// grows (sorted inside), inserts the feed rows, notifies, and, when there are audit records,
+/// locks the audit chain, reads its head and chains the records after it in the database, from
+/// the bytes [`crate::domain::audit::hash_body`] gives for each.
+const WRITE_TAIL: &str = "SELECT tsunagu_write_tail($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)";
 
-/// PostgreSQL's limit of parameters in one statement is 65,535; a tail larger than this many
-/// goes in several statements.
-const MAX_PARAMS: usize = 30_000;
-
-const FEED_INSERT: &str = "INSERT INTO feed_events (agency_id, event_id, kind, case_id, \
-     referral_id, note_id, referral_event_id, recorded_at) VALUES ";
-const AUDIT_INSERT: &str = "INSERT INTO audit_records (sequence, recorded_at, agency_id, \
-     staff_name, staff_role, action, municipality, case_id, referral_id, note_id, consent_id, \
-     basis, outcome, hash) VALUES ";
-
-/// One feed row's values.
-fn feed_params(entry: &FeedEntry) -> Vec<Param> {
-    params![
-        entry.agency_id.as_str(),
-        entry.event_id.as_str(),
-        entry.kind.code(),
-        entry.case_id.as_ref().map(|c| c.as_str()),
-        entry.referral_id.as_ref().map(|r| r.as_str()),
-        entry.note_id.as_ref().map(|n| n.as_str()),
-        entry.referral_event_id.as_ref().map(|e| e.as_str()),
-        entry.recorded_at.millis(),
-    ]
-}
-
-/// Rows of values as placeholders `($n, ...)`, numbered after `before`.
-fn placeholders(rows: &[Vec<Param>], before: usize) -> String {
-    let mut next = before;
-    rows.iter()
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .map(|_| {
-                    next += 1;
-                    format!("${next}")
-                })
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The statements that write a transaction's tail: its feed rows in the order appended, and its
-/// audit records chained after `head` in the order appended. Usually one statement (a
-/// data-modifying WITH runs both inserts); several only for a very large tail.
-pub(crate) fn tail_statements(
+/// Writes the tail of a transaction (see [`WRITE_TAIL`]): `feed` in the order appended, then
+/// `audit` chained in the order appended; notifies `channel` with `payload` when there is one.
+pub(crate) async fn write_tail(
+    connection: &mut sqlx::PgConnection,
+    channel: &str,
+    payload: Option<String>,
     feed: &[FeedEntry],
     audit: &[AuditEntry],
-    head: ChainHead,
-) -> Result<Vec<(String, Vec<Param>)>, StoreError> {
-    let feed_rows: Vec<Vec<Param>> = feed.iter().map(feed_params).collect();
-    let mut audit_rows = Vec::with_capacity(audit.len());
-    let mut head = head;
-    for entry in audit {
-        let record = chain(entry.clone(), &head);
-        audit_rows.push(record_params(&record)?);
-        head = ChainHead::of(&record)
-            .ok_or_else(|| StoreError::corrupt("audit_records", "a chained hash is malformed"))?;
-    }
-    let mut statements = Vec::new();
-    let chunk = |rows: &[Vec<Param>]| -> usize {
-        let width = rows.first().map_or(1, Vec::len).max(1);
-        (MAX_PARAMS / width).max(1)
-    };
-    if feed_rows.len() * 8 + audit_rows.len() * 14 <= MAX_PARAMS
-        && !feed_rows.is_empty()
-        && !audit_rows.is_empty()
-    {
-        let feed_count: usize = feed_rows.iter().map(Vec::len).sum();
-        let sql = format!(
-            "WITH feed AS ({FEED_INSERT}{}) {AUDIT_INSERT}{}",
-            placeholders(&feed_rows, 0),
-            placeholders(&audit_rows, feed_count)
-        );
-        let params = feed_rows.into_iter().chain(audit_rows).flatten().collect();
-        statements.push((sql, params));
-        return Ok(statements);
-    }
-    for rows in feed_rows.chunks(chunk(&feed_rows)) {
-        let sql = format!("{FEED_INSERT}{}", placeholders(rows, 0));
-        statements.push((sql, rows.iter().flatten().cloned().collect()));
-    }
-    // In sequence order: each statement's records follow the previous statement's.
-    for rows in audit_rows.chunks(chunk(&audit_rows)) {
-        let sql = format!("{AUDIT_INSERT}{}", placeholders(rows, 0));
-        statements.push((sql, rows.iter().flatten().cloned().collect()));
-    }
-    Ok(statements)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_number_every_cell_after_the_ones_before() {
-        let rows = vec![params![1_i64, "a"], params![2_i64, "b"]];
-        assert_eq!(placeholders(&rows, 3), "($4, $5), ($6, $7)");
-    }
+) -> Result<(), StoreError> {
+    let mut agencies: Vec<&str> = feed.iter().map(|f| f.agency_id.as_str()).collect();
+    agencies.sort_unstable();
+    agencies.dedup();
+    let text = |value: Option<&str>| value.map(str::to_owned);
+    sqlx::query(WRITE_TAIL)
+        .bind(agencies)
+        .bind(channel)
+        .bind(payload)
+        .bind(
+            feed.iter()
+                .map(|f| f.agency_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(feed.iter().map(|f| f.event_id.as_str()).collect::<Vec<_>>())
+        .bind(feed.iter().map(|f| f.kind.code()).collect::<Vec<_>>())
+        .bind(
+            feed.iter()
+                .map(|f| text(f.case_id.as_ref().map(|c| c.as_str())))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            feed.iter()
+                .map(|f| text(f.referral_id.as_ref().map(|r| r.as_str())))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            feed.iter()
+                .map(|f| text(f.note_id.as_ref().map(|n| n.as_str())))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            feed.iter()
+                .map(|f| text(f.referral_event_id.as_ref().map(|e| e.as_str())))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            feed.iter()
+                .map(|f| f.recorded_at.millis())
+                .collect::<Vec<_>>(),
+        )
+        .bind(hash_prefix())
+        .bind(audit.iter().map(|a| a.at.millis()).collect::<Vec<_>>())
+        .bind(
+            audit
+                .iter()
+                .map(|a| a.agency_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            audit
+                .iter()
+                .map(|a| a.staff_name.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            audit
+                .iter()
+                .map(|a| a.staff_role.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(audit.iter().map(|a| a.action.clone()).collect::<Vec<_>>())
+        .bind(
+            audit
+                .iter()
+                .map(|a| a.municipality.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(audit.iter().map(|a| a.case_id.clone()).collect::<Vec<_>>())
+        .bind(
+            audit
+                .iter()
+                .map(|a| a.referral_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(audit.iter().map(|a| a.note_id.clone()).collect::<Vec<_>>())
+        .bind(
+            audit
+                .iter()
+                .map(|a| a.consent_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(audit.iter().map(|a| a.basis.clone()).collect::<Vec<_>>())
+        .bind(audit.iter().map(|a| a.outcome.clone()).collect::<Vec<_>>())
+        .bind(audit.iter().map(hash_body).collect::<Vec<_>>())
+        .execute(connection)
+        .await?;
+    Ok(())
 }

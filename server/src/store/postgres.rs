@@ -431,34 +431,22 @@ impl PostgresTransaction {
         if !self.writes || (self.feed.is_empty() && self.audit.is_empty()) {
             return Ok(());
         }
-        let agencies: Vec<String> = self
-            .touched
-            .iter()
-            .map(|agency| agency.as_str().to_owned())
-            .collect();
-        let payload = (!agencies.is_empty()).then(|| {
-            let payload = agencies.join(",");
+        let payload = (!self.touched.is_empty()).then(|| {
+            let payload = self
+                .touched
+                .iter()
+                .map(|agency| agency.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
             if payload.len() > 7000 {
                 EVERYONE.to_owned()
             } else {
                 payload
             }
         });
-        let rows = sqlx::query(pg_locks::TAIL_LOCKS)
-            .bind(&agencies)
-            .bind(FEED_CHANNEL)
-            .bind(payload)
-            .bind(!self.audit.is_empty())
-            .fetch_all(&mut *self.tx)
-            .await?;
-        let head = audit_head_from_rows(&rows)?;
         let feed = std::mem::take(&mut self.feed);
         let audit = std::mem::take(&mut self.audit);
-        for (sql, params) in pg_locks::tail_statements(&feed, &audit, head)? {
-            bind_params(sqlx::query(&sql), &params)
-                .execute(&mut *self.tx)
-                .await?;
-        }
+        pg_locks::write_tail(&mut self.tx, FEED_CHANNEL, payload, &feed, &audit).await?;
         Ok(())
     }
 }
