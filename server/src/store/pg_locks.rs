@@ -20,8 +20,11 @@
 //!
 //! Nobody holding a lock of a later step waits for one of an earlier step, and the locks of one
 //! step are taken in one order (feeds sorted) or one at a time per key, so no two transactions
-//! wait for each other in a circle except two that each touch two cases in opposite orders
-//! (none of the narrow use cases touches two cases); PostgreSQL would refuse one of those.
+//! wait for each other in a circle except two that each touch two cases in opposite orders.
+//! No narrow use case writes about two cases; the one that reads a second (an action naming a
+//! linked referral on another case, which it then refuses as invalid) could meet its mirror
+//! image at the same instant, and PostgreSQL would then end one of the two with a deadlock
+//! error instead of INVALID_ARGUMENT: nothing is written either way.
 //!
 //! Feed cursors are drawn while the agency's feed lock is held, and the lock is released only
 //! after the commit is visible, so an agency's entries become visible in cursor order: a reader
