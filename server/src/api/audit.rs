@@ -145,7 +145,8 @@ impl Audit {
             return;
         }
         let recorded = async {
-            let mut tx = hub.store.begin().await?;
+            // Only the audit record: the store guards the chain at commit.
+            let mut tx = hub.store.begin_narrow(&[]).await?;
             self.auditor
                 .record(&mut *tx, &self.call, &self.named, outcome, hub.clock.now())
                 .await?;

@@ -9,8 +9,9 @@
 //! read, a gap after an eviction) goes to the database, and what it returns is remembered.
 //!
 //! This relies on the store's guarantee that a reader never sees a feed entry before an entry
-//! of a lower cursor that will still appear: SQLite has one writer, and PostgreSQL appends
-//! feed entries under the hub's write lock, so cursors become visible in order.
+//! of a lower cursor that will still appear in the same agency's feed: SQLite has one writer,
+//! and PostgreSQL draws an agency's cursors under that agency's feed lock, held until the
+//! commit is visible, so each agency's cursors become visible in order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};

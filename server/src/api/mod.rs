@@ -97,6 +97,20 @@ async fn remember(
     Ok(())
 }
 
+/// The writes checked to read-then-write only rows that the store's narrower locks guard (the
+/// cases they read, their idempotency key, the feeds they append to, the audit chain): on
+/// PostgreSQL they run side by side when about different cases; every other write runs alone
+/// (see `Store::begin_narrow`). A use case joins this list only once each of its reads that it
+/// writes after is of a case it locks first (through `case_for`, `consents`, `referral` or
+/// `consent`).
+const NARROW_WRITES: &[&str] = &[
+    "OpenCase",
+    "RecordConsent",
+    "SendReferral",
+    "RecordReferralAction",
+    "SendNote",
+];
+
 /// A write RPC that began: either the first response again, or a new write to make.
 pub enum Began<'a, R> {
     /// The key was used for this same request: its first response, with the call recorded.
@@ -142,7 +156,11 @@ impl Hub {
             lookups.push(Lookup::AuditHead);
         }
         lookups.extend_from_slice(reads);
-        let mut tx = self.store.begin_with(&lookups).await?;
+        let mut tx = if NARROW_WRITES.contains(&operation) {
+            self.store.begin_narrow(&lookups).await?
+        } else {
+            self.store.begin_with(&lookups).await?
+        };
         if let Some(first) = replay(&mut *tx, agency, operation, key, &digest).await? {
             audit.write(&mut *tx, audit.named(), now).await?;
             tx.commit().await?;

@@ -131,7 +131,9 @@ impl Auditor {
     async fn append_reads(&self, store: &Arc<dyn Store>, batch: Vec<PendingRead>) {
         let appended = async {
             // With the head read first, every record of the batch goes in with the commit.
-            let mut tx = store.begin_with(&[Lookup::AuditHead]).await?;
+            // Only audit records: nothing read-then-written but the chain, which the store
+            // guards at commit, so the transaction need not wait for other writes.
+            let mut tx = store.begin_narrow(&[Lookup::AuditHead]).await?;
             for read in &batch {
                 self.append(&mut *tx, &read.entry).await?;
             }
@@ -156,12 +158,15 @@ impl Auditor {
         &self,
         tx: &mut dyn Transaction,
         entry: &AuditEntry,
-    ) -> Result<AuditRecord, StoreError> {
+    ) -> Result<Option<AuditRecord>, StoreError> {
         let expected = *self.head.lock().unwrap_or_else(PoisonError::into_inner);
         let record = tx.append_audit(entry, expected).await?;
         // Set before the commit: the next writer waits for this one, so it sees the record
-        // unless this transaction rolls back, and then the store finds the guess wrong.
-        *self.head.lock().unwrap_or_else(PoisonError::into_inner) = ChainHead::of(&record);
+        // unless this transaction rolls back, and then the store finds the guess wrong. A store
+        // that chains records as it commits (PostgreSQL) needs no guess and returns none.
+        if let Some(record) = &record {
+            *self.head.lock().unwrap_or_else(PoisonError::into_inner) = ChainHead::of(record);
+        }
         Ok(record)
     }
 
@@ -194,8 +199,7 @@ impl Auditor {
         if self.mode == AuditMode::Off {
             return Ok(None);
         }
-        let record = self.append(tx, &entry(call, target, outcome, at)).await?;
-        Ok(Some(record))
+        Ok(self.append(tx, &entry(call, target, outcome, at)).await?)
     }
 }
 

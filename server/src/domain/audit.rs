@@ -100,37 +100,53 @@ impl ChainHead {
     }
 }
 
-fn field(hasher: &mut Sha256, bytes: &[u8]) {
-    hasher.update((bytes.len() as u64).to_be_bytes());
-    hasher.update(bytes);
+fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(bytes);
 }
 
-fn optional(hasher: &mut Sha256, text: Option<&String>) {
+fn optional(out: &mut Vec<u8>, text: Option<&String>) {
     match text {
-        Some(text) => field(hasher, text.as_bytes()),
-        None => hasher.update(ABSENT.to_be_bytes()),
+        Some(text) => field(out, text.as_bytes()),
+        None => out.extend_from_slice(&ABSENT.to_be_bytes()),
     }
+}
+
+/// What the hash of a record covers, in order, is: [`hash_prefix`], the sequence number as a
+/// field (its length 8, then its 8 bytes big-endian), [`hash_body`] of the entry, and the
+/// previous hash as a field (its length 32, then its 32 bytes). A store that chains records in
+/// the database (PostgreSQL, see migration 0013) computes exactly that from these two parts.
+pub fn hash_prefix() -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + DOMAIN_TAG.len());
+    field(&mut out, DOMAIN_TAG);
+    out
+}
+
+/// The fields of `entry` as the record's hash covers them (see [`hash_prefix`]).
+pub fn hash_body(entry: &AuditEntry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    field(&mut out, &entry.at.millis().to_be_bytes());
+    field(&mut out, entry.agency_id.as_bytes());
+    optional(&mut out, entry.staff_name.as_ref());
+    optional(&mut out, entry.staff_role.as_ref());
+    field(&mut out, entry.action.as_bytes());
+    optional(&mut out, entry.municipality.as_ref());
+    optional(&mut out, entry.case_id.as_ref());
+    optional(&mut out, entry.referral_id.as_ref());
+    optional(&mut out, entry.note_id.as_ref());
+    optional(&mut out, entry.consent_id.as_ref());
+    optional(&mut out, entry.basis.as_ref());
+    field(&mut out, entry.outcome.as_bytes());
+    out
 }
 
 /// The chain hash of the record at `sequence` saying `entry`, following `previous`.
 pub fn record_hash(sequence: u64, entry: &AuditEntry, previous: &[u8; 32]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    field(&mut hasher, DOMAIN_TAG);
-    field(&mut hasher, &sequence.to_be_bytes());
-    field(&mut hasher, &entry.at.millis().to_be_bytes());
-    field(&mut hasher, entry.agency_id.as_bytes());
-    optional(&mut hasher, entry.staff_name.as_ref());
-    optional(&mut hasher, entry.staff_role.as_ref());
-    field(&mut hasher, entry.action.as_bytes());
-    optional(&mut hasher, entry.municipality.as_ref());
-    optional(&mut hasher, entry.case_id.as_ref());
-    optional(&mut hasher, entry.referral_id.as_ref());
-    optional(&mut hasher, entry.note_id.as_ref());
-    optional(&mut hasher, entry.consent_id.as_ref());
-    optional(&mut hasher, entry.basis.as_ref());
-    field(&mut hasher, entry.outcome.as_bytes());
-    field(&mut hasher, previous);
-    hasher.finalize().into()
+    let mut covered = hash_prefix();
+    field(&mut covered, &sequence.to_be_bytes());
+    covered.extend_from_slice(&hash_body(entry));
+    field(&mut covered, previous);
+    Sha256::digest(&covered).into()
 }
 
 /// Chains `entry` after `head`: the next sequence number and its hash.
@@ -491,6 +507,23 @@ mod tests {
             verify(ChainHead::GENESIS, &records),
             Err(ChainBreak::Altered { sequence: 4 })
         );
+    }
+
+    #[test]
+    fn the_hash_is_the_sha256_of_the_bytes_the_database_chains_with() {
+        // What migration 0013's tsunagu_write_tail computes on PostgreSQL.
+        let previous = [7; 32];
+        let mut covered = hash_prefix();
+        covered.extend_from_slice(&8_u64.to_be_bytes());
+        covered.extend_from_slice(&42_i64.to_be_bytes());
+        covered.extend_from_slice(&hash_body(&entry(3)));
+        covered.extend_from_slice(&32_u64.to_be_bytes());
+        covered.extend_from_slice(&previous);
+        let digest: [u8; 32] = Sha256::digest(&covered).into();
+        assert_eq!(record_hash(42, &entry(3), &previous), digest);
+        let mut tag = (DOMAIN_TAG.len() as u64).to_be_bytes().to_vec();
+        tag.extend_from_slice(DOMAIN_TAG);
+        assert_eq!(hash_prefix(), tag);
     }
 
     #[test]

@@ -34,12 +34,14 @@ pub trait AuditQueries: Send {
     /// keeps the head from moving underneath (one writer at a time). `expected` is the head the
     /// caller believes is current: when it is, the record goes in with one statement that checks
     /// so; when it is not (another instance wrote, a transaction rolled back), or when there is
-    /// no guess, the head is read first.
+    /// no guess, the head is read first. Returns the record as chained; `None` where the backend
+    /// chains the transaction's records only as it commits (PostgreSQL: the head is read under
+    /// the chain's lock then, and `expected` is not needed).
     async fn append_audit(
         &mut self,
         entry: &AuditEntry,
         expected: Option<ChainHead>,
-    ) -> Result<AuditRecord, StoreError>;
+    ) -> Result<Option<AuditRecord>, StoreError>;
     /// One record by its sequence number.
     async fn audit_record(&mut self, sequence: u64) -> Result<Option<AuditRecord>, StoreError>;
     /// Records after `after`, in sequence order, at most `limit` (for verification).
@@ -165,15 +167,19 @@ macro_rules! audit_queries {
                 &mut self,
                 entry: &$crate::domain::audit::AuditEntry,
                 expected: Option<$crate::domain::audit::ChainHead>,
-            ) -> Result<$crate::domain::audit::AuditRecord, $crate::store::StoreError> {
+            ) -> Result<Option<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
                 use $crate::store::audit::{APPEND, APPEND_AFTER_HEAD, record_params, sequence_column};
+                if self.defer_audit(entry) {
+                    // Chained and written with the commit, after the head as it is then.
+                    return Ok(None);
+                }
                 if let Some(head) = self.audit_head_read() {
                     // Read in this very write transaction, and only this transaction's appends
                     // move it: the record goes in without a check, with the commit.
                     let record = $crate::domain::audit::chain(entry.clone(), &head);
                     self.write_later(APPEND, record_params(&record)?).await?;
                     self.set_audit_head_read($crate::domain::audit::ChainHead::of(&record));
-                    return Ok(record);
+                    return Ok(Some(record));
                 }
                 let head = match expected {
                     Some(head) => head,
@@ -189,7 +195,7 @@ macro_rules! audit_queries {
                 // is written after them, as it was called after them.
                 let appended = self.write_checked(APPEND_AFTER_HEAD, params).await?;
                 if appended == 1 {
-                    return Ok(record);
+                    return Ok(Some(record));
                 }
                 if expected.is_none() {
                     // Read in this very transaction, the head cannot have moved: one writer.

@@ -7,6 +7,7 @@ pub mod feed;
 pub mod keys;
 pub mod outcomes;
 mod pg_hosts;
+mod pg_locks;
 pub mod postgres;
 pub(crate) mod queries;
 pub mod sealing;
@@ -110,6 +111,18 @@ pub trait Store: Send + Sync + 'static {
         let mut tx = self.begin().await?;
         tx.prefetch(lookups).await?;
         Ok(tx)
+    }
+    /// A write transaction for a use case whose shared rows the store's narrower locks guard
+    /// (see [`postgres`]: the case a read touches, the idempotency key, the feeds and the audit
+    /// chain's tail), so that it need not wait for writes about other cases. Only for use cases
+    /// checked to read-then-write nothing else; every other write uses [`Store::begin`], which
+    /// waits for all of these and they for it. A backend with one writer serialises it like any
+    /// other.
+    async fn begin_narrow(
+        &self,
+        lookups: &[Lookup<'_>],
+    ) -> Result<Box<dyn Transaction>, StoreError> {
+        self.begin_with(lookups).await
     }
     /// A read-only snapshot.
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError>;

@@ -1,8 +1,11 @@
 //! The PostgreSQL backend, for several stateless hub instances sharing one database. Write
-//! transactions take one advisory lock, so writers are serialised across instances exactly as on
-//! SQLite: feed cursors commit in order (no subscriber ever skips one), each idempotency key and
-//! each escalation is written once, and audit records keep a single writer. Commits notify the
-//! other instances (LISTEN/NOTIFY) so that their subscribers look at the feed at once.
+//! transactions of different cases run side by side under narrower locks (see [`pg_locks`]):
+//! feed cursors still become visible in order per agency (no subscriber ever skips one), each
+//! idempotency key and each escalation is written once, and the audit chain keeps a single
+//! writer at its tail. Commits notify the other instances (LISTEN/NOTIFY) so that their
+//! subscribers look at the feed at once.
+//!
+//! [`pg_locks`]: super::pg_locks
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,12 +16,14 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 
 use super::feed::FeedSignals;
 use super::pg_hosts::{self, Hosts};
+use super::pg_locks;
 use super::queries::{Param, bind_params};
 use super::{Lookup, Store, StoreError, Transaction};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The advisory lock key every write transaction holds ("tsunagu" in ASCII, as a number).
+/// The advisory lock key every write transaction holds ("tsunagu" in ASCII, as a number):
+/// shared by the use cases the narrower locks guard, exclusive for every other write.
 const WRITER_LOCK: i64 = 0x0074_7375_6e61_6775;
 /// The channel commits notify on. The payload names the agencies whose feeds grew.
 pub const FEED_CHANNEL: &str = "tsunagu_feed";
@@ -43,6 +48,12 @@ pub struct PostgresTransaction {
     /// Agencies whose feeds this transaction appended to, woken once it has committed.
     touched: Vec<crate::domain::AgencyId>,
     signals: Arc<FeedSignals>,
+    /// Feed entries to write at commit, under their agencies' feed locks.
+    feed: Vec<crate::domain::records::FeedEntry>,
+    /// Audit records to chain and write at commit, under the audit chain's lock.
+    audit: Vec<crate::domain::audit::AuditEntry>,
+    /// Cases whose lock this transaction holds.
+    locked_cases: std::collections::HashSet<String>,
 }
 
 super::queries::store_feed_reads!(sqlx::PgPool);
@@ -104,6 +115,21 @@ impl PostgresStore {
             searching: Arc::default(),
             signals: Arc::default(),
         })
+    }
+
+    /// A write transaction holding the writer lock, shared (`narrow`) or exclusive.
+    async fn begin_write(&self, narrow: bool) -> Result<PostgresTransaction, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let lock = if narrow {
+            pg_locks::WRITER_SHARED
+        } else {
+            pg_locks::WRITER_EXCLUSIVE
+        };
+        sqlx::query(lock)
+            .bind(WRITER_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(PostgresTransaction::new(tx, true, &self.signals))
     }
 
     /// Looks for the host that accepts writes in a task of its own (a ping may be cancelled
@@ -169,17 +195,16 @@ async fn listen(options: &PgConnectOptions, signals: &FeedSignals) -> Result<(),
 #[async_trait]
 impl Store for PostgresStore {
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITER_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        Ok(Box::new(PostgresTransaction {
-            tx,
-            writes: true,
-            touched: Vec::new(),
-            signals: Arc::clone(&self.signals),
-        }))
+        Ok(Box::new(self.begin_write(false).await?))
+    }
+
+    async fn begin_narrow(
+        &self,
+        lookups: &[Lookup<'_>],
+    ) -> Result<Box<dyn Transaction>, StoreError> {
+        let mut tx = Box::new(self.begin_write(true).await?);
+        tx.fetch_ahead(lookups).await?;
+        Ok(tx)
     }
 
     /// One statement on a pooled connection, without a transaction around it.
@@ -202,12 +227,7 @@ impl Store for PostgresStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        Ok(Box::new(PostgresTransaction {
-            tx,
-            writes: false,
-            touched: Vec::new(),
-            signals: Arc::clone(&self.signals),
-        }))
+        Ok(Box::new(PostgresTransaction::new(tx, false, &self.signals)))
     }
 
     /// With several hosts, a ping that fails or finds the host read-only starts the search for
@@ -252,6 +272,103 @@ impl Store for PostgresStore {
 }
 
 impl PostgresTransaction {
+    fn new(
+        tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        writes: bool,
+        signals: &Arc<FeedSignals>,
+    ) -> Self {
+        Self {
+            tx,
+            writes,
+            touched: Vec::new(),
+            signals: Arc::clone(signals),
+            feed: Vec::new(),
+            audit: Vec::new(),
+            locked_cases: std::collections::HashSet::new(),
+        }
+    }
+
+    /// In a write transaction, the feed entry waits for the commit (see `before_commit`).
+    fn defer_feed(&mut self, entry: &crate::domain::records::FeedEntry) -> bool {
+        if self.writes {
+            self.feed.push(entry.clone());
+        }
+        self.writes
+    }
+
+    /// In a write transaction, the audit record is chained and written at commit, after the
+    /// head as it is once the chain's lock is held (see `before_commit`).
+    fn defer_audit(&mut self, entry: &crate::domain::audit::AuditEntry) -> bool {
+        if self.writes {
+            self.audit.push(entry.clone());
+        }
+        self.writes
+    }
+
+    /// Takes the lock of a case unless this transaction holds it already.
+    async fn lock_case(&mut self, case: &str) -> Result<(), StoreError> {
+        if self.locked_cases.contains(case) {
+            return Ok(());
+        }
+        sqlx::query(pg_locks::LOCK_CASE)
+            .bind(case)
+            .execute(&mut *self.tx)
+            .await?;
+        self.locked_cases.insert(case.to_owned());
+        Ok(())
+    }
+
+    /// Takes the lock of the case of a referral or consent (`sql` reads its case id and locks
+    /// it in one statement); nothing when there is no such row.
+    async fn lock_case_of(&mut self, sql: &str, id: &str) -> Result<(), StoreError> {
+        use sqlx::Row as _;
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        if let Some(row) = row {
+            let case: String = row.try_get("case_id")?;
+            self.locked_cases.insert(case);
+        }
+        Ok(())
+    }
+
+    /// In a write transaction, the lock that guards what `lookup` reads, taken before the read
+    /// (in its own statement, so that the read sees what the previous holder committed).
+    async fn lock_for(&mut self, lookup: &Lookup<'_>) -> Result<(), StoreError> {
+        if !self.writes {
+            return Ok(());
+        }
+        match *lookup {
+            Lookup::CaseFor(case, _) | Lookup::Consents(case) => {
+                self.lock_case(case.as_str()).await
+            }
+            Lookup::Referral(id) => {
+                self.lock_case_of(pg_locks::LOCK_CASE_OF_REFERRAL, id.as_str())
+                    .await
+            }
+            Lookup::Consent(id) => {
+                self.lock_case_of(pg_locks::LOCK_CASE_OF_CONSENT, id.as_str())
+                    .await
+            }
+            Lookup::IdempotentResponse {
+                agency,
+                operation,
+                key,
+            } => {
+                sqlx::query(pg_locks::LOCK_KEY)
+                    .bind(agency.as_str())
+                    .bind(operation)
+                    .bind(key)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+            // The directory changes only in exclusive writes; the audit head is read at commit.
+            Lookup::Agency(_) | Lookup::AuditHead => Ok(()),
+        }
+    }
+
     async fn commit_connection(self: Box<Self>) -> Result<(), StoreError> {
         // One write per commit on PostgreSQL (no group commit here): the batch is always 1, and
         // the duration is the round trip plus the primary's (and a synchronous standby's) flush.
@@ -286,8 +403,9 @@ impl PostgresTransaction {
     #[allow(clippy::unused_self)]
     fn set_audit_head_read(&mut self, _head: Option<crate::domain::audit::ChainHead>) {}
 
-    /// The rows of one read.
+    /// The rows of one read, after taking the lock that guards them in a write transaction.
     async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<PgRow>, StoreError> {
+        self.lock_for(&lookup).await?;
         let (sql, params) = lookup.statement();
         Ok(bind_params(sqlx::query(&sql), &params)
             .fetch_all(&mut *self.tx)
@@ -307,25 +425,29 @@ impl PostgresTransaction {
         Ok(result.rows_affected())
     }
 
-    /// Called by `commit` before committing: other instances' subscribers hear of the change
-    /// when (and only if) it commits.
+    /// Called by `commit` before committing: writes the tail (feed entries, audit records)
+    /// under the locks of the feeds it grows and of the audit chain, and notifies other
+    /// instances' subscribers, who hear of the change when (and only if) it commits.
     async fn before_commit(&mut self) -> Result<(), StoreError> {
-        if self.writes && !self.touched.is_empty() {
-            let mut payload = self
+        if !self.writes || (self.feed.is_empty() && self.audit.is_empty()) {
+            return Ok(());
+        }
+        let payload = (!self.touched.is_empty()).then(|| {
+            let payload = self
                 .touched
                 .iter()
                 .map(|agency| agency.as_str())
                 .collect::<Vec<_>>()
                 .join(",");
             if payload.len() > 7000 {
-                payload = EVERYONE.to_owned();
+                EVERYONE.to_owned()
+            } else {
+                payload
             }
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(FEED_CHANNEL)
-                .bind(payload)
-                .execute(&mut *self.tx)
-                .await?;
-        }
+        });
+        let feed = std::mem::take(&mut self.feed);
+        let audit = std::mem::take(&mut self.audit);
+        pg_locks::write_tail(&mut self.tx, FEED_CHANNEL, payload, &feed, &audit).await?;
         Ok(())
     }
 }

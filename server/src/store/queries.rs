@@ -1541,6 +1541,13 @@ macro_rules! transaction_queries {
                 &mut self,
                 entry: &$crate::domain::records::FeedEntry,
             ) -> Result<(), $crate::store::StoreError> {
+                if !self.touched.contains(&entry.agency_id) {
+                    self.touched.push(entry.agency_id.clone());
+                }
+                if self.defer_feed(entry) {
+                    // Written with the commit, under the agency's feed lock.
+                    return Ok(());
+                }
                 self.write_later(
                     "INSERT INTO feed_events (agency_id, event_id, kind, case_id, referral_id, \
                      note_id, referral_event_id, recorded_at) \
@@ -1557,9 +1564,6 @@ macro_rules! transaction_queries {
                     ],
                 )
                 .await?;
-                if !self.touched.contains(&entry.agency_id) {
-                    self.touched.push(entry.agency_id.clone());
-                }
                 Ok(())
             }
 

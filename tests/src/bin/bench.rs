@@ -2,7 +2,11 @@
 //! transport (a bare unary echo), the durable-write limit of the database (a single-row
 //! insert-and-commit loop with the hub's settings), and the hub itself (durable sends, delivery
 //! acknowledgements, feed pages, live delivery to 1,000 subscribed agencies), with the hub's CPU
-//! time and peak RSS.
+//! time and peak RSS. With `--database`, the write scenarios on SQLite, on PostgreSQL and on
+//! PostgreSQL through several hub instances, side by side (`--full`: the whole run on PostgreSQL).
+
+#[path = "bench/compare.rs"]
+mod compare;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +32,9 @@ use tsunagu_tests::{AGENCIES, TRUST_DOMAIN, TestDatabase, TestPki, test_agency, 
     name = "tsunagu-bench",
     after_help = "Examples:\n  cargo run --release -p tsunagu-tests --bin tsunagu-bench\n  \
                   cargo run --release -p tsunagu-tests --bin tsunagu-bench -- --seconds 3 --subscribers 200\n  \
-                  cargo run --release -p tsunagu-tests --bin tsunagu-bench -- --database postgres://postgres@127.0.0.1/test"
+                  cargo run --release -p tsunagu-tests --bin tsunagu-bench -- --database postgres://postgres@127.0.0.1/test\n  \
+                  cargo run --release -p tsunagu-tests --bin tsunagu-bench -- --database postgres://postgres@127.0.0.1/test --instances 2\n  \
+                  cargo run --release -p tsunagu-tests --bin tsunagu-bench -- --database postgres://postgres@127.0.0.1/test --full"
 )]
 struct Args {
     /// Seconds each closed-loop scenario runs.
@@ -46,9 +52,17 @@ struct Args {
     /// Sends per second in the open-loop live-delivery scenario.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
-    /// PostgreSQL server to run on instead of a fresh SQLite file (a database is created there).
+    /// PostgreSQL server (a database is created there for each run): sends, acknowledgements
+    /// and ListEvents on SQLite, on PostgreSQL with one hub instance and with `--instances`,
+    /// side by side.
     #[arg(long)]
     database: Option<String>,
+    /// Hub instances sharing the PostgreSQL database in the last of the compared runs.
+    #[arg(long, default_value_t = 2)]
+    instances: usize,
+    /// With `--database`: the whole run on PostgreSQL instead of the comparison.
+    #[arg(long)]
+    full: bool,
     /// Only the JSON lines, no table.
     #[arg(long)]
     json: bool,
@@ -404,12 +418,12 @@ async fn commit_loop(args: &Args, database_url: &str) -> anyhow::Result<Outcome>
     })
 }
 
-/// A case with a consent covering every support hub for `parenting_support`.
-async fn prepare_case(kodomo: &Hub) -> anyhow::Result<String> {
+/// A case in `municipality` with a consent covering every support hub for `parenting_support`.
+async fn prepare_case(kodomo: &Hub, municipality: &str) -> anyhow::Result<String> {
     let case = kodomo
         .cases()
         .open_case(pb::OpenCaseRequest {
-            municipality: tsunagu_tests::MUNICIPALITY.to_owned(),
+            municipality: municipality.to_owned(),
             category: pb::CaseCategory::SpecificExpectantMother as i32,
             stage: pb::CaseStage::Pregnancy as i32,
             header: Some(sealed_bytes(b"bench case header")),
@@ -657,6 +671,9 @@ async fn main() -> anyhow::Result<()> {
     let tls_dir = dir.path().join("tls");
     std::fs::create_dir_all(&tls_dir)?;
     let pki = TestPki::generate(&tls_dir);
+    if args.database.is_some() && !args.full {
+        return compare::run(&args, &pki, dir.path()).await;
+    }
 
     // A fresh database for the hub and another for the commit loop, on the same server.
     let database = TestDatabase::create_on(args.database.as_deref(), dir.path()).await;
@@ -677,7 +694,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..args.connections {
         kodomo.push(connect(&pki, hub.addr, "kodomo").await?);
     }
-    let case_id = prepare_case(&kodomo[0]).await?;
+    let case_id = prepare_case(&kodomo[0], tsunagu_tests::MUNICIPALITY).await?;
 
     // The 1 KiB sends all go to one agency, whose inbox and feed the acknowledgement and
     // ListEvents scenarios then work through; the 16 KiB sends spread over every agency.

@@ -14,6 +14,7 @@ mod identity;
 mod operator;
 mod ops;
 mod outcomes;
+mod pg_locks;
 mod readme;
 mod referrals;
 mod reseal;

@@ -1,0 +1,169 @@
+//! PostgreSQL's narrower write locks (issue 18), on the hub's own store: writes about different
+//! cases go side by side, writes about one case wait for each other, every other write waits
+//! for all of them, and a write's feed entries and audit records go in with its commit only.
+
+use std::time::Duration;
+
+use tsunagu_hub::casework::audit::verify_chain;
+use tsunagu_hub::domain::audit::AuditEntry;
+use tsunagu_hub::domain::records::{FeedEntry, FeedEventKind};
+use tsunagu_hub::domain::{AgencyId, CaseId, EventId, Timestamp};
+use tsunagu_tests::fixtures::*;
+use tsunagu_tests::{TestHub, postgres_or_skip};
+
+/// How long a write that should not wait is given, and how long one that should is watched.
+const PATIENCE: Duration = Duration::from_secs(5);
+const WATCH: Duration = Duration::from_millis(400);
+
+async fn two_cases(hub: &TestHub) -> (CaseId, CaseId) {
+    let kodomo = hub.client("kodomo").await;
+    let (a, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    let (b, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    (
+        CaseId::parse(&a.case_id).unwrap(),
+        CaseId::parse(&b.case_id).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn on_postgresql_a_write_about_another_case_goes_through_while_one_about_the_same_case_and_any_other_write_wait()
+ {
+    if postgres_or_skip("narrow write locks").is_none() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let (case_a, case_b) = two_cases(&hub).await;
+    let kodomo = AgencyId::parse("kodomo").unwrap();
+
+    // A write about case A, left open.
+    let mut first = hub.store.begin_narrow(&[]).await.unwrap();
+    assert!(first.case_for(&case_a, &kodomo).await.unwrap().is_some());
+
+    // A write about case B does not wait for it.
+    let store = hub.store.clone();
+    let (b, agency) = (case_b.clone(), kodomo.clone());
+    tokio::time::timeout(PATIENCE, async move {
+        let mut tx = store.begin_narrow(&[]).await.unwrap();
+        assert!(tx.case_for(&b, &agency).await.unwrap().is_some());
+        tx.commit().await.unwrap();
+    })
+    .await
+    .expect("a write about another case waited for the open one");
+
+    // A write about case A waits, and so does a write that is not one of the narrow ones.
+    let store = hub.store.clone();
+    let (a, agency) = (case_a.clone(), kodomo.clone());
+    let same_case = tokio::spawn(async move {
+        let mut tx = store.begin_narrow(&[]).await.unwrap();
+        tx.case_for(&a, &agency).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    tokio::time::sleep(WATCH).await;
+    let store = hub.store.clone();
+    let exclusive = tokio::spawn(async move {
+        store.begin().await.unwrap().commit().await.unwrap();
+    });
+    tokio::time::sleep(WATCH).await;
+    assert!(
+        !same_case.is_finished(),
+        "a write about the same case did not wait"
+    );
+    assert!(!exclusive.is_finished(), "an exclusive write did not wait");
+
+    first.commit().await.unwrap();
+    tokio::time::timeout(PATIENCE, same_case)
+        .await
+        .expect("the write about the same case still waits after the commit")
+        .unwrap();
+    tokio::time::timeout(PATIENCE, exclusive)
+        .await
+        .expect("the exclusive write still waits after the commit")
+        .unwrap();
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn on_postgresql_feed_entries_and_audit_records_of_a_write_go_in_with_its_commit_only_and_the_chain_verifies()
+ {
+    if postgres_or_skip("narrow write locks").is_none() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let (case_a, case_b) = two_cases(&hub).await;
+    let hospital = AgencyId::parse("hospital").unwrap();
+    let entry = |case: &CaseId| FeedEntry {
+        agency_id: hospital.clone(),
+        event_id: EventId::generate(),
+        kind: FeedEventKind::NoteReceived,
+        case_id: Some(case.clone()),
+        referral_id: None,
+        note_id: None,
+        referral_event_id: None,
+        recorded_at: Timestamp::from_millis(1),
+    };
+    let record = |action: &str| AuditEntry {
+        at: Timestamp::from_millis(1),
+        agency_id: "hospital".to_owned(),
+        staff_name: None,
+        staff_role: None,
+        action: action.to_owned(),
+        municipality: None,
+        case_id: None,
+        referral_id: None,
+        note_id: None,
+        consent_id: None,
+        basis: None,
+        outcome: "ok".to_owned(),
+    };
+    let end = hub
+        .store
+        .read()
+        .await
+        .unwrap()
+        .feed_end(&hospital)
+        .await
+        .unwrap();
+    let head = hub.store.read().await.unwrap().audit_head().await.unwrap();
+
+    // Two writes open at once, the second committed first; one more that rolls back.
+    let mut first = hub.store.begin_narrow(&[]).await.unwrap();
+    first.append_feed(&entry(&case_a)).await.unwrap();
+    first.append_audit(&record("first"), None).await.unwrap();
+    let mut second = hub.store.begin_narrow(&[]).await.unwrap();
+    second.append_feed(&entry(&case_b)).await.unwrap();
+    second.append_audit(&record("second"), None).await.unwrap();
+    second
+        .append_audit(&record("second again"), None)
+        .await
+        .unwrap();
+    let mut rolled_back = hub.store.begin_narrow(&[]).await.unwrap();
+    rolled_back.append_feed(&entry(&case_b)).await.unwrap();
+    rolled_back
+        .append_audit(&record("never"), None)
+        .await
+        .unwrap();
+    drop(rolled_back);
+    // Nothing is written before the commit.
+    let mut read = hub.store.read().await.unwrap();
+    assert_eq!(read.feed_end(&hospital).await.unwrap(), end);
+    assert_eq!(read.audit_head().await.unwrap(), head);
+    drop(read);
+    second.commit().await.unwrap();
+    first.commit().await.unwrap();
+
+    // The feed grew by two, in commit order; the chain by three, in commit order.
+    let page = hub.store.feed_page(&hospital, end, 10).await.unwrap();
+    let cases: Vec<_> = page
+        .iter()
+        .map(|(event, _)| event.entry.case_id.clone())
+        .collect();
+    assert_eq!(cases, vec![Some(case_b.clone()), Some(case_a.clone())]);
+    let mut read = hub.store.read().await.unwrap();
+    let records = read.audit_range(head.sequence, 10).await.unwrap();
+    let actions: Vec<_> = records.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(actions, ["second", "second again", "first"]);
+    let report = verify_chain(&mut *read, 1, None).await.unwrap();
+    assert!(report.broken.is_none(), "{report:?}");
+    drop(read);
+    hub.stop().await;
+}
