@@ -417,15 +417,19 @@ pub fn init_tracing() {
 }
 
 /// The path of a workspace binary, built once per test run so that tests drive the real thing.
+///
+/// Every binary comes from one `cargo build --workspace --all-targets`: that resolves the
+/// dependencies' features exactly as `cargo test --workspace` (the README's test command) does,
+/// so the build reuses what the test build compiled and only links the binaries. Building each
+/// package on its own (`-p`) would resolve other features and compile the whole dependency
+/// graph again, once per package, inside the test run.
 pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap();
+    static BUILT: OnceLock<()> = OnceLock::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_owned();
-    if built.insert(name.to_owned()) {
+    BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut command = std::process::Command::new(cargo);
         // `cargo test` gives the test process its package's variables (CARGO_MANIFEST_DIR, ...).
@@ -449,15 +453,17 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
         }
         let status = command
             .current_dir(&root)
-            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .args(["build", "--quiet", "--workspace", "--all-targets"])
             .status()
             .unwrap();
-        assert!(status.success(), "building {name} failed");
-    }
+        assert!(status.success(), "building the workspace's binaries failed");
+    });
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    target.join("debug").join(name)
+    let binary = target.join("debug").join(name);
+    assert!(binary.exists(), "package {package} built no binary {name}");
+    binary
 }
 
 pub mod browser;
