@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{coordinators, hidden_reporters, may_see_referral, visible_case};
+use super::{hidden_reporters, may_see_referral, visible_case};
 use crate::domain::council::Registration;
 use crate::domain::records::{Case, Note, Participant, Referral};
 use crate::domain::sealing::{
@@ -51,16 +51,32 @@ impl CaseFacts {
     ) -> Result<Self, Error> {
         let participants = tx.participants(&case.id).await?;
         let registration = tx.registration(&case.id).await?;
-        let coordinators = coordinators(tx, &case.municipality)
-            .await?
-            .into_iter()
-            .map(|agency| agency.id)
-            .collect();
+        // One read of the directory serves the case's coordinators and a transfer's receivers.
+        let agencies = tx.agencies().await?;
+        let coordinators_of = |municipality: &crate::domain::Municipality| {
+            agencies
+                .iter()
+                .filter(|a| a.is_coordinator_of(municipality))
+                .map(|a| a.id.clone())
+                .collect::<Vec<_>>()
+        };
+        let coordinators = coordinators_of(&case.municipality);
         let mut recorded: HashMap<SealedFieldRef, BTreeSet<AgencyId>> = HashMap::new();
         for (field, agency) in tx.sealed_readers(&case.id).await? {
             recorded.entry(field).or_default().insert(agency);
         }
-        let transfer_receivers = transfer_receivers(tx, &case).await?;
+        let mut transfer_receivers: Vec<AgencyId> = Vec::new();
+        for transfer in tx.case_transfers(&case.id).await? {
+            if transfer.state != TransferState::Accepted {
+                continue;
+            }
+            let receivers = coordinators_of(&transfer.to_municipality);
+            for agency in receivers.into_iter().chain(transfer.lead_agency) {
+                if !transfer_receivers.contains(&agency) {
+                    transfer_receivers.push(agency);
+                }
+            }
+        }
         let hidden = hidden_reporters(referrals, &caller.id)
             .into_iter()
             .collect();
@@ -91,10 +107,13 @@ impl CaseFacts {
             .map(|registration| (self.coordinators.as_slice(), &registration.lead_agency))
     }
 
+    /// A field written at `written_at` for `parties`, which any of `entitled` (with the council
+    /// and transfer readers) may read.
     fn field(
         &self,
         field: SealedFieldRef,
         parties: &[&AgencyId],
+        entitled: &[&AgencyId],
         written_at: Timestamp,
     ) -> FieldReaders {
         let readers = self.recorded.get(&field).cloned().unwrap_or_else(|| {
@@ -105,7 +124,7 @@ impl CaseFacts {
             case_id: self.case.id.clone(),
             readers,
             entitled: entitled_readers(
-                parties,
+                entitled,
                 self.active_registration(),
                 &self.transfer_receivers,
             ),
@@ -114,21 +133,16 @@ impl CaseFacts {
 
     fn header(&self) -> FieldReaders {
         let participants: Vec<&AgencyId> = self.participants.iter().map(|p| &p.agency_id).collect();
-        let mut field = self.field(
+        // Sealed by the opener; every participant of the case may read it.
+        self.field(
             SealedFieldRef {
                 kind: SealedFieldKind::CaseHeader,
                 id: self.case.id.to_string(),
             },
             &[&self.case.opened_by],
-            self.case.opened_at,
-        );
-        // Every participant of the case may read its header, not only the opener.
-        field.entitled = entitled_readers(
             &participants,
-            self.active_registration(),
-            &self.transfer_receivers,
-        );
-        field
+            self.case.opened_at,
+        )
     }
 
     fn referral(&self, referral: &Referral) -> FieldReaders {
@@ -137,6 +151,7 @@ impl CaseFacts {
                 kind: SealedFieldKind::ReferralBody,
                 id: referral.id.to_string(),
             },
+            &[&referral.from_agency, &referral.to_agency],
             &[&referral.from_agency, &referral.to_agency],
             referral.sent_at,
         )
@@ -150,6 +165,7 @@ impl CaseFacts {
                 kind: SealedFieldKind::NoteBody,
                 id: note.id.to_string(),
             },
+            &parties,
             &parties,
             note.sent_at,
         )
@@ -167,28 +183,6 @@ impl CaseFacts {
             sealed: caller_may_reseal.then(|| sealed.clone()),
         }
     }
-}
-
-/// The agencies on the receiving side of a case's accepted transfers (移管): the receiving
-/// municipality's coordinators and the lead agency (主担当機関) it named.
-async fn transfer_receivers(tx: &mut dyn Transaction, case: &Case) -> Result<Vec<AgencyId>, Error> {
-    let mut receivers: Vec<AgencyId> = Vec::new();
-    for transfer in tx.case_transfers(&case.id).await? {
-        if transfer.state != TransferState::Accepted {
-            continue;
-        }
-        for coordinator in coordinators(tx, &transfer.to_municipality).await? {
-            if !receivers.contains(&coordinator.id) {
-                receivers.push(coordinator.id);
-            }
-        }
-        if let Some(lead) = transfer.lead_agency
-            && !receivers.contains(&lead)
-        {
-            receivers.push(lead);
-        }
-    }
-    Ok(receivers)
 }
 
 /// Whether the caller sees a note on the case thread.
