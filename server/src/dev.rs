@@ -12,7 +12,7 @@ use crate::domain::keys::{AgeRecipient, AgencyKey};
 use crate::domain::{Agency, AgencyId, AgencyKind, AgencyStatus, Municipality, Staff, Timestamp};
 use crate::pki::{DEV_AGENCIES, DevAgency};
 use crate::settings::Settings;
-use crate::store::{Store, StoreError};
+use crate::store::{Locking, Store, StoreError};
 
 /// The domain agency for a certs-dev sample.
 pub fn dev_agency(sample: &DevAgency) -> Result<Agency, StoreError> {
@@ -53,59 +53,65 @@ pub async fn register_dev_agencies(
     keys_dir: &Path,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut tx = store.begin().await?;
-    if tx.agencies().await?.is_empty() {
-        for sample in DEV_AGENCIES {
-            tx.insert_agency(&dev_agency(sample)?, at).await?;
-        }
-        tracing::info!(
-            count = DEV_AGENCIES.len(),
-            "registered the development agencies"
-        );
-    }
-    let mut published = 0_usize;
-    for sample in DEV_AGENCIES {
-        let agency = dev_agency(sample)?.id;
-        if tx.agency(&agency).await?.is_none() || !tx.agency_keys(&agency, true).await?.is_empty() {
-            continue;
-        }
-        let path = keys_dir.join(format!("{agency}.age"));
-        let recipient = match public_key_line(&path) {
-            Ok(recipient) => recipient,
-            Err(reason) => {
-                tracing::warn!(
-                    %agency,
-                    path = %path.display(),
-                    "not publishing a development age key: {reason}"
+    let keys = keys_dir.to_owned();
+    let published = store
+        .write(Locking::Exclusive, move |tx| {
+            Box::pin(async move {
+            if tx.agencies().await?.is_empty() {
+                for sample in DEV_AGENCIES {
+                    tx.insert_agency(&dev_agency(sample)?, at).await?;
+                }
+                tracing::info!(
+                    count = DEV_AGENCIES.len(),
+                    "registered the development agencies"
                 );
-                continue;
             }
-        };
-        if tx
-            .key_by_fingerprint(&recipient.fingerprint())
-            .await?
-            .is_some()
-        {
-            tracing::warn!(
-                %agency,
-                path = %path.display(),
-                "not publishing a development age key: another agency already published it"
-            );
-            continue;
-        }
-        let key = AgencyKey::publish(
-            agency,
-            recipient,
-            at,
-            Staff {
-                name: "tsunagu-hub".to_owned(),
-                role: "development set-up".to_owned(),
-            },
-        );
-        tx.insert_key(&key).await?;
-        published += 1;
-    }
-    tx.commit().await?;
+            let mut published = 0_usize;
+            for sample in DEV_AGENCIES {
+                let agency = dev_agency(sample)?.id;
+                if tx.agency(&agency).await?.is_none() || !tx.agency_keys(&agency, true).await?.is_empty() {
+                    continue;
+                }
+                let path = keys.join(format!("{agency}.age"));
+                let recipient = match public_key_line(&path) {
+                    Ok(recipient) => recipient,
+                    Err(reason) => {
+                        tracing::warn!(
+                            %agency,
+                            path = %path.display(),
+                            "not publishing a development age key: {reason}"
+                        );
+                        continue;
+                    }
+                };
+                if tx
+                    .key_by_fingerprint(&recipient.fingerprint())
+                    .await?
+                    .is_some()
+                {
+                    tracing::warn!(
+                        %agency,
+                        path = %path.display(),
+                        "not publishing a development age key: another agency already published it"
+                    );
+                    continue;
+                }
+                let key = AgencyKey::publish(
+                    agency,
+                    recipient,
+                    at,
+                    Staff {
+                        name: "tsunagu-hub".to_owned(),
+                        role: "development set-up".to_owned(),
+                    },
+                );
+                tx.insert_key(&key).await?;
+                published += 1;
+            }
+                Ok::<_, StoreError>(published)
+            })
+        })
+        .await?;
     if published > 0 {
         tracing::info!(
             count = published,

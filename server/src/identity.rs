@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use tonic::Status;
 use tower::{Layer, Service};
 
+use crate::store::Locking;
 use crate::casework::audit::{Auditor, code_name};
 use crate::domain::audit::AuditEntry;
 use crate::domain::{Agency, AgencyId, AgencyStatus, Clock};
@@ -93,10 +94,15 @@ impl IdentityLayer {
         let seen = Arc::clone(&self.seen);
         tokio::spawn(async move {
             let written = async {
-                let mut tx = store.begin().await?;
-                tx.record_certificate_seen(&agency, &fingerprint, not_after, at)
-                    .await?;
-                tx.commit().await
+                let (agency, fingerprint) = (agency.clone(), fingerprint.clone());
+                store
+                    .write(Locking::Exclusive, move |tx| {
+                        Box::pin(async move {
+                            tx.record_certificate_seen(&agency, &fingerprint, not_after, at)
+                                .await
+                        })
+                    })
+                    .await
             }
             .await;
             if let Err(error) = written {

@@ -12,6 +12,7 @@ use tsunagu_hub::domain::{
 use tsunagu_hub::pki::{self, CertificateAuthority, Validity};
 use tsunagu_hub::signing::{AuditSigner, SigningKeyError};
 use tsunagu_hub::traces::Traces;
+use tsunagu_hub::store::Locking;
 use tsunagu_hub::{Application, Settings, certificates, ops, store};
 
 const EXAMPLES: &str = "\
@@ -511,9 +512,12 @@ async fn agency(settings: Settings, command: AgencyCommand) -> anyhow::Result<()
                 if agency.display_name.is_empty() {
                     bail!("--name must not be empty");
                 }
-                let mut tx = store.begin().await?;
-                tx.insert_agency(&agency, now).await?;
-                tx.commit().await?;
+                let inserted = agency.clone();
+                store
+                    .write(Locking::Exclusive, move |tx| {
+                        Box::pin(async move { tx.insert_agency(&inserted, now).await })
+                    })
+                    .await?;
                 println!(
                     "registered {} ({}); its certificate needs the URI SAN {}",
                     agency.id,
@@ -523,32 +527,39 @@ async fn agency(settings: Settings, command: AgencyCommand) -> anyhow::Result<()
             }
             AgencyCommand::Update(update) => {
                 let id = agency_id(&update.agency_id)?;
-                let mut tx = store.begin().await?;
-                let Some(mut agency) = tx.agency(&id).await? else {
-                    bail!("no agency {id} is registered (see `tsunagu-hub agency list`)");
-                };
-                if let Some(kind) = &update.kind {
-                    agency.kind = AgencyKind::parse(kind).with_context(|| {
-                        format!("--kind {kind}: use lower-case letters and '_'")
-                    })?;
-                }
-                if let Some(name) = &update.name {
-                    if name.trim().is_empty() {
-                        bail!("--name must not be empty");
-                    }
-                    name.trim().clone_into(&mut agency.display_name);
-                }
-                if !update.municipalities.is_empty() {
-                    agency.municipalities = parse_codes("municipality", &update.municipalities)?;
-                }
-                if update.no_council || !update.council.is_empty() {
-                    agency.council_memberships = parse_codes("council", &update.council)?;
-                }
-                if update.no_coordinator || !update.coordinator_of.is_empty() {
-                    agency.coordinator_of = parse_codes("coordinator-of", &update.coordinator_of)?;
-                }
-                tx.update_agency(&agency, now).await?;
-                tx.commit().await?;
+                let agency = store
+                    .write(Locking::Exclusive, move |tx| {
+                        Box::pin(async move {
+                            let Some(mut agency) = tx.agency(&id).await? else {
+                                bail!("no agency {id} is registered (see `tsunagu-hub agency list`)");
+                            };
+                            if let Some(kind) = &update.kind {
+                                agency.kind = AgencyKind::parse(kind).with_context(|| {
+                                    format!("--kind {kind}: use lower-case letters and '_'")
+                                })?;
+                            }
+                            if let Some(name) = &update.name {
+                                if name.trim().is_empty() {
+                                    bail!("--name must not be empty");
+                                }
+                                name.trim().clone_into(&mut agency.display_name);
+                            }
+                            if !update.municipalities.is_empty() {
+                                agency.municipalities =
+                                    parse_codes("municipality", &update.municipalities)?;
+                            }
+                            if update.no_council || !update.council.is_empty() {
+                                agency.council_memberships = parse_codes("council", &update.council)?;
+                            }
+                            if update.no_coordinator || !update.coordinator_of.is_empty() {
+                                agency.coordinator_of =
+                                    parse_codes("coordinator-of", &update.coordinator_of)?;
+                            }
+                            tx.update_agency(&agency, now).await?;
+                            anyhow::Ok(agency)
+                        })
+                    })
+                    .await?;
                 print_agencies(std::slice::from_ref(&agency), false)?;
             }
             AgencyCommand::List { json } => {
@@ -578,12 +589,16 @@ async fn set_status(
     now: tsunagu_hub::domain::Timestamp,
 ) -> anyhow::Result<()> {
     let id = agency_id(id)?;
-    let mut tx = store.begin().await?;
-    if !tx.set_agency_status(&id, status, now).await? {
-        bail!("no agency {id} is registered (see `tsunagu-hub agency list`)");
-    }
-    tx.commit().await?;
-    Ok(())
+    store
+        .write(Locking::Exclusive, move |tx| {
+            Box::pin(async move {
+                if !tx.set_agency_status(&id, status, now).await? {
+                    bail!("no agency {id} is registered (see `tsunagu-hub agency list`)");
+                }
+                anyhow::Ok(())
+            })
+        })
+        .await
 }
 
 fn print_agencies(agencies: &[Agency], json: bool) -> anyhow::Result<()> {
@@ -703,10 +718,12 @@ async fn certs(settings: Settings, command: CertsCommand) -> anyhow::Result<()> 
                 bail!("the fingerprint must be 64 hex digits (SHA-256 of the certificate)");
             }
             let store = store::connect(&settings.database_url).await?;
-            let mut tx = store.begin().await?;
-            tx.revoke_certificate(&fingerprint, &reason, SystemClock.now())
+            let (now, revoked) = (SystemClock.now(), fingerprint.clone());
+            store
+                .write(Locking::Exclusive, move |tx| {
+                    Box::pin(async move { tx.revoke_certificate(&revoked, &reason, now).await })
+                })
                 .await?;
-            tx.commit().await?;
             store.close().await;
             println!("certificate {fingerprint} is revoked: its next call is refused");
         }

@@ -420,10 +420,12 @@ fn spawn_timers(hub: Hub) -> tokio::task::JoinHandle<()> {
 /// One round of the timers, in one write transaction.
 async fn escalate_round(hub: &Hub) -> Result<usize, crate::error::Error> {
     let now = hub.clock.now();
-    let mut tx = hub.store.begin().await?;
-    let raised =
-        crate::casework::timers::escalate_due(&mut *tx, &hub.settings.deadlines, &hub.audit, now)
-            .await?;
-    tx.commit().await?;
-    Ok(raised)
+    let (settings, auditor) = (Arc::clone(&hub.settings), hub.audit.clone());
+    hub.store
+        .write(crate::store::Locking::Exclusive, move |tx| {
+            Box::pin(async move {
+                crate::casework::timers::escalate_due(tx, &settings.deadlines, &auditor, now).await
+            })
+        })
+        .await
 }

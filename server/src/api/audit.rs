@@ -23,10 +23,10 @@ use crate::domain::{
 };
 use crate::error::{Error, cause_chain};
 use crate::identity::caller;
-use crate::store::Transaction;
+use crate::store::{Locking, Transaction};
 
 /// One audited call in progress: who calls, which call, and what the request named.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Audit {
     call: AuditCall,
     named: AuditTarget,
@@ -146,12 +146,16 @@ impl Audit {
         }
         let recorded = async {
             // Only the audit record: the store guards the chain at commit.
-            let mut tx = hub.store.begin_narrow(&[]).await?;
-            self.auditor
-                .record(&mut *tx, &self.call, &self.named, outcome, hub.clock.now())
-                .await?;
-            tx.commit().await?;
-            Ok::<_, Error>(())
+            let (auditor, call, named) = (self.auditor.clone(), self.call.clone(), self.named.clone());
+            let now = hub.clock.now();
+            hub.store
+                .write(Locking::Narrow, move |tx| {
+                    Box::pin(async move {
+                        auditor.record(tx, &call, &named, outcome, now).await?;
+                        Ok::<_, Error>(())
+                    })
+                })
+                .await
         }
         .await;
         if let Err(failure) = recorded {

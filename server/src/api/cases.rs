@@ -7,7 +7,7 @@ use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::case_service_server::CaseService;
 
 use super::views::{case_out, thread_entry};
-use super::{Began, Hub, convert};
+use super::{Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::cases::{self, OpenCase, RecordConsent};
 use crate::domain::{CaseId, ConsentId};
@@ -38,21 +38,18 @@ impl CaseService for Hub {
                 header: convert::sealed("header", body.header.as_ref(), self.max_sealed())?,
                 staff: convert::staff(body.staff.as_ref())?,
             };
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let view = cases::open_case(&mut *write.tx, &agency, open, write.now).await?;
-            let agencies = directory(&mut *write.tx).await?;
-            let response = pb::OpenCaseResponse {
-                case: Some(case_out(&view, &agencies)),
-            };
-            write
-                .finish(&audit, response, &AuditTarget::case(&view.case))
-                .await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view = cases::open_case(tx, &agency, open, now).await?;
+                    let agencies = directory(tx).await?;
+                    let response = pb::OpenCaseResponse {
+                        case: Some(case_out(&view, &agencies)),
+                    };
+                    Ok((response, AuditTarget::case(&view.case)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -151,20 +148,17 @@ impl CaseService for Hub {
                 )?,
                 staff: convert::staff(body.staff.as_ref())?,
             };
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let consent = cases::record_consent(&mut *write.tx, &agency, record, write.now).await?;
-            let response = pb::RecordConsentResponse {
-                consent: Some(convert::consent(&consent)),
-            };
-            write
-                .finish(&audit, response, &AuditTarget::consent(&consent))
-                .await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let consent = cases::record_consent(tx, &agency, record, now).await?;
+                    let response = pb::RecordConsentResponse {
+                        consent: Some(convert::consent(&consent)),
+                    };
+                    Ok((response, AuditTarget::consent(&consent)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -190,15 +184,18 @@ impl CaseService for Hub {
             if at > now {
                 return Err(Error::invalid("withdrawn_at", "is in the future"));
             }
-            let mut tx = self.store.begin().await?;
-            let consent = cases::withdraw_consent(&mut *tx, &agency, &consent_id, at).await?;
-            audit
-                .write(&mut *tx, &AuditTarget::consent(&consent), now)
-                .await?;
-            tx.commit().await?;
-            Ok(pb::WithdrawConsentResponse {
-                consent: Some(convert::consent(&consent)),
+            let agency = agency.clone();
+            self.write_audited(&audit, now, move |tx| {
+                Box::pin(async move {
+                    let consent = cases::withdraw_consent(tx, &agency, &consent_id, at).await?;
+                    let target = AuditTarget::consent(&consent);
+                    let response = pb::WithdrawConsentResponse {
+                        consent: Some(convert::consent(&consent)),
+                    };
+                    Ok((response, target))
+                })
             })
+            .await
         }
         .await;
         audit.finish(self, result).await

@@ -7,7 +7,7 @@ use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::council_service_server::CouncilService;
 
 use super::views::{case_out, decision_out, optional_date_out, thread_entry};
-use super::{Began, Hub, convert};
+use super::{Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::council::{
     self, MeetingPack, PackCase, RecordDecision, RegisterCase, ScheduleMeeting,
@@ -21,6 +21,7 @@ use crate::domain::council::{
 use crate::domain::{Agency, AgencyId, CaseCategory, CaseId, MeetingId};
 use crate::error::Error;
 use crate::identity::caller;
+use crate::store::Locking;
 
 /// Most cases one meeting's agenda may name explicitly.
 const MAX_AGENDA_CASES: usize = 2000;
@@ -360,27 +361,24 @@ impl CouncilService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let registration = council::register_case(
-                &mut *write.tx,
-                &agency,
-                register,
-                self.settings.council.review_interval_days,
-                write.now,
-            )
-            .await?;
-            let response = pb::RegisterCaseResponse {
-                registration: Some(registration_out(&registration)),
-            };
-            write
-                .finish(&audit, response, &registration_target(&registration))
-                .await
+            let (agency, settings) = (agency.clone(), std::sync::Arc::clone(&self.settings));
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let registration = council::register_case(
+                        tx,
+                        &agency,
+                        register,
+                        settings.council.review_interval_days,
+                        now,
+                    )
+                    .await?;
+                    let response = pb::RegisterCaseResponse {
+                        registration: Some(registration_out(&registration)),
+                    };
+                    Ok((response, registration_target(&registration)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -417,16 +415,19 @@ impl CouncilService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let now = self.clock.now();
-            let mut tx = self.store.begin().await?;
-            let registration =
-                council::update_registration(&mut *tx, &agency, &case_id, change, now).await?;
-            audit
-                .write(&mut *tx, &registration_target(&registration), now)
-                .await?;
-            tx.commit().await?;
-            Ok(pb::UpdateRegistrationResponse {
-                registration: Some(registration_out(&registration)),
+            let agency = agency.clone();
+            self.write_audited(&audit, now, move |tx| {
+                Box::pin(async move {
+                    let registration =
+                        council::update_registration(tx, &agency, &case_id, change, now).await?;
+                    let target = registration_target(&registration);
+                    let response = pb::UpdateRegistrationResponse {
+                        registration: Some(registration_out(&registration)),
+                    };
+                    Ok((response, target))
+                })
             })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -449,29 +450,26 @@ impl CouncilService for Hub {
             let ended_on = convert::optional_date("ended_on", &body.ended_on)?;
             let staff = convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let registration = council::end_registration(
-                &mut *write.tx,
-                &agency,
-                &case_id,
-                ending,
-                ended_on,
-                staff,
-                write.now,
-            )
-            .await?;
-            let response = pb::EndRegistrationResponse {
-                registration: Some(registration_out(&registration)),
-            };
-            write
-                .finish(&audit, response, &registration_target(&registration))
-                .await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let registration = council::end_registration(
+                        tx,
+                        &agency,
+                        &case_id,
+                        ending,
+                        ended_on,
+                        staff,
+                        now,
+                    )
+                    .await?;
+                    let response = pb::EndRegistrationResponse {
+                        registration: Some(registration_out(&registration)),
+                    };
+                    Ok((response, registration_target(&registration)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -522,19 +520,17 @@ impl CouncilService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let meeting =
-                council::schedule_meeting(&mut *write.tx, &agency, schedule, write.now).await?;
-            let response = pb::ScheduleMeetingResponse {
-                meeting: Some(meeting_out(&meeting)),
-            };
-            write.finish(&audit, response, audit.named()).await
+            let (agency, named) = (agency.clone(), audit.named().clone());
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let meeting = council::schedule_meeting(tx, &agency, schedule, now).await?;
+                    let response = pb::ScheduleMeetingResponse {
+                        meeting: Some(meeting_out(&meeting)),
+                    };
+                    Ok((response, named))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -579,23 +575,33 @@ impl CouncilService for Hub {
             drop(tx);
             // A pack opens the whole thread of every case on the agenda, so each case gets a
             // record of its own (one transaction for all of them), as reading its thread would.
-            let mut audit_tx = self.store.begin().await?;
-            for case in &pack.cases {
-                let target = AuditTarget {
-                    municipality: Some(pack.meeting.municipality.clone()),
+            let municipality = Some(pack.meeting.municipality.clone());
+            let mut targets: Vec<AuditTarget> = pack
+                .cases
+                .iter()
+                .map(|case| AuditTarget {
+                    municipality: municipality.clone(),
                     case_id: Some(case.view.case.id.clone()),
                     ..AuditTarget::default()
-                };
-                audit.write(&mut *audit_tx, &target, now).await?;
-            }
-            if pack.cases.is_empty() {
-                let target = AuditTarget {
-                    municipality: Some(pack.meeting.municipality.clone()),
+                })
+                .collect();
+            if targets.is_empty() {
+                targets.push(AuditTarget {
+                    municipality,
                     ..AuditTarget::default()
-                };
-                audit.write(&mut *audit_tx, &target, now).await?;
+                });
             }
-            audit_tx.commit().await?;
+            let written = audit.clone();
+            self.store
+                .write(Locking::Narrow, move |tx| {
+                    Box::pin(async move {
+                        for target in &targets {
+                            written.write(tx, target, now).await?;
+                        }
+                        Ok::<_, Error>(())
+                    })
+                })
+                .await?;
             let name = self
                 .settings
                 .council
@@ -638,22 +644,19 @@ impl CouncilService for Hub {
                 },
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let (decision, registration) =
-                council::record_decision(&mut *write.tx, &agency, record, write.now).await?;
-            let response = pb::RecordDecisionResponse {
-                decision: Some(decision_out(&decision)),
-                registration: Some(registration_out(&registration)),
-            };
-            write
-                .finish(&audit, response, &registration_target(&registration))
-                .await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (decision, registration) =
+                        council::record_decision(tx, &agency, record, now).await?;
+                    let response = pb::RecordDecisionResponse {
+                        decision: Some(decision_out(&decision)),
+                        registration: Some(registration_out(&registration)),
+                    };
+                    Ok((response, registration_target(&registration)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await

@@ -16,6 +16,7 @@ use crate::domain::keys::{
 use crate::domain::{AgencyId, AgencyKind, Municipality, Timestamp};
 use crate::error::Error;
 use crate::identity::caller;
+use crate::store::Locking;
 
 #[tonic::async_trait]
 impl DirectoryService for Hub {
@@ -147,29 +148,34 @@ impl Hub {
         let recipient = AgeRecipient::parse(&body.recipient)
             .map_err(|reason| Error::invalid("recipient", reason.to_string()))?;
         let fingerprint = recipient.fingerprint();
-        let mut tx = self.store.begin().await?;
-        let existing = tx.key_by_fingerprint(&fingerprint).await?;
-        let active = tx.agency_keys(agency, false).await?.len();
-        match decide_publication(agency, existing, active) {
-            Ok(Publication::AlreadyActive(key)) => Ok(*key),
-            Ok(Publication::New) => {
-                let key = AgencyKey::publish(agency.clone(), recipient, self.clock.now(), staff);
-                tx.insert_key(&key).await?;
-                tx.commit().await?;
-                tracing::info!(%agency, fingerprint = %key.fingerprint, "age key published");
-                Ok(key)
-            }
-            Err(refused @ PublishRefused::Retired(_)) => {
-                Err(Error::FailedPrecondition(format!("recipient: {refused}")))
-            }
-            Err(refused @ PublishRefused::OtherAgency) => {
-                Err(Error::AlreadyExists(format!("recipient: {refused}")))
-            }
-            Err(refused @ PublishRefused::TooMany) => Err(Error::LimitReached {
-                field: "recipient".to_owned(),
-                reason: refused.to_string(),
-            }),
-        }
+        let (agency, now) = (agency.clone(), self.clock.now());
+        self.store
+            .write(Locking::Exclusive, move |tx| {
+                Box::pin(async move {
+                    let existing = tx.key_by_fingerprint(&fingerprint).await?;
+                    let active = tx.agency_keys(&agency, false).await?.len();
+                    match decide_publication(&agency, existing, active) {
+                        Ok(Publication::AlreadyActive(key)) => Ok(*key),
+                        Ok(Publication::New) => {
+                            let key = AgencyKey::publish(agency.clone(), recipient, now, staff);
+                            tx.insert_key(&key).await?;
+                            tracing::info!(%agency, fingerprint = %key.fingerprint, "age key published");
+                            Ok(key)
+                        }
+                        Err(refused @ PublishRefused::Retired(_)) => {
+                            Err(Error::FailedPrecondition(format!("recipient: {refused}")))
+                        }
+                        Err(refused @ PublishRefused::OtherAgency) => {
+                            Err(Error::AlreadyExists(format!("recipient: {refused}")))
+                        }
+                        Err(refused @ PublishRefused::TooMany) => Err(Error::LimitReached {
+                            field: "recipient".to_owned(),
+                            reason: refused.to_string(),
+                        }),
+                    }
+                })
+            })
+            .await
     }
 
     /// Retires one of the caller's own keys; retiring a retired key again changes nothing.
@@ -189,32 +195,36 @@ impl Hub {
             })?,
         };
         let staff = convert::staff(body.staff.as_ref())?;
-        let mut tx = self.store.begin().await?;
-        let key = tx
-            .key_by_fingerprint(&fingerprint)
-            .await?
-            .filter(|key| &key.agency_id == agency)
-            .ok_or_else(|| Error::NotFound {
-                what: "age key",
-                id: format!("{fingerprint} of agency {agency}"),
-            })?;
-        if !key.is_active() {
-            return Ok(key);
-        }
-        let now = self.clock.now();
-        if !tx.retire_key(agency, &fingerprint, now, &staff).await? {
-            return Err(Error::internal(crate::store::StoreError::corrupt(
-                "agency_keys",
-                "an active key could not be retired",
-            )));
-        }
-        tx.commit().await?;
-        tracing::info!(%agency, %fingerprint, "age key retired");
-        Ok(AgencyKey {
-            retired_at: Some(now),
-            retired_by: Some(staff),
-            ..key
-        })
+        let (agency, now) = (agency.clone(), self.clock.now());
+        self.store
+            .write(Locking::Exclusive, move |tx| {
+                Box::pin(async move {
+                    let key = tx
+                        .key_by_fingerprint(&fingerprint)
+                        .await?
+                        .filter(|key| key.agency_id == agency)
+                        .ok_or_else(|| Error::NotFound {
+                            what: "age key",
+                            id: format!("{fingerprint} of agency {agency}"),
+                        })?;
+                    if !key.is_active() {
+                        return Ok(key);
+                    }
+                    if !tx.retire_key(&agency, &fingerprint, now, &staff).await? {
+                        return Err(Error::internal(crate::store::StoreError::corrupt(
+                            "agency_keys",
+                            "an active key could not be retired",
+                        )));
+                    }
+                    tracing::info!(%agency, %fingerprint, "age key retired");
+                    Ok(AgencyKey {
+                        retired_at: Some(now),
+                        retired_by: Some(staff),
+                        ..key
+                    })
+                })
+            })
+            .await
     }
 }
 

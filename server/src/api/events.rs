@@ -16,6 +16,7 @@ use crate::casework::audit::AuditTarget;
 use crate::domain::AgencyId;
 use crate::error::Error;
 use crate::identity::caller;
+use crate::store::Locking;
 
 /// How many entries a subscription reads from the store at a time.
 const SUBSCRIBE_PAGE: u32 = 500;
@@ -179,21 +180,26 @@ impl EventService for Hub {
             let now = self.clock.now();
             // Reads only committed cursors, and the acknowledgement only ever moves forward
             // (one statement), so this need not wait for other writes.
-            let mut tx = self.store.begin_narrow(&[]).await?;
-            let end = tx.feed_end(agency).await?;
-            if cursor > end {
-                return Err(Error::invalid(
-                    "cursor",
-                    format!("{cursor} is past the end of your feed (last cursor {end})"),
-                ));
-            }
-            tx.acknowledge_feed(agency, cursor, now).await?;
-            let acknowledged_cursor = tx.feed_acknowledged(agency).await?;
-            audit.write(&mut *tx, &AuditTarget::default(), now).await?;
-            tx.commit().await?;
-            Ok(pb::AckEventsResponse {
-                acknowledged_cursor,
-            })
+            let (agency, written) = (agency.clone(), audit.clone());
+            self.store
+                .write(Locking::Narrow, move |tx| {
+                    Box::pin(async move {
+                        let end = tx.feed_end(&agency).await?;
+                        if cursor > end {
+                            return Err(Error::invalid(
+                                "cursor",
+                                format!("{cursor} is past the end of your feed (last cursor {end})"),
+                            ));
+                        }
+                        tx.acknowledge_feed(&agency, cursor, now).await?;
+                        let acknowledged_cursor = tx.feed_acknowledged(&agency).await?;
+                        written.write(tx, &AuditTarget::default(), now).await?;
+                        Ok(pb::AckEventsResponse {
+                            acknowledged_cursor,
+                        })
+                    })
+                })
+                .await
         }
         .await;
         audit.finish(self, result).await

@@ -19,10 +19,13 @@ use std::sync::Arc;
 use prost::Message;
 use sha2::{Digest as _, Sha256};
 
+use futures::future::BoxFuture;
+
+use crate::casework::audit::AuditTarget;
 use crate::domain::{AgencyId, Clock, Timestamp};
 use crate::error::Error;
 use crate::settings::Settings;
-use crate::store::{Lookup, Store, Transaction};
+use crate::store::{Locking, Store, Transaction};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -100,7 +103,7 @@ async fn remember(
 /// The writes checked to read-then-write only rows that the store's narrower locks guard (the
 /// cases they read, their idempotency key, the feeds they append to, the audit chain): on
 /// PostgreSQL they run side by side when about different cases; every other write runs alone
-/// (see `Store::begin_narrow`). A use case joins this list only once each of its reads that it
+/// (see `store::Locking`). A use case joins this list only once each of its reads that it
 /// writes after is of a case it locks first (through `case_for`, `consents`, `referral` or
 /// `consent`).
 const NARROW_WRITES: &[&str] = &[
@@ -111,93 +114,82 @@ const NARROW_WRITES: &[&str] = &[
     "SendNote",
 ];
 
-/// A write RPC that began: either the first response again, or a new write to make.
-pub enum Began<'a, R> {
-    /// The key was used for this same request: its first response, with the call recorded.
-    Replayed(R),
-    Fresh(Write<'a>),
-}
-
-/// A write in progress: its transaction and the instant it happens at.
-pub struct Write<'a> {
-    pub tx: Box<dyn Transaction>,
-    pub now: Timestamp,
-    agency: &'a AgencyId,
-    operation: &'static str,
-    key: &'a str,
-    digest: Vec<u8>,
-}
-
 impl Hub {
-    /// Begins an audited, idempotent write of `request` by `agency` to `operation` (the RPC's
-    /// name in the idempotency table) under `key`, already checked. When the key was used for
-    /// the same request it answers the first response (recording the call); otherwise the caller
-    /// makes the write in `tx` and ends with [`Write::finish`]. `reads` are the reads the write
-    /// will make first, fetched together with the key's lookup (see [`Transaction::prefetch`]).
-    pub async fn begin_write<'a, R: Message + Default>(
+    /// Makes an audited, idempotent write of `request` by `agency` to `operation` (the RPC's
+    /// name in the idempotency table) under `key`, already checked, as one job of the store's
+    /// writer. When the key was used for the same request it answers the first response
+    /// (recording the call); otherwise it runs `use_case` at the write's instant, keeps the
+    /// response under the key, and records the call about the target the use case names. The
+    /// answer comes once the write is durable.
+    pub async fn write<R, F>(
         &self,
-        agency: &'a AgencyId,
+        agency: &AgencyId,
         operation: &'static str,
-        key: &'a str,
+        key: String,
         request: &impl Message,
         audit: &self::audit::Audit,
-        reads: &[Lookup<'_>],
-    ) -> Result<Began<'a, R>, Error> {
+        use_case: F,
+    ) -> Result<R, Error>
+    where
+        R: Message + Default + 'static,
+        F: for<'t> FnOnce(
+                &'t mut dyn Transaction,
+                Timestamp,
+            ) -> BoxFuture<'t, Result<(R, AuditTarget), Error>>
+            + Send
+            + 'static,
+    {
         let digest = request_digest(request);
         let now = self.clock.now();
-        let mut lookups = Vec::with_capacity(reads.len() + 1);
-        lookups.push(Lookup::IdempotentResponse {
-            agency,
-            operation,
-            key,
-        });
-        if self.audit.mode() != crate::casework::audit::AuditMode::Off {
-            // The call's audit record then goes in with the commit.
-            lookups.push(Lookup::AuditHead);
-        }
-        lookups.extend_from_slice(reads);
-        let mut tx = if NARROW_WRITES.contains(&operation) {
-            self.store.begin_narrow(&lookups).await?
+        let (agency, audit) = (agency.clone(), audit.clone());
+        let locking = if NARROW_WRITES.contains(&operation) {
+            Locking::Narrow
         } else {
-            self.store.begin_with(&lookups).await?
+            Locking::Exclusive
         };
-        if let Some(first) = replay(&mut *tx, agency, operation, key, &digest).await? {
-            audit.write(&mut *tx, audit.named(), now).await?;
-            tx.commit().await?;
-            return Ok(Began::Replayed(first));
-        }
-        Ok(Began::Fresh(Write {
-            tx,
-            now,
-            agency,
-            operation,
-            key,
-            digest,
-        }))
+        self.store
+            .write(locking, move |tx| {
+                Box::pin(async move {
+                    if let Some(first) = replay::<R>(tx, &agency, operation, &key, &digest).await?
+                    {
+                        audit.write(tx, audit.named(), now).await?;
+                        return Ok(first);
+                    }
+                    let (response, target) = use_case(tx, now).await?;
+                    remember(tx, &agency, operation, &key, &digest, &response, now).await?;
+                    audit.write(tx, &target, now).await?;
+                    Ok(response)
+                })
+            })
+            .await
     }
 }
 
-impl Write<'_> {
-    /// Keeps `response` under the key, appends the call's audit record about `target`, and
-    /// commits; returns the response once the commit is durable.
-    pub async fn finish<R: Message>(
-        mut self,
+impl Hub {
+    /// Makes an audited write that has no idempotency key (a retry finds the state it left and
+    /// answers from that): runs `use_case` as one job of the store's writer and records the call
+    /// about the target it names, at `now`.
+    pub async fn write_audited<R, F>(
+        &self,
         audit: &self::audit::Audit,
-        response: R,
-        target: &crate::casework::audit::AuditTarget,
-    ) -> Result<R, Error> {
-        remember(
-            &mut *self.tx,
-            self.agency,
-            self.operation,
-            self.key,
-            &self.digest,
-            &response,
-            self.now,
-        )
-        .await?;
-        audit.write(&mut *self.tx, target, self.now).await?;
-        self.tx.commit().await?;
-        Ok(response)
+        now: Timestamp,
+        use_case: F,
+    ) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: for<'t> FnOnce(&'t mut dyn Transaction) -> BoxFuture<'t, Result<(R, AuditTarget), Error>>
+            + Send
+            + 'static,
+    {
+        let audit = audit.clone();
+        self.store
+            .write(Locking::Exclusive, move |tx| {
+                Box::pin(async move {
+                    let (response, target) = use_case(tx).await?;
+                    audit.write(tx, &target, now).await?;
+                    Ok(response)
+                })
+            })
+            .await
     }
 }

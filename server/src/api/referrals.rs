@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::referral_service_server::ReferralService;
 
-use super::{Began, Hub, convert};
+use super::{Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::followups::{FollowUpStatus, follow_ups};
 use crate::casework::notes::{self, SendNote};
@@ -15,7 +15,7 @@ use crate::domain::referral::ActionInput;
 use crate::domain::{Agency, CaseId, NoteId, ReferralId, Timestamp};
 use crate::error::Error;
 use crate::identity::caller;
-use crate::store::{Lookup, ReferralQuery, Transaction};
+use crate::store::{ReferralQuery, Transaction};
 
 /// A referral for its viewer, with whether its consent was withdrawn since.
 async fn referral_out(
@@ -56,33 +56,24 @@ impl ReferralService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            // What `send_referral` reads first, fetched with the key in one go.
-            let reads = [
-                Lookup::CaseFor(&send.case_id, &agency.id),
-                Lookup::Agency(&send.to_agency),
-                Lookup::Consents(&send.case_id),
-            ];
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &reads)
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let (referral, _) = referrals::send_referral(
-                &mut *write.tx,
-                &agency,
-                send,
-                &self.settings.deadlines,
-                write.now,
-            )
-            .await?;
-            let response = pb::SendReferralResponse {
-                referral: Some(convert::referral(&referral, &agency.id, write.now, false)),
-            };
-            write
-                .finish(&audit, response, &AuditTarget::referral(&referral))
-                .await
+            let (agency, settings) = (agency.clone(), std::sync::Arc::clone(&self.settings));
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (referral, _) = referrals::send_referral(
+                        tx,
+                        &agency,
+                        send,
+                        &settings.deadlines,
+                        now,
+                    )
+                    .await?;
+                    let response = pb::SendReferralResponse {
+                        referral: Some(convert::referral(&referral, &agency.id, now, false)),
+                    };
+                    Ok((response, AuditTarget::referral(&referral)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -221,26 +212,22 @@ impl ReferralService for Hub {
                 occurred_at: convert::parse_timestamp("occurred_at", body.occurred_at.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let reads = [Lookup::Referral(&record.referral_id)];
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &reads)
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let (referral, event) =
-                referrals::record_action(&mut *write.tx, &agency, record, write.now).await?;
-            let response = pb::RecordReferralActionResponse {
-                referral: Some(referral_out(&mut *write.tx, &referral, &agency, write.now).await?),
-                event: Some(convert::referral_event(
-                    &event,
-                    convert::hides_actor(&event, &referral, &agency.id),
-                )),
-            };
-            write
-                .finish(&audit, response, &AuditTarget::referral(&referral))
-                .await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (referral, event) =
+                        referrals::record_action(tx, &agency, record, now).await?;
+                    let response = pb::RecordReferralActionResponse {
+                        referral: Some(referral_out(tx, &referral, &agency, now).await?),
+                        event: Some(convert::referral_event(
+                            &event,
+                            convert::hides_actor(&event, &referral, &agency.id),
+                        )),
+                    };
+                    Ok((response, AuditTarget::referral(&referral)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -284,20 +271,17 @@ impl ReferralService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let note = notes::send_note(&mut *write.tx, &agency, send, write.now).await?;
-            let response = pb::SendNoteResponse {
-                note: Some(convert::note(&note, &agency.id)),
-            };
-            write
-                .finish(&audit, response, &AuditTarget::note(&note))
-                .await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let note = notes::send_note(tx, &agency, send, now).await?;
+                    let response = pb::SendNoteResponse {
+                        note: Some(convert::note(&note, &agency.id)),
+                    };
+                    Ok((response, AuditTarget::note(&note)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -318,21 +302,18 @@ impl ReferralService for Hub {
             let note_id = convert::required_id("note_id", &body.note_id, NoteId::parse)?;
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let note =
-                notes::acknowledge_note(&mut *write.tx, &agency, &note_id, write.now).await?;
-            let response = pb::AcknowledgeNoteResponse {
-                note: Some(convert::note(&note, &agency.id)),
-            };
-            write
-                .finish(&audit, response, &AuditTarget::note(&note))
-                .await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let note =
+                        notes::acknowledge_note(tx, &agency, &note_id, now).await?;
+                    let response = pb::AcknowledgeNoteResponse {
+                        note: Some(convert::note(&note, &agency.id)),
+                    };
+                    Ok((response, AuditTarget::note(&note)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await

@@ -8,7 +8,7 @@ use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::sealing_service_server::SealingService;
 
 use super::views::{field_out, record_out};
-use super::{Began, Hub, convert};
+use super::{Hub, convert};
 use crate::casework::audit::AuditTarget;
 use crate::casework::directory;
 use crate::casework::sealing::{self, Reseal, SealedFieldView};
@@ -173,34 +173,30 @@ impl SealingService for Hub {
                 sealed: convert::sealed("sealed", body.sealed.as_ref(), self.max_sealed())?,
                 staff: convert::staff(body.staff.as_ref())?,
             };
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let (view, record) =
-                sealing::reseal(&mut *write.tx, &agency, reseal, write.now).await?;
-            let agencies = directory(&mut *write.tx).await?;
-            let case = write
-                .tx
-                .case(&record.case_id)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    what: "case",
-                    id: record.case_id.to_string(),
-                })?;
-            // The response is kept for retries: without the ciphertext, which the caller has.
-            let mut field = view_out(&view, &agencies);
-            field.sealed = None;
-            let response = pb::ResealResponse {
-                field: Some(field),
-                record: Some(record_out(&record)),
-            };
-            write
-                .finish(&audit, response, &target(&case, &record.field))
-                .await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (view, record) =
+                        sealing::reseal(tx, &agency, reseal, now).await?;
+                    let agencies = directory(tx).await?;
+                    let case = tx
+                        .case(&record.case_id)
+                        .await?
+                        .ok_or_else(|| Error::NotFound {
+                            what: "case",
+                            id: record.case_id.to_string(),
+                        })?;
+                    // The response is kept for retries: without the ciphertext, which the caller has.
+                    let mut field = view_out(&view, &agencies);
+                    field.sealed = None;
+                    let response = pb::ResealResponse {
+                        field: Some(field),
+                        record: Some(record_out(&record)),
+                    };
+                    Ok((response, target(&case, &record.field)))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await

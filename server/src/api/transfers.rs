@@ -6,7 +6,7 @@ use tsunagu_proto::v1 as pb;
 use tsunagu_proto::v1::transfer_service_server::TransferService;
 
 use super::views::{case_out, state_out, text};
-use super::{Began, Hub, convert};
+use super::{Hub, convert};
 use crate::casework::directory;
 use crate::casework::transfers::{self, AcceptTransfer, ListView, ProposeTransfer, TransferView};
 use crate::domain::transfer::{DeclineReason, TransferTimer};
@@ -118,26 +118,25 @@ impl TransferService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let view = transfers::propose(
-                &mut *write.tx,
-                &agency,
-                propose,
-                &self.settings.deadlines.calendar,
-                write.now,
-            )
-            .await?;
-            let response = pb::ProposeTransferResponse {
-                transfer: Some(transfer_out(&view, write.now)),
-            };
-            let target = transfers::audit_target(&view.transfer);
-            write.finish(&audit, response, &target).await
+            let (agency, settings) = (agency.clone(), std::sync::Arc::clone(&self.settings));
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view = transfers::propose(
+                        tx,
+                        &agency,
+                        propose,
+                        &settings.deadlines.calendar,
+                        now,
+                    )
+                    .await?;
+                    let response = pb::ProposeTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -157,19 +156,18 @@ impl TransferService for Hub {
             let id = transfer_id(&body.transfer_id)?;
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let view = transfers::acknowledge(&mut *write.tx, &agency, &id, write.now).await?;
-            let response = pb::AcknowledgeTransferResponse {
-                transfer: Some(transfer_out(&view, write.now)),
-            };
-            let target = transfers::audit_target(&view.transfer);
-            write.finish(&audit, response, &target).await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view = transfers::acknowledge(tx, &agency, &id, now).await?;
+                    let response = pb::AcknowledgeTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -202,22 +200,21 @@ impl TransferService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let (view, case) =
-                transfers::accept(&mut *write.tx, &agency, accept, write.now).await?;
-            let agencies = directory(&mut *write.tx).await?;
-            let response = pb::AcceptTransferResponse {
-                transfer: Some(transfer_out(&view, write.now)),
-                receiving_case: Some(case_out(&case, &agencies)),
-            };
-            let target = transfers::audit_target(&view.transfer);
-            write.finish(&audit, response, &target).await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (view, case) =
+                        transfers::accept(tx, &agency, accept, now).await?;
+                    let agencies = directory(tx).await?;
+                    let response = pb::AcceptTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                        receiving_case: Some(case_out(&case, &agencies)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -239,21 +236,20 @@ impl TransferService for Hub {
             let text = convert::clear_reason_text("reason_text", &body.reason_text)?;
             let staff = convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let view =
-                transfers::decline(&mut *write.tx, &agency, &id, reason, text, staff, write.now)
-                    .await?;
-            let response = pb::DeclineTransferResponse {
-                transfer: Some(transfer_out(&view, write.now)),
-            };
-            let target = transfers::audit_target(&view.transfer);
-            write.finish(&audit, response, &target).await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view =
+                        transfers::decline(tx, &agency, &id, reason, text, staff, now)
+                            .await?;
+                    let response = pb::DeclineTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await
@@ -273,19 +269,18 @@ impl TransferService for Hub {
             let id = transfer_id(&body.transfer_id)?;
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
-            let mut write = match self
-                .begin_write(&agency.id, OPERATION, &key, &body, &audit, &[])
-                .await?
-            {
-                Began::Replayed(first) => return Ok(first),
-                Began::Fresh(write) => write,
-            };
-            let view = transfers::withdraw(&mut *write.tx, &agency, &id, write.now).await?;
-            let response = pb::WithdrawTransferResponse {
-                transfer: Some(transfer_out(&view, write.now)),
-            };
-            let target = transfers::audit_target(&view.transfer);
-            write.finish(&audit, response, &target).await
+            let agency = agency.clone();
+            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view = transfers::withdraw(tx, &agency, &id, now).await?;
+                    let response = pb::WithdrawTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
+            .await
         }
         .await;
         audit.finish(self, result).await

@@ -16,7 +16,7 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::store::audit::AuditFilter;
-use crate::store::{Lookup, Store, StoreError, Transaction};
+use crate::store::{Locking, Store, StoreError, Transaction};
 
 /// Whether calls are audited. Always `On` in a running hub: no setting or variable turns it off.
 #[doc(hidden)]
@@ -36,25 +36,6 @@ pub enum AuditMode {
 pub struct Auditor {
     mode: AuditMode,
     head: Arc<Mutex<Option<ChainHead>>>,
-    reads: Arc<ReadRecords>,
-}
-
-/// The records of reads waiting to be appended. Reads arrive many at a time and each needs its
-/// record durable before it is answered; appending them one transaction each made every read a
-/// full write on the single writer. Instead, whichever waiting read takes `appender` next appends
-/// everything pending in one transaction (one savepoint, one commit, one fsync shared with the
-/// writes of the same batch), and answers the others.
-#[derive(Debug, Default)]
-struct ReadRecords {
-    pending: Mutex<Vec<PendingRead>>,
-    appender: tokio::sync::Mutex<()>,
-}
-
-/// A read's record, and where to tell the read that it is durable (or why not).
-#[derive(Debug)]
-struct PendingRead {
-    entry: AuditEntry,
-    done: tokio::sync::oneshot::Sender<Result<(), Arc<StoreError>>>,
 }
 
 impl Auditor {
@@ -62,12 +43,11 @@ impl Auditor {
         Self {
             mode,
             head: Arc::default(),
-            reads: Arc::default(),
         }
     }
 
-    /// Appends the record of a read and returns once it is durable, sharing the transaction
-    /// with the other reads recorded meanwhile; nothing when auditing is off.
+    /// Appends the record of a read and returns once it is durable; nothing when auditing is
+    /// off.
     pub async fn record_read(
         &self,
         store: &Arc<dyn Store>,
@@ -79,8 +59,9 @@ impl Auditor {
             .await
     }
 
-    /// Appends a record that belongs to no write transaction (a read, a refusal by the identity
-    /// layer) and returns once it is durable, batched with the others recorded meanwhile.
+    /// Appends a record that belongs to no other write (a read, a refusal by the identity
+    /// layer) as a write of its own, and returns once it is durable. Reads arrive many at a
+    /// time: the store's writer commits their records together (one fsync for the batch).
     pub async fn record_outside(
         &self,
         store: &Arc<dyn Store>,
@@ -89,68 +70,17 @@ impl Auditor {
         if self.mode == AuditMode::Off {
             return Ok(());
         }
-        let (done, mut outcome) = tokio::sync::oneshot::channel();
-        self.reads
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(PendingRead { entry, done });
-        let appender = self.reads.appender.lock().await;
-        let outcome = match outcome.try_recv() {
-            // The previous appender took this record already.
-            Ok(outcome) => outcome,
-            Err(_) => {
-                let batch = std::mem::take(
-                    &mut *self
-                        .reads
-                        .pending
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner),
-                );
-                if !batch.is_empty() {
-                    // In a task of its own, so that a caller going away does not abandon the
-                    // batch half-way: the others are waiting for it.
-                    let auditor = self.clone();
-                    let store = Arc::clone(store);
-                    let _ = tokio::spawn(async move { auditor.append_reads(&store, batch).await })
-                        .await;
-                }
-                drop(appender);
-                outcome.await.map_err(|_| {
-                    Error::internal(StoreError::corrupt(
-                        "audit_records",
-                        "a batch of read records was abandoned",
-                    ))
-                })?
-            }
-        };
-        outcome.map_err(|failure| Error::from(StoreError::Batch(failure)))
-    }
-
-    /// Appends `batch` in one write transaction and tells each read the outcome.
-    async fn append_reads(&self, store: &Arc<dyn Store>, batch: Vec<PendingRead>) {
-        let appended = async {
-            // With the head read first, every record of the batch goes in with the commit.
-            // Only audit records: nothing read-then-written but the chain, which the store
-            // guards at commit, so the transaction need not wait for other writes.
-            let mut tx = store.begin_narrow(&[Lookup::AuditHead]).await?;
-            for read in &batch {
-                self.append(&mut *tx, &read.entry).await?;
-            }
-            tx.commit().await
-        }
-        .await;
-        let outcome = appended.map_err(|error| {
-            tracing::error!(
-                error = %crate::error::cause_chain(&error),
-                records = batch.len(),
-                "cannot append the audit records of reads"
-            );
-            Arc::new(error)
-        });
-        for read in batch {
-            let _ = read.done.send(outcome.clone());
-        }
+        let auditor = self.clone();
+        // Only an audit record: nothing read-then-written but the chain, which the store guards,
+        // so it need not wait for other writes.
+        store
+            .write(Locking::Narrow, move |tx| {
+                Box::pin(async move {
+                    auditor.append(tx, &entry).await?;
+                    Ok::<_, Error>(())
+                })
+            })
+            .await
     }
 
     /// Chains `entry` after the head this hub believes current, in `tx`.
@@ -161,9 +91,9 @@ impl Auditor {
     ) -> Result<Option<AuditRecord>, StoreError> {
         let expected = *self.head.lock().unwrap_or_else(PoisonError::into_inner);
         let record = tx.append_audit(entry, expected).await?;
-        // Set before the commit: the next writer waits for this one, so it sees the record
-        // unless this transaction rolls back, and then the store finds the guess wrong. A store
-        // that chains records as it commits (PostgreSQL) needs no guess and returns none.
+        // Set before the commit: the next job sees the record unless this one rolls back, and
+        // then the store finds the guess wrong. A store that chains records as it commits
+        // (PostgreSQL) needs no guess and returns none.
         if let Some(record) = &record {
             *self.head.lock().unwrap_or_else(PoisonError::into_inner) = ChainHead::of(record);
         }

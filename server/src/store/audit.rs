@@ -67,17 +67,12 @@ pub(crate) const APPEND_AFTER_HEAD: &str = "INSERT INTO audit_records (sequence,
      WHERE (SELECT COALESCE(MAX(sequence), 0) FROM audit_records) = $15 \
      AND ($15 = 0 OR (SELECT hash FROM audit_records WHERE sequence = $15) = $16)";
 
-/// Appends a record ($1..$14) chained after a head read in the same write transaction.
-pub(crate) const APPEND: &str = "INSERT INTO audit_records (sequence, recorded_at, agency_id, \
-     staff_name, staff_role, action, municipality, case_id, referral_id, note_id, consent_id, \
-     basis, outcome, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-
 /// A sequence number as the database's 64-bit signed integer.
 pub(crate) fn sequence_column(sequence: u64) -> Result<i64, StoreError> {
     i64::try_from(sequence).map_err(|_| StoreError::corrupt("audit_records", "sequence"))
 }
 
-/// The parameters $1..$14 of [`APPEND`] and [`APPEND_AFTER_HEAD`]: the record itself.
+/// The parameters $1..$14 of [`APPEND_AFTER_HEAD`]: the record itself.
 pub(crate) fn record_params(record: &AuditRecord) -> Result<Vec<Param>, StoreError> {
     let e = &record.entry;
     Ok(params![
@@ -168,18 +163,10 @@ macro_rules! audit_queries {
                 entry: &$crate::domain::audit::AuditEntry,
                 expected: Option<$crate::domain::audit::ChainHead>,
             ) -> Result<Option<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
-                use $crate::store::audit::{APPEND, APPEND_AFTER_HEAD, record_params, sequence_column};
+                use $crate::store::audit::{APPEND_AFTER_HEAD, record_params, sequence_column};
                 if self.defer_audit(entry) {
                     // Chained and written with the commit, after the head as it is then.
                     return Ok(None);
-                }
-                if let Some(head) = self.audit_head_read() {
-                    // Read in this very write transaction, and only this transaction's appends
-                    // move it: the record goes in without a check, with the commit.
-                    let record = $crate::domain::audit::chain(entry.clone(), &head);
-                    self.write_later(APPEND, record_params(&record)?).await?;
-                    self.set_audit_head_read($crate::domain::audit::ChainHead::of(&record));
-                    return Ok(Some(record));
                 }
                 let head = match expected {
                     Some(head) => head,

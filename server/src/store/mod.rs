@@ -14,9 +14,11 @@ pub mod sealing;
 pub mod sqlite;
 pub mod transfers;
 
+use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 
 use crate::domain::consent::Consent;
 use crate::domain::records::{
@@ -95,35 +97,62 @@ impl StoreError {
     }
 }
 
+/// Which writes a write job waits for on a backend with several writers (PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locking {
+    /// Only writes about the same cases, idempotency keys and feeds: for use cases checked to
+    /// read-then-write nothing else (see `pg_locks`).
+    Narrow,
+    /// Every other write: the safe default for a use case nobody checked.
+    Exclusive,
+}
+
+/// A write job's value or its error, type-erased to cross the writer's channel;
+/// [`write`](trait.Store.html#method.write) gives them their types back.
+pub type JobAnswer = Result<Box<dyn Any + Send>, Box<dyn Any + Send>>;
+
+/// A write use case as the store runs it: given the transaction, a future of its answer. `Err`
+/// rolls the job back.
+pub type WriteJob =
+    Box<dyn for<'t> FnOnce(&'t mut dyn Transaction) -> BoxFuture<'t, JobAnswer> + Send>;
+
+impl dyn Store {
+    /// Runs `job` as one write (see [`Store::run_write`]) and answers its value once durable.
+    /// The job owns what it uses (`move`), because the store may run it on its writer task.
+    pub async fn write<T, E, F>(&self, locking: Locking, job: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut dyn Transaction) -> BoxFuture<'t, Result<T, E>> + Send + 'static,
+    {
+        let erased: WriteJob = Box::new(move |tx| {
+            Box::pin(async move {
+                match job(tx).await {
+                    Ok(value) => Ok(Box::new(value) as Box<dyn Any + Send>),
+                    Err(error) => Err(Box::new(error) as Box<dyn Any + Send>),
+                }
+            })
+        });
+        let mistyped = || E::from(StoreError::corrupt("write job", "an answer of another type"));
+        match self.run_write(locking, erased).await? {
+            Ok(value) => value.downcast::<T>().map(|value| *value).map_err(|_| mistyped()),
+            Err(error) => Err(error.downcast::<E>().map_or_else(|_| mistyped(), |error| *error)),
+        }
+    }
+}
+
 /// Entries of an agency's feed, each with the referral event it is about.
 pub type FeedPage = Vec<(FeedEvent, Option<ReferralEvent>)>;
 
 /// The hub's database.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// A write transaction. Writers are serialised; nothing is visible to others before commit,
-    /// and commit returns only once the data is on disk.
-    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
-    /// A write transaction that starts with `lookups` fetched ahead (see
-    /// [`Transaction::prefetch`]); a backend may make them while the writer before still holds
-    /// the connection.
-    async fn begin_with(&self, lookups: &[Lookup<'_>]) -> Result<Box<dyn Transaction>, StoreError> {
-        let mut tx = self.begin().await?;
-        tx.prefetch(lookups).await?;
-        Ok(tx)
-    }
-    /// A write transaction for a use case whose shared rows the store's narrower locks guard
-    /// (see [`postgres`]: the case a read touches, the idempotency key, the feeds and the audit
-    /// chain's tail), so that it need not wait for writes about other cases. Only for use cases
-    /// checked to read-then-write nothing else; every other write uses [`Store::begin`], which
-    /// waits for all of these and they for it. A backend with one writer serialises it like any
-    /// other.
-    async fn begin_narrow(
-        &self,
-        lookups: &[Lookup<'_>],
-    ) -> Result<Box<dyn Transaction>, StoreError> {
-        self.begin_with(lookups).await
-    }
+    /// Runs a write use case whole, in one transaction of its own, and answers once it is
+    /// durable (or rolled back: the job's error). SQLite's one writer task runs jobs one after
+    /// another, each in a savepoint, and commits them in batches (one fsync per batch).
+    /// PostgreSQL runs each in a plain transaction of its own, under the locks `locking` says.
+    /// A caller that stops waiting drops only its answer: a job that began runs to its end.
+    async fn run_write(&self, locking: Locking, job: WriteJob) -> Result<JobAnswer, StoreError>;
     /// A read-only snapshot.
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError>;
     /// What the identity layer needs on every call: the registered agency, and whether the
@@ -162,7 +191,7 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// One unit of work. Dropping it without `commit` rolls everything back. Each area's operations
+/// One unit of work: a write job's transaction, or a read snapshot. Each area's operations
 /// live in a trait of their own (`audit`, `council`, `keys`) that every transaction implements.
 #[async_trait]
 pub trait Transaction:
@@ -174,11 +203,6 @@ pub trait Transaction:
     + sealing::SealQueries
     + transfers::TransferQueries
 {
-    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
-    /// Fetches the reads a use case is about to make, together where the backend can: each is
-    /// then answered from what was fetched, once, unless this transaction touched the database
-    /// in between (then it is read again). Only a saving, never a change in what is read.
-    async fn prefetch(&mut self, lookups: &[Lookup<'_>]) -> Result<(), StoreError>;
 
     // Directory.
     async fn agency(&mut self, id: &AgencyId) -> Result<Option<Agency>, StoreError>;
@@ -357,11 +381,10 @@ pub trait Transaction:
     ) -> Result<(), StoreError>;
 }
 
-/// A read a use case is about to make. A write transaction fetches several at once when told
-/// ([`Transaction::prefetch`]), where its backend saves round trips that way; the read methods
-/// then answer from what was fetched.
+/// One of the reads whose rows PostgreSQL's narrower locks guard: before making it, a write takes
+/// the lock of the case it is about (see `pg_locks`).
 #[derive(Debug, Clone, Copy)]
-pub enum Lookup<'a> {
+pub(crate) enum Lookup<'a> {
     /// [`Transaction::case_for`].
     CaseFor(&'a CaseId, &'a AgencyId),
     /// [`Transaction::agency`].

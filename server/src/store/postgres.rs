@@ -18,7 +18,7 @@ use super::feed::FeedSignals;
 use super::pg_hosts::{self, Hosts};
 use super::pg_locks;
 use super::queries::{Param, bind_params};
-use super::{Lookup, Store, StoreError, Transaction};
+use super::{JobAnswer, Locking, Lookup, Store, StoreError, Transaction, WriteJob};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -117,13 +117,14 @@ impl PostgresStore {
         })
     }
 
-    /// A write transaction holding the writer lock, shared (`narrow`) or exclusive.
-    async fn begin_write(&self, narrow: bool) -> Result<PostgresTransaction, StoreError> {
+    /// A write transaction holding the writer lock, shared (`Narrow`) or exclusive. Commit it
+    /// with [`PostgresTransaction::commit`]; dropped, it rolls back. (The hub writes through
+    /// [`Store::run_write`]; tests that hold two transactions open at once use this.)
+    pub async fn begin_write(&self, locking: Locking) -> Result<PostgresTransaction, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let lock = if narrow {
-            pg_locks::WRITER_SHARED
-        } else {
-            pg_locks::WRITER_EXCLUSIVE
+        let lock = match locking {
+            Locking::Narrow => pg_locks::WRITER_SHARED,
+            Locking::Exclusive => pg_locks::WRITER_EXCLUSIVE,
         };
         sqlx::query(lock)
             .bind(WRITER_LOCK)
@@ -194,17 +195,17 @@ async fn listen(options: &PgConnectOptions, signals: &FeedSignals) -> Result<(),
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        Ok(Box::new(self.begin_write(false).await?))
-    }
-
-    async fn begin_narrow(
-        &self,
-        lookups: &[Lookup<'_>],
-    ) -> Result<Box<dyn Transaction>, StoreError> {
-        let mut tx = Box::new(self.begin_write(true).await?);
-        tx.fetch_ahead(lookups).await?;
-        Ok(tx)
+    /// One plain transaction per job. A caller that stops waiting drops it, and with it the
+    /// transaction, which rolls back.
+    async fn run_write(&self, locking: Locking, job: WriteJob) -> Result<JobAnswer, StoreError> {
+        let mut tx = self.begin_write(locking).await?;
+        match job(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(Ok(value))
+            }
+            Err(refused) => Ok(Err(refused)),
+        }
     }
 
     /// One statement on a pooled connection, without a transaction around it.
@@ -369,7 +370,18 @@ impl PostgresTransaction {
         }
     }
 
-    async fn commit_connection(self: Box<Self>) -> Result<(), StoreError> {
+    /// Writes the tail (see `before_commit`), commits, and wakes this instance's subscribers
+    /// whose feeds grew.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.before_commit().await?;
+        let touched = std::mem::take(&mut self.touched);
+        let signals = Arc::clone(&self.signals);
+        self.commit_connection().await?;
+        signals.wake(&touched);
+        Ok(())
+    }
+
+    async fn commit_connection(self) -> Result<(), StoreError> {
         // One write per commit on PostgreSQL (no group commit here): the batch is always 1, and
         // the duration is the round trip plus the primary's (and a synchronous standby's) flush.
         metrics::histogram!(crate::telemetry::names::COMMIT_BATCH).record(1.0);
@@ -383,25 +395,13 @@ impl PostgresTransaction {
 
     /// The connection. PostgreSQL runs one statement per round trip whatever the order, so
     /// nothing waits here.
-    #[allow(clippy::unused_async)]
+    #[expect(
+        clippy::unused_async,
+        reason = "the same signature as SQLite's, which the shared queries call"
+    )]
     async fn conn(&mut self) -> Result<&mut sqlx::PgConnection, StoreError> {
         Ok(&mut self.tx)
     }
-
-    /// Nothing ahead: PostgreSQL runs one statement per round trip in any case.
-    #[allow(clippy::unused_async)]
-    async fn fetch_ahead(&mut self, _lookups: &[Lookup<'_>]) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Never known ahead here: each audit record is appended with its check.
-    #[allow(clippy::unused_self)]
-    fn audit_head_read(&self) -> Option<crate::domain::audit::ChainHead> {
-        None
-    }
-
-    #[allow(clippy::unused_self)]
-    fn set_audit_head_read(&mut self, _head: Option<crate::domain::audit::ChainHead>) {}
 
     /// The rows of one read, after taking the lock that guards them in a write transaction.
     async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<PgRow>, StoreError> {

@@ -294,11 +294,7 @@ impl crate::store::Lookup<'_> {
             ),
         }
     }
-
-    /// What tells this read from any other.
-    pub(crate) fn key(&self) -> String {
-        format!("{self:?}")
-    }
+}
 }
 
 /// A referral's state, in the column order `delivery` .. `closed` that inserting and updating
@@ -341,42 +337,6 @@ where
     query
 }
 
-/// Statements to run as one, each written with its own `$1, $2, ...`: appending one renumbers
-/// its placeholders after those already there.
-#[derive(Debug, Default)]
-pub(crate) struct StatementBatch {
-    pub(crate) sql: String,
-    pub(crate) params: Vec<Param>,
-    /// How many statements were pushed, each answered by one result.
-    pub(crate) statements: usize,
-}
-
-impl StatementBatch {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.sql.is_empty()
-    }
-
-    pub(crate) fn push(&mut self, sql: &str, params: Vec<Param>) {
-        if !self.sql.is_empty() {
-            self.sql.push_str(";\n");
-        }
-        let offset = self.params.len();
-        let mut rest = sql;
-        while let Some(at) = rest.find('$') {
-            self.sql.push_str(&rest[..=at]);
-            rest = &rest[at + 1..];
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            match rest[..digits].parse::<usize>() {
-                Ok(number) => self.sql.push_str(&(number + offset).to_string()),
-                Err(_) => self.sql.push_str(&rest[..digits]),
-            }
-            rest = &rest[digits..];
-        }
-        self.sql.push_str(rest);
-        self.params.extend(params);
-        self.statements += 1;
-    }
-}
 
 /// The feed reads a `Store` makes as single statements on its pool, outside any transaction
 /// (see `Store::feed_page`): module-level functions beside `transaction_queries!`'s.
@@ -741,23 +701,6 @@ macro_rules! transaction_queries {
 
         #[async_trait::async_trait]
         impl $crate::store::Transaction for $tx {
-            async fn commit(mut self: Box<Self>) -> Result<(), $crate::store::StoreError> {
-                self.before_commit().await?;
-                let touched = std::mem::take(&mut self.touched);
-                let signals = std::sync::Arc::clone(&self.signals);
-                self.commit_connection().await?;
-                // Only now is there something to read: wake those whose feeds grew.
-                signals.wake(&touched);
-                Ok(())
-            }
-
-            async fn prefetch(
-                &mut self,
-                lookups: &[$crate::store::Lookup<'_>],
-            ) -> Result<(), $crate::store::StoreError> {
-                self.fetch_ahead(lookups).await
-            }
-
             async fn agency(
                 &mut self,
                 id: &$crate::domain::AgencyId,

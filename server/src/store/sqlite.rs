@@ -1,246 +1,203 @@
 //! The embedded SQLite backend: one file in WAL mode with `synchronous=FULL`, a small pool of
-//! readers, and one writer connection with group commit.
+//! readers, and one writer task that owns the only write connection.
 //!
-//! Group commit: every write transaction is a savepoint inside a shared batch transaction on the
-//! writer connection. Committing a write releases its savepoint and then waits until the batch
-//! itself has committed; a committer task commits the batch (one fsync) as soon as any member is
-//! waiting. While one batch is being synced, the next one fills, so under load many writes share
-//! one fsync, and still no write is acknowledged before it is on disk.
+//! The writer task receives whole write use cases (jobs) over a channel and runs the jobs
+//! waiting one after another in one transaction, each in a savepoint of its own: a job that
+//! fails is rolled back alone. The batch then commits with one fsync, and only then does each
+//! job get its answer, so under load many writes share one fsync and still no write is
+//! acknowledged before it is on disk. A caller that stops waiting drops only its answer: a job
+//! not yet begun is skipped, one begun runs to its end, and the connection is never left
+//! half-way through anything.
 
-use std::collections::VecDeque;
-use std::ops::{Deref, DerefMut};
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt as _;
+use sqlx::Executor as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Executor as _, Sqlite};
-use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::feed::FeedSignals;
-use super::queries::{Param, StatementBatch, bind_params};
-use super::{Lookup, Store, StoreError, Transaction};
-use crate::domain::audit::ChainHead;
+use super::queries::{Param, bind_params};
+use super::{JobAnswer, Locking, Lookup, Store, StoreError, Transaction, WriteJob};
+use crate::domain::AgencyId;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// The outcome of one batch, shared by its members: `None` until it has committed or failed.
-type BatchOutcome = watch::Sender<Option<Result<(), Arc<sqlx::Error>>>>;
+/// The most jobs one transaction takes: bounds how long the first of them waits for its answer.
+const MAX_BATCH: usize = 512;
+/// Jobs waiting for the writer beyond this make their callers wait to send them.
+const QUEUE: usize = 4096;
 
-/// The writer connection and the batch open on it.
-struct WriterState {
+/// A write use case and where its answer goes.
+struct Job {
+    run: WriteJob,
+    answer: oneshot::Sender<Result<JobAnswer, StoreError>>,
+}
+
+/// A job that ran in the open batch, waiting for the batch to commit.
+struct Ran {
+    answer: oneshot::Sender<Result<JobAnswer, StoreError>>,
+    outcome: Result<JobAnswer, StoreError>,
+}
+
+/// The writer task's state: the write connection, and whether a job's savepoint is open on it.
+struct Writer {
     /// Detached from its pool: it lives as long as the store, and closing the pool must not
-    /// wait for it.
-    connection: SqliteConnection,
-    /// The open batch transaction, if any.
-    batch: Option<Arc<BatchOutcome>>,
-    /// A member was dropped without committing: its savepoint must be rolled back before the
-    /// connection is used again.
-    rollback_pending: bool,
-    /// The next member's savepoint is already open: a member releases its own and opens the
-    /// next one in the same call, which spares every write one round trip to the connection's
-    /// thread (the writer's time is mostly such round trips).
-    savepoint_open: bool,
+    /// wait for it. Lent to each job's transaction while the job runs.
+    connection: Option<SqliteConnection>,
+    signals: Arc<FeedSignals>,
+    checkpoint_due: Arc<AtomicBool>,
 }
 
-/// A read a writer announced before it got the connection.
-struct QueuedRead {
-    sql: String,
-    params: Vec<Param>,
-}
-
-/// A write transaction waiting for the connection.
-struct Waiter {
-    /// What it reads first. The writer handing the connection on makes these reads in the same
-    /// call to the connection's thread as its own commit, which spares the next writer a round
-    /// trip while it holds the connection; every other writer waits through that round trip.
-    reads: Vec<QueuedRead>,
-    handed: oneshot::Sender<Handoff>,
-}
-
-/// The connection handed to the next writer, with the rows of its reads when they were made.
-/// Dropped unreceived (its writer stopped waiting just after it was sent), the hold in it hands
-/// the connection on again.
-struct Handoff {
-    hold: WriterHold,
-    fetched: Option<Vec<Vec<SqliteRow>>>,
-}
-
-/// Whether somebody holds the writer connection, and who waits for it, first come first served.
-#[derive(Default)]
-struct WriterQueue {
-    held: bool,
-    waiting: VecDeque<Waiter>,
-}
-
-/// The writer connection and the line of those waiting for it. The connection is passed from
-/// hand to hand: only a holder hands it on, and only when nobody waits is it let go.
-struct WriterLine {
-    state: Arc<Mutex<WriterState>>,
-    queue: std::sync::Mutex<WriterQueue>,
-    /// Wakes the committer: a member is waiting for its batch, or a member rolled back.
-    wake: Arc<Notify>,
-    /// The write-ahead log has grown long: the committer checkpoints what the background
-    /// checkpointer left (see `spawn_checkpointer`), so that the next write can restart it.
-    checkpoint_due: std::sync::atomic::AtomicBool,
-}
-
-impl WriterLine {
-    fn queue(&self) -> std::sync::MutexGuard<'_, WriterQueue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+impl Writer {
+    /// Runs jobs until every sender is gone (the store closed or dropped).
+    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.run_batch(std::mem::take(&mut batch)).await;
+        }
     }
 
-    /// Waits for the connection. `reads` may have been made by the writer before; their rows
-    /// come with it then.
-    async fn acquire(
-        self: &Arc<Self>,
-        reads: Vec<QueuedRead>,
-    ) -> Result<(WriterHold, Option<Vec<Vec<SqliteRow>>>), StoreError> {
-        let receiver = {
-            let mut queue = self.queue();
-            if queue.held {
-                let (handed, receiver) = oneshot::channel();
-                queue.waiting.push_back(Waiter { reads, handed });
-                receiver
-            } else {
-                // Let go only after its guard was dropped (see `hand_on`), so it is free.
-                let guard = Arc::clone(&self.state).try_lock_owned().map_err(|_| {
-                    StoreError::corrupt("sqlite writer", "the connection is held by nobody in line")
-                })?;
-                queue.held = true;
-                return Ok((self.hold(guard), None));
+    fn connection(&mut self) -> &mut SqliteConnection {
+        match self.connection.as_mut() {
+            Some(connection) => connection,
+            None => unreachable!("the write connection is lent to one job at a time"),
+        }
+    }
+
+    /// Runs `batch` in one transaction and answers every job once it committed (or failed).
+    async fn run_batch(&mut self, batch: Vec<Job>) {
+        // IMMEDIATE: take the write lock now, so a batch never fails half-way for want of it.
+        if let Err(error) = self.connection().execute("BEGIN IMMEDIATE").await {
+            tracing::error!(%error, "the writer cannot begin a transaction");
+            let error = Arc::new(error);
+            for job in batch {
+                let _ = job.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
+            }
+            return;
+        }
+        let mut ran = Vec::with_capacity(batch.len());
+        let mut touched = Vec::new();
+        for job in batch {
+            if job.answer.is_closed() {
+                // Nobody waits for it and it has not begun: it was never acknowledged.
+                continue;
+            }
+            match self.run_job(job.run, &mut touched).await {
+                Ok(outcome) => ran.push(Ran {
+                    answer: job.answer,
+                    outcome,
+                }),
+                Err(error) => {
+                    // The connection failed around the job: nothing of the batch is kept.
+                    tracing::error!(%error, "a batch of writes failed");
+                    let _ = self.connection().execute("ROLLBACK").await;
+                    let error = Arc::new(error);
+                    let _ = job.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
+                    for done in ran {
+                        let _ = done.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
+                    }
+                    return;
+                }
+            }
+        }
+        let commit = if self.checkpoint_due.swap(false, Ordering::Relaxed) {
+            // Stops before the checkpoint if the commit fails.
+            "COMMIT; PRAGMA wal_checkpoint(PASSIVE)"
+        } else {
+            "COMMIT"
+        };
+        // How many writes share this fsync.
+        metrics::histogram!(crate::telemetry::names::COMMIT_BATCH).record(ran.len() as f64);
+        let started = std::time::Instant::now();
+        let committed = self.connection().execute(commit).await;
+        metrics::histogram!(crate::telemetry::names::COMMIT_DURATION)
+            .record(started.elapsed().as_secs_f64());
+        match committed {
+            Ok(_) => {
+                // Only now is there something to read: wake those whose feeds grew.
+                self.signals.wake(&touched);
+                for done in ran {
+                    let _ = done.answer.send(done.outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "a batch of writes failed to commit");
+                // Leave the connection clean for the next batch whatever state it is in.
+                let _ = self.connection().execute("ROLLBACK").await;
+                let error = Arc::new(error);
+                for done in ran {
+                    let _ = done.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
+                }
+            }
+        }
+    }
+
+    /// Runs one job in a savepoint: released when the job succeeds, rolled back when it fails
+    /// or panics. `Err` only when the connection itself failed around it.
+    async fn run_job(
+        &mut self,
+        run: WriteJob,
+        touched: &mut Vec<AgencyId>,
+    ) -> Result<Result<JobAnswer, StoreError>, sqlx::Error> {
+        self.connection().execute("SAVEPOINT job").await?;
+        let connection = self.connection.take();
+        let mut tx = SqliteTransaction {
+            tx: SqliteTx::Write(connection),
+            touched: Vec::new(),
+        };
+        let outcome = AssertUnwindSafe(run(&mut tx)).catch_unwind().await;
+        let SqliteTx::Write(connection) = tx.tx else {
+            unreachable!("a job's transaction is a write")
+        };
+        self.connection = connection;
+        let outcome = match outcome {
+            Ok(Ok(value)) => {
+                self.connection().execute("RELEASE job").await?;
+                touched.extend(tx.touched);
+                return Ok(Ok(Ok(value)));
+            }
+            Ok(Err(refused)) => Ok(Err(refused)),
+            Err(_) => {
+                tracing::error!("a write job panicked; its writes are rolled back");
+                Err(StoreError::corrupt("write job", "the use case panicked"))
             }
         };
-        // Dropped while waiting, the receiver makes the hand-off fail and the connection goes
-        // to the next in line.
-        let handoff = receiver
-            .await
-            .map_err(|_| StoreError::corrupt("sqlite writer", "the writer line was dropped"))?;
-        Ok((handoff.hold, handoff.fetched))
-    }
-
-    fn hold(self: &Arc<Self>, guard: OwnedMutexGuard<WriterState>) -> WriterHold {
-        WriterHold {
-            guard: Some(guard),
-            line: Arc::clone(self),
-        }
-    }
-
-    /// The reads of the first writer in line, taken for the holder to make with its commit;
-    /// `None` when nobody waits.
-    fn reads_of_next(&self) -> Option<Vec<QueuedRead>> {
-        self.queue()
-            .waiting
-            .front_mut()
-            .map(|waiter| std::mem::take(&mut waiter.reads))
-    }
-
-    /// The first writer in line, taken out of it by the holder, who hands it the connection
-    /// together with the reads it made for it.
-    fn next_in_line(&self) -> Option<Waiter> {
-        self.queue().waiting.pop_front()
-    }
-
-    /// Hands the connection to `next` (with its rows, if made), else to the first in line, else
-    /// lets it go.
-    fn hand_on(
-        self: &Arc<Self>,
-        mut guard: OwnedMutexGuard<WriterState>,
-        mut next: Option<(Waiter, Option<Vec<Vec<SqliteRow>>>)>,
-    ) {
-        loop {
-            let (waiter, fetched) = match next.take() {
-                Some(next) => next,
-                None => {
-                    let mut queue = self.queue();
-                    match queue.waiting.pop_front() {
-                        Some(waiter) => (waiter, None),
-                        None => {
-                            drop(guard);
-                            queue.held = false;
-                            return;
-                        }
-                    }
-                }
-            };
-            let handoff = Handoff {
-                hold: self.hold(guard),
-                fetched,
-            };
-            match waiter.handed.send(handoff) {
-                Ok(()) => return,
-                // It stopped waiting: the next one, then.
-                Err(mut back) => match back.hold.guard.take() {
-                    Some(taken) => guard = taken,
-                    None => return,
-                },
-            }
-        }
-    }
-}
-
-/// The writer connection, held: dropping it hands the connection on.
-struct WriterHold {
-    guard: Option<OwnedMutexGuard<WriterState>>,
-    line: Arc<WriterLine>,
-}
-
-impl WriterHold {
-    fn state(&mut self) -> &mut WriterState {
-        // Only `release` and `drop` take the guard, and both consume the hold.
-        self.guard
-            .as_deref_mut()
-            .unwrap_or_else(|| unreachable!("a writer hold is used after it was released"))
-    }
-
-    fn connection(&self) -> &SqliteConnection {
-        match &self.guard {
-            Some(guard) => &guard.connection,
-            None => unreachable!("a writer hold is used after it was released"),
-        }
-    }
-
-    /// Hands the connection to `next`, with the rows of its reads if they were made.
-    fn release(mut self, next: Option<(Waiter, Option<Vec<Vec<SqliteRow>>>)>) {
-        if let Some(guard) = self.guard.take() {
-            self.line.hand_on(guard, next);
-        }
-    }
-}
-
-impl Drop for WriterHold {
-    fn drop(&mut self) {
-        if let Some(guard) = self.guard.take() {
-            self.line.hand_on(guard, None);
-        }
-    }
-}
-
-/// Group commit on the single writer connection.
-struct Writer {
-    line: Arc<WriterLine>,
-    committer: tokio::task::JoinHandle<()>,
-    checkpointer: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.committer.abort();
-        self.checkpointer.abort();
+        self.connection()
+            .execute("ROLLBACK TO job; RELEASE job")
+            .await?;
+        Ok(outcome)
     }
 }
 
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Arc<Writer>,
+    jobs: mpsc::Sender<Job>,
+    _tasks: Arc<Tasks>,
     signals: Arc<FeedSignals>,
     readers: SqlitePool,
     writer_pool: SqlitePool,
+}
+
+/// The store's background task, stopped with the last handle on the store. (The writer task
+/// stops by itself once the last handle, and with it the last sender of jobs, is gone.)
+struct Tasks {
+    checkpointer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.checkpointer.abort();
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -249,254 +206,18 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// One write: a savepoint in the current batch, holding the writer connection until it commits
-/// or is dropped.
-pub struct BatchMember {
-    hold: Option<WriterHold>,
-    wake: Arc<Notify>,
-}
-
-impl BatchMember {
-    fn state(&mut self) -> &mut WriterState {
-        // The hold is only taken by `commit`, which consumes the member.
-        match self.hold.as_mut() {
-            Some(hold) => hold.state(),
-            None => unreachable!("a batch member is used after it committed"),
-        }
-    }
-
-    /// Runs the writes still waiting and releases the savepoint, with the reads of the next
-    /// writer in line, all in one call to the connection's thread; hands the connection on;
-    /// and waits until the batch is on disk.
-    async fn commit(mut self, mut waiting: StatementBatch) -> Result<(), StoreError> {
-        waiting.push("RELEASE write", Vec::new());
-        waiting.push("SAVEPOINT write", Vec::new());
-        let own = waiting.statements;
-        let hold = self
-            .hold
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("a batch member commits twice"));
-        // The first in line stays first: only the holder takes anyone out of the line. Should
-        // this call be abandoned, that writer gets the connection without its reads and makes
-        // them itself.
-        let next_reads = hold.line.reads_of_next();
-        let reads_for_next = next_reads.is_some();
-        for read in next_reads.unwrap_or_default() {
-            waiting.push(&read.sql, read.params);
-        }
-        let state = hold.state();
-        let (mut results, failure) = run_batch(&mut state.connection, &waiting).await;
-        if let Some(error) = failure
-            && results.len() < own
-        {
-            // This write failed: dropped, it rolls its savepoint back before the next one runs.
-            drop(self);
-            return Err(error.into());
-        }
-        // This write is in the batch. The next writer's reads, if they failed, it makes again.
-        state.savepoint_open = true;
-        let fetched = (results.len() == waiting.statements).then(|| results.split_off(own));
-        let outcome = state.batch.as_ref().map(|batch| batch.subscribe());
-        let hold = self
-            .hold
-            .take()
-            .unwrap_or_else(|| unreachable!("a batch member commits twice"));
-        // Hand the connection on before waiting: the next writers join this batch or the next.
-        let next = if reads_for_next {
-            hold.line.next_in_line().map(|waiter| (waiter, fetched))
-        } else {
-            None
-        };
-        hold.release(next);
-        self.wake.notify_one();
-        let mut outcome =
-            outcome.ok_or_else(|| StoreError::corrupt("sqlite writer", "no open batch"))?;
-        let result = outcome
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| StoreError::corrupt("sqlite writer", "the committer stopped"))?
-            .clone();
-        match result {
-            Some(Err(error)) => Err(StoreError::Commit(error)),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Drop for BatchMember {
-    fn drop(&mut self) {
-        if let Some(mut hold) = self.hold.take() {
-            // Dropped without commit: roll its savepoint back before anyone writes again.
-            hold.state().rollback_pending = true;
-            drop(hold);
-            self.wake.notify_one();
-        }
-    }
-}
-
-/// The connection a transaction runs on: a read snapshot or a batch member.
+/// The connection a transaction runs on: a read snapshot, or the write connection lent to a job
+/// (`None` only for the instant it is handed back).
 pub enum SqliteTx {
-    Read(sqlx::Transaction<'static, Sqlite>),
-    Write(BatchMember),
+    Read(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Write(Option<SqliteConnection>),
 }
 
-impl Deref for SqliteTx {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        match self {
-            Self::Read(tx) => tx,
-            Self::Write(member) => match &member.hold {
-                Some(hold) => hold.connection(),
-                None => unreachable!("a batch member is used after it committed"),
-            },
-        }
-    }
-}
-
-impl DerefMut for SqliteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        match self {
-            Self::Read(tx) => tx,
-            Self::Write(member) => &mut member.state().connection,
-        }
-    }
-}
-
-impl SqliteTx {
-    async fn commit(self, waiting: StatementBatch) -> Result<(), StoreError> {
-        match self {
-            Self::Read(tx) => Ok(tx.commit().await?),
-            Self::Write(member) => member.commit(waiting).await,
-        }
-    }
-}
-
-/// A transaction on SQLite.
-///
-/// Writes whose outcome nobody waits for (inserting a referral, its event, feed entries, an
-/// idempotency record) are not sent to the connection one by one: each statement is a round
-/// trip to the connection's own thread, and the single writer is held for all of them. They wait
-/// in `waiting` and go together with the next statement that needs the connection (a read sees
-/// them, since they run first), with the audit record, or with the commit. Such a write fails
-/// only on a broken database or a bug, and its error then surfaces at that later statement; the
-/// transaction is rolled back as for any error.
-///
-/// Reads a use case announces ([`Transaction::prefetch`]) are likewise made together, and kept
-/// in `fetched` until asked for; any other statement on the connection discards them first.
+/// A transaction on SQLite: a read snapshot, or one write job's savepoint.
 pub struct SqliteTransaction {
     tx: SqliteTx,
-    waiting: StatementBatch,
-    fetched: Vec<(String, Vec<SqliteRow>)>,
-    /// The audit chain's head, when it was fetched ahead in this write transaction: this
-    /// transaction's records then go in with its commit (see `append_audit`).
-    audit_head: Option<ChainHead>,
-    /// Agencies whose feeds this transaction appended to, woken once it has committed.
+    /// Agencies whose feeds this job appended to, woken once its batch has committed.
     touched: Vec<crate::domain::AgencyId>,
-    signals: Arc<FeedSignals>,
-}
-
-/// Makes the writer connection ready for a new savepoint: rolls back an abandoned one and opens
-/// a batch if none is open.
-async fn prepare_writer(state: &mut WriterState) -> Result<(), sqlx::Error> {
-    roll_back_abandoned(state).await;
-    if state.batch.is_none() {
-        // IMMEDIATE: take the write lock now, so a batch never fails half-way for want of it.
-        state
-            .connection
-            .execute("BEGIN IMMEDIATE; SAVEPOINT write")
-            .await?;
-        state.batch = Some(Arc::new(watch::Sender::new(None)));
-        state.savepoint_open = true;
-    } else if !state.savepoint_open {
-        state.connection.execute("SAVEPOINT write").await?;
-        state.savepoint_open = true;
-    }
-    Ok(())
-}
-
-/// Rolls back the savepoint of a member dropped without committing. When there is none (the
-/// member was cancelled just after releasing it), its writes simply stay in the batch: its caller
-/// never got an answer and a retry with the same idempotency key replays it.
-async fn roll_back_abandoned(state: &mut WriterState) {
-    if state.rollback_pending {
-        state.rollback_pending = false;
-        state.savepoint_open = false;
-        if let Err(error) = state
-            .connection
-            .execute("ROLLBACK TO write; RELEASE write")
-            .await
-        {
-            tracing::debug!(%error, "no savepoint to roll back");
-        }
-    }
-}
-
-/// Runs `batch` in one call to the connection's thread. Each statement yields its rows, then
-/// its result (writes yield no rows), so the answer is one list of rows per statement that
-/// finished, with the error that stopped the rest, if any.
-async fn run_batch(
-    connection: &mut SqliteConnection,
-    batch: &StatementBatch,
-) -> (Vec<Vec<SqliteRow>>, Option<sqlx::Error>) {
-    use futures::TryStreamExt as _;
-    // Several statements in one query: see `write_checked`.
-    #[allow(deprecated)]
-    let mut steps = bind_params(sqlx::query(&batch.sql), &batch.params).fetch_many(connection);
-    let (mut results, mut rows) = (Vec::new(), Vec::new());
-    loop {
-        match steps.try_next().await {
-            Ok(Some(sqlx::Either::Left(_))) => results.push(std::mem::take(&mut rows)),
-            Ok(Some(sqlx::Either::Right(row))) => rows.push(row),
-            Ok(None) => return (results, None),
-            Err(error) => return (results, Some(error)),
-        }
-    }
-}
-
-/// Commits the open batch whenever woken. Runs until the store is dropped.
-fn spawn_committer(line: Arc<WriterLine>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            line.wake.notified().await;
-            let mut hold = match line.acquire(Vec::new()).await {
-                Ok((hold, _)) => hold,
-                Err(error) => {
-                    tracing::error!(%error, "the committer cannot get the writer connection");
-                    continue;
-                }
-            };
-            let state = hold.state();
-            let Some(batch) = state.batch.take() else {
-                continue;
-            };
-            roll_back_abandoned(state).await;
-            // Commits the open savepoint too, empty: the next batch opens its own.
-            state.savepoint_open = false;
-            let commit = if line
-                .checkpoint_due
-                .swap(false, std::sync::atomic::Ordering::Relaxed)
-            {
-                // Stops before the checkpoint if the commit fails.
-                "COMMIT; PRAGMA wal_checkpoint(PASSIVE)"
-            } else {
-                "COMMIT"
-            };
-            // Members waiting on the batch: how many writes share this fsync.
-            metrics::histogram!(crate::telemetry::names::COMMIT_BATCH)
-                .record(batch.receiver_count() as f64);
-            let started = std::time::Instant::now();
-            let result = state.connection.execute(commit).await.map(|_| ());
-            metrics::histogram!(crate::telemetry::names::COMMIT_DURATION)
-                .record(started.elapsed().as_secs_f64());
-            if let Err(error) = &result {
-                tracing::error!(%error, "a batch of writes failed to commit");
-                // Leave the connection clean for the next batch whatever state it is in.
-                let _ = state.connection.execute("ROLLBACK").await;
-            }
-            batch.send_replace(Some(result.map_err(Arc::new)));
-        }
-    })
 }
 
 /// How often the write-ahead log is copied back into the database file in the background.
@@ -506,12 +227,12 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 const CHECKPOINT_RESTART_PAGES: i64 = 1000;
 
 /// Copies the write-ahead log into the database file every `CHECKPOINT_INTERVAL`, on a
-/// connection of its own, so that the writers do not wait for most of that copying. PASSIVE
+/// connection of its own, so that the writer does not wait for most of that copying. PASSIVE
 /// never waits for readers or the writer. The log restarts only when a write begins with all of
 /// it copied, which the writer never finds while this runs beside it; so once the log is long,
-/// the committer copies the little left after its next commit (`checkpoint_due`). Runs until
-/// the store is dropped.
-fn spawn_checkpointer(pool: SqlitePool, line: Arc<WriterLine>) -> tokio::task::JoinHandle<()> {
+/// the writer copies the little left after its next commit (`checkpoint_due`). Runs until the
+/// store is dropped.
+fn spawn_checkpointer(pool: SqlitePool, due: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
     use sqlx::Row as _;
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -525,8 +246,7 @@ fn spawn_checkpointer(pool: SqlitePool, line: Arc<WriterLine>) -> tokio::task::J
                 Ok(row) => {
                     let log: i64 = row.try_get(1).unwrap_or(0);
                     if log >= CHECKPOINT_RESTART_PAGES {
-                        line.checkpoint_due
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        due.store(true, Ordering::Relaxed);
                     }
                 }
                 Err(error) => tracing::warn!(%error, "a checkpoint of the write-ahead log failed"),
@@ -552,146 +272,50 @@ super::outcomes::outcome_queries!(
 );
 
 impl SqliteTransaction {
-    /// Nothing to do before a commit: every subscriber shares this process's signal.
-    #[allow(clippy::unused_async)]
-    async fn before_commit(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Commits, with the writes still waiting.
-    async fn commit_connection(mut self: Box<Self>) -> Result<(), StoreError> {
-        let waiting = std::mem::take(&mut self.waiting);
-        self.tx.commit(waiting).await
-    }
-
-    /// The connection, for a statement whose outcome is needed now: the writes waiting go first.
+    /// The connection, for a statement.
+    #[expect(
+        clippy::unused_async,
+        reason = "the same signature as PostgreSQL's, which takes locks first"
+    )]
     async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
-        self.fetched.clear();
-        if !self.waiting.is_empty() {
-            let waiting = std::mem::take(&mut self.waiting);
-            bind_params(sqlx::query(&waiting.sql), &waiting.params)
-                .execute(&mut *self.tx)
-                .await?;
+        match &mut self.tx {
+            SqliteTx::Read(tx) => Ok(tx),
+            SqliteTx::Write(Some(connection)) => Ok(connection),
+            SqliteTx::Write(None) => Err(StoreError::corrupt("sqlite writer", "no connection")),
         }
-        Ok(&mut self.tx)
     }
 
-    /// A write whose outcome is not needed now: it waits for the next statement (see above).
-    #[allow(clippy::unused_async)]
+    /// A write whose outcome nobody checks. One writer: made at once.
     async fn write_later(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
-        self.fetched.clear();
-        self.waiting.push(sql, params);
-        Ok(())
+        self.write_checked(sql, params).await.map(|_| ())
     }
 
-    /// Makes `lookups` in one call to the connection's thread and keeps their rows.
-    async fn fetch_ahead(&mut self, lookups: &[Lookup<'_>]) -> Result<(), StoreError> {
-        if lookups.is_empty() {
-            return Ok(());
-        }
-        let answers = self.read_after_waiting(lookups).await?;
-        self.keep_fetched(lookups, answers)
-    }
-
-    /// Keeps the rows of `lookups`, made in this transaction, until they are asked for.
-    fn keep_fetched(
-        &mut self,
-        lookups: &[Lookup<'_>],
-        answers: Vec<Vec<SqliteRow>>,
-    ) -> Result<(), StoreError> {
-        if answers.len() != lookups.len() {
-            return Err(StoreError::corrupt(
-                "sqlite reader",
-                format!("{} reads answered {} times", lookups.len(), answers.len()),
-            ));
-        }
-        for (lookup, rows) in lookups.iter().zip(answers) {
-            match lookup {
-                Lookup::AuditHead if matches!(self.tx, SqliteTx::Write(_)) => {
-                    self.audit_head = Some(audit_head_from_rows(&rows)?);
-                }
-                _ => self.fetched.push((lookup.key(), rows)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes `lookups` after the writes waiting, all in one call to the connection's thread,
-    /// and returns each lookup's rows. Discards what was fetched ahead.
-    async fn read_after_waiting(
-        &mut self,
-        lookups: &[Lookup<'_>],
-    ) -> Result<Vec<Vec<SqliteRow>>, StoreError> {
-        self.fetched.clear();
-        let mut batch = std::mem::take(&mut self.waiting);
-        for lookup in lookups {
-            let (sql, params) = lookup.statement();
-            batch.push(&sql, params);
-        }
-        let (mut results, failure) = run_batch(&mut self.tx, &batch).await;
-        if let Some(error) = failure {
-            return Err(error.into());
-        }
-        let Some(first) = results.len().checked_sub(lookups.len()) else {
-            return Err(StoreError::corrupt(
-                "sqlite reader",
-                format!("{} reads answered {} times", lookups.len(), results.len()),
-            ));
-        };
-        Ok(results.split_off(first))
-    }
-
-    /// Never deferred here: SQLite has one writer, and its writes already go in together with
-    /// the commit (see `write_later`).
-    #[allow(clippy::unused_self)]
+    /// Never deferred here: SQLite has one writer, so the feed's order is the writer's.
+    #[expect(clippy::unused_self, reason = "PostgreSQL defers; SQLite never does")]
     fn defer_feed(&mut self, _entry: &crate::domain::records::FeedEntry) -> bool {
         false
     }
 
     /// Never deferred here: the record is chained at once after the head (see `append_audit`).
-    #[allow(clippy::unused_self)]
+    #[expect(clippy::unused_self, reason = "PostgreSQL defers; SQLite never does")]
     fn defer_audit(&mut self, _entry: &crate::domain::audit::AuditEntry) -> bool {
         false
     }
 
-    /// The audit chain's head as this write transaction leaves it, when it was fetched ahead.
-    fn audit_head_read(&self) -> Option<ChainHead> {
-        self.audit_head
-    }
-
-    fn set_audit_head_read(&mut self, head: Option<ChainHead>) {
-        self.audit_head = head;
-    }
-
-    /// The rows of one read: fetched ahead, or read now.
+    /// The rows of one read.
     async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<SqliteRow>, StoreError> {
-        let key = lookup.key();
-        if let Some(at) = self.fetched.iter().position(|(fetched, _)| *fetched == key) {
-            return Ok(self.fetched.swap_remove(at).1);
-        }
-        let mut rows = self.read_after_waiting(&[lookup]).await?;
-        Ok(rows.pop().unwrap_or_default())
+        let (sql, params) = lookup.statement();
+        Ok(bind_params(sqlx::query(&sql), &params)
+            .fetch_all(self.conn().await?)
+            .await?)
     }
 
-    /// A write that must be checked now, sent with the writes waiting before it; returns how
-    /// many rows it changed.
+    /// A write; returns how many rows it changed.
     async fn write_checked(&mut self, sql: &str, params: Vec<Param>) -> Result<u64, StoreError> {
-        use futures::TryStreamExt as _;
-        self.fetched.clear();
-        let mut batch = std::mem::take(&mut self.waiting);
-        batch.push(sql, params);
-        // sqlx marks running several statements in one query as deprecated, because only its
-        // SQLite driver can; that driver is exactly where it is used, and the version is pinned.
-        #[allow(deprecated)]
-        let results: Vec<sqlx::sqlite::SqliteQueryResult> =
-            bind_params(sqlx::query(&batch.sql), &batch.params)
-                .execute_many(&mut *self.tx)
-                .await
-                .try_collect()
-                .await?;
-        Ok(results
-            .last()
-            .map_or(0, sqlx::sqlite::SqliteQueryResult::rows_affected))
+        let result = bind_params(sqlx::query(sql), &params)
+            .execute(self.conn().await?)
+            .await?;
+        Ok(result.rows_affected())
     }
 }
 
@@ -780,27 +404,20 @@ impl SqliteStore {
                     .pragma("mmap_size", "268435456"),
             )
             .await?;
-        let state = Arc::new(Mutex::new(WriterState {
-            connection: writer_pool.acquire().await?.detach(),
-            batch: None,
-            rollback_pending: false,
-            savepoint_open: false,
-        }));
-        let line = Arc::new(WriterLine {
-            state,
-            queue: std::sync::Mutex::default(),
-            wake: Arc::new(Notify::new()),
-            checkpoint_due: std::sync::atomic::AtomicBool::new(false),
-        });
-        let committer = spawn_committer(Arc::clone(&line));
-        let checkpointer = spawn_checkpointer(writer_pool.clone(), Arc::clone(&line));
+        let signals = Arc::<FeedSignals>::default();
+        let checkpoint_due = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            connection: Some(writer_pool.acquire().await?.detach()),
+            signals: Arc::clone(&signals),
+            checkpoint_due: Arc::clone(&checkpoint_due),
+        };
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(writer.run(queue));
+        let checkpointer = spawn_checkpointer(writer_pool.clone(), checkpoint_due);
         Ok(Self {
-            writer: Arc::new(Writer {
-                line,
-                committer,
-                checkpointer,
-            }),
-            signals: Arc::default(),
+            jobs,
+            _tasks: Arc::new(Tasks { checkpointer }),
+            signals,
             readers,
             writer_pool,
         })
@@ -809,46 +426,15 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        self.begin_with(&[]).await
-    }
-
-    /// The reads are handed to the writer before in line, who makes them with its commit.
-    async fn begin_with(&self, lookups: &[Lookup<'_>]) -> Result<Box<dyn Transaction>, StoreError> {
-        let reads = lookups
-            .iter()
-            .map(|lookup| {
-                let (sql, params) = lookup.statement();
-                QueuedRead { sql, params }
-            })
-            .collect();
-        let (mut hold, mut fetched) = self.writer.line.acquire(reads).await?;
-        let state = hold.state();
-        // Reads made for this writer ran in the savepoint its predecessor opened for it.
-        let ready = state.batch.is_some() && state.savepoint_open && !state.rollback_pending;
-        if !ready {
-            fetched = None;
-            prepare_writer(state).await?;
-        }
-        // The member owns the open savepoint from here: committed, it opens the next one;
-        // dropped, it is rolled back.
-        state.savepoint_open = false;
-        let mut tx = SqliteTransaction {
-            tx: SqliteTx::Write(BatchMember {
-                hold: Some(hold),
-                wake: Arc::clone(&self.writer.line.wake),
-            }),
-            waiting: StatementBatch::default(),
-            fetched: Vec::new(),
-            audit_head: None,
-            touched: Vec::new(),
-            signals: Arc::clone(&self.signals),
-        };
-        match fetched {
-            Some(answers) => tx.keep_fetched(lookups, answers)?,
-            None => tx.fetch_ahead(lookups).await?,
-        }
-        Ok(Box::new(tx))
+    /// Hands the job to the writer task and waits for its batch to commit.
+    async fn run_write(&self, _locking: Locking, job: WriteJob) -> Result<JobAnswer, StoreError> {
+        let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
+        let (answer, answered) = oneshot::channel();
+        self.jobs
+            .send(Job { run: job, answer })
+            .await
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 
     /// One statement, no transaction: this runs on every call, before any handler.
@@ -895,11 +481,7 @@ impl Store for SqliteStore {
         let tx = self.readers.begin().await?;
         Ok(Box::new(SqliteTransaction {
             tx: SqliteTx::Read(tx),
-            waiting: StatementBatch::default(),
-            fetched: Vec::new(),
-            audit_head: None,
             touched: Vec::new(),
-            signals: Arc::clone(&self.signals),
         }))
     }
 
@@ -913,14 +495,10 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        // Let a batch still open commit (or roll back) before the connections go.
-        if let Ok((mut hold, _)) = self.writer.line.acquire(Vec::new()).await {
-            let state = hold.state();
-            if let Some(batch) = state.batch.take() {
-                state.savepoint_open = false;
-                let result = state.connection.execute("COMMIT").await.map(|_| ());
-                batch.send_replace(Some(result.map_err(Arc::new)));
-            }
+        // A job behind every job already sent: answered once they are all committed.
+        let flushed: WriteJob = Box::new(|_| Box::pin(async { Ok(Box::new(()) as _) }));
+        if let Err(error) = self.run_write(Locking::Exclusive, flushed).await {
+            tracing::warn!(%error, "the last writes could not be committed at close");
         }
         self.readers.close().await;
         self.writer_pool.close().await;
