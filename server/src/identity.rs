@@ -10,10 +10,10 @@ use futures::future::BoxFuture;
 use tonic::Status;
 use tower::{Layer, Service};
 
-use crate::store::Locking;
 use crate::casework::audit::{Auditor, code_name};
 use crate::domain::audit::AuditEntry;
 use crate::domain::{Agency, AgencyId, AgencyStatus, Clock};
+use crate::store::Locking;
 use crate::store::Store;
 use crate::tls::{PeerCertificate, PeerInfo, TlsState};
 

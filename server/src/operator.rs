@@ -11,8 +11,8 @@ use tsunagu_hub::domain::{
 };
 use tsunagu_hub::pki::{self, CertificateAuthority, Validity};
 use tsunagu_hub::signing::{AuditSigner, SigningKeyError};
-use tsunagu_hub::traces::Traces;
 use tsunagu_hub::store::Locking;
+use tsunagu_hub::traces::Traces;
 use tsunagu_hub::{Application, Settings, certificates, ops, store};
 
 const EXAMPLES: &str = "\
@@ -531,7 +531,9 @@ async fn agency(settings: Settings, command: AgencyCommand) -> anyhow::Result<()
                     .write(Locking::Exclusive, move |tx| {
                         Box::pin(async move {
                             let Some(mut agency) = tx.agency(&id).await? else {
-                                bail!("no agency {id} is registered (see `tsunagu-hub agency list`)");
+                                bail!(
+                                    "no agency {id} is registered (see `tsunagu-hub agency list`)"
+                                );
                             };
                             if let Some(kind) = &update.kind {
                                 agency.kind = AgencyKind::parse(kind).with_context(|| {
@@ -549,7 +551,8 @@ async fn agency(settings: Settings, command: AgencyCommand) -> anyhow::Result<()
                                     parse_codes("municipality", &update.municipalities)?;
                             }
                             if update.no_council || !update.council.is_empty() {
-                                agency.council_memberships = parse_codes("council", &update.council)?;
+                                agency.council_memberships =
+                                    parse_codes("council", &update.council)?;
                             }
                             if update.no_coordinator || !update.coordinator_of.is_empty() {
                                 agency.coordinator_of =

@@ -15,7 +15,7 @@ use tsunagu_hub::domain::{
 };
 use tsunagu_hub::pki::{CertificateAuthority, IssuedCertificate, Validity};
 use tsunagu_hub::settings::TlsSettings;
-use tsunagu_hub::store::Store;
+use tsunagu_hub::store::{Locking, Store, StoreError};
 use tsunagu_hub::{Application, Settings};
 
 pub const TRUST_DOMAIN: &str = "tsunagu.test";
@@ -287,15 +287,8 @@ impl TestHub {
                 .await
                 .unwrap();
         let store = application.store();
-        {
-            let mut tx = store.begin().await.unwrap();
-            for row in AGENCIES {
-                tx.insert_agency(&test_agency(row), clock.now())
-                    .await
-                    .unwrap();
-            }
-            tx.commit().await.unwrap();
-        }
+        let agencies = AGENCIES.iter().map(test_agency).collect();
+        insert_agencies(&*store, agencies, clock.now()).await;
         let addr = application.local_addr();
         let metrics_addr = application.metrics_addr();
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -369,17 +362,15 @@ impl TestHub {
 
     /// Sets an agency's status directly in the database, as `tsunagu-hub agency suspend` does.
     pub async fn set_status(&self, agency_id: &str, status: AgencyStatus) {
-        let mut tx = self.store.begin().await.unwrap();
-        assert!(
-            tx.set_agency_status(
-                &AgencyId::parse(agency_id).unwrap(),
-                status,
-                self.clock.now()
-            )
+        let (id, now) = (AgencyId::parse(agency_id).unwrap(), self.clock.now());
+        let set = self
+            .store
+            .write(Locking::Exclusive, move |tx| {
+                Box::pin(async move { tx.set_agency_status(&id, status, now).await })
+            })
             .await
-            .unwrap()
-        );
-        tx.commit().await.unwrap();
+            .unwrap();
+        assert!(set, "no agency {agency_id}");
     }
 
     /// Stops the hub and waits until it has drained.
@@ -597,4 +588,23 @@ pub fn tsunagu(dir: &Path, port: u16, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Registers `agencies` directly in the store, as `tsunagu-hub agency add` does, in one write.
+pub async fn insert_agencies(
+    store: &dyn Store,
+    agencies: Vec<Agency>,
+    at: tsunagu_hub::domain::Timestamp,
+) {
+    store
+        .write(Locking::Exclusive, move |tx| {
+            Box::pin(async move {
+                for agency in &agencies {
+                    tx.insert_agency(agency, at).await?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        })
+        .await
+        .unwrap();
 }

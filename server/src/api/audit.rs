@@ -146,7 +146,8 @@ impl Audit {
         }
         let recorded = async {
             // Only the audit record: the store guards the chain at commit.
-            let (auditor, call, named) = (self.auditor.clone(), self.call.clone(), self.named.clone());
+            let (auditor, call, named) =
+                (self.auditor.clone(), self.call.clone(), self.named.clone());
             let now = hub.clock.now();
             hub.store
                 .write(Locking::Narrow, move |tx| {

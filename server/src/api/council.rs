@@ -362,22 +362,29 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let (agency, settings) = (agency.clone(), std::sync::Arc::clone(&self.settings));
-            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
-                Box::pin(async move {
-                    let registration = council::register_case(
-                        tx,
-                        &agency,
-                        register,
-                        settings.council.review_interval_days,
-                        now,
-                    )
-                    .await?;
-                    let response = pb::RegisterCaseResponse {
-                        registration: Some(registration_out(&registration)),
-                    };
-                    Ok((response, registration_target(&registration)))
-                })
-            })
+            self.write(
+                &agency.id.clone(),
+                OPERATION,
+                key,
+                &body,
+                &audit,
+                move |tx, now| {
+                    Box::pin(async move {
+                        let registration = council::register_case(
+                            tx,
+                            &agency,
+                            register,
+                            settings.council.review_interval_days,
+                            now,
+                        )
+                        .await?;
+                        let response = pb::RegisterCaseResponse {
+                            registration: Some(registration_out(&registration)),
+                        };
+                        Ok((response, registration_target(&registration)))
+                    })
+                },
+            )
             .await
         }
         .await;
@@ -451,24 +458,25 @@ impl CouncilService for Hub {
             let staff = convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
-                Box::pin(async move {
-                    let registration = council::end_registration(
-                        tx,
-                        &agency,
-                        &case_id,
-                        ending,
-                        ended_on,
-                        staff,
-                        now,
-                    )
-                    .await?;
-                    let response = pb::EndRegistrationResponse {
-                        registration: Some(registration_out(&registration)),
-                    };
-                    Ok((response, registration_target(&registration)))
-                })
-            })
+            self.write(
+                &agency.id.clone(),
+                OPERATION,
+                key,
+                &body,
+                &audit,
+                move |tx, now| {
+                    Box::pin(async move {
+                        let registration = council::end_registration(
+                            tx, &agency, &case_id, ending, ended_on, staff, now,
+                        )
+                        .await?;
+                        let response = pb::EndRegistrationResponse {
+                            registration: Some(registration_out(&registration)),
+                        };
+                        Ok((response, registration_target(&registration)))
+                    })
+                },
+            )
             .await
         }
         .await;
@@ -521,15 +529,22 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let (agency, named) = (agency.clone(), audit.named().clone());
-            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
-                Box::pin(async move {
-                    let meeting = council::schedule_meeting(tx, &agency, schedule, now).await?;
-                    let response = pb::ScheduleMeetingResponse {
-                        meeting: Some(meeting_out(&meeting)),
-                    };
-                    Ok((response, named))
-                })
-            })
+            self.write(
+                &agency.id.clone(),
+                OPERATION,
+                key,
+                &body,
+                &audit,
+                move |tx, now| {
+                    Box::pin(async move {
+                        let meeting = council::schedule_meeting(tx, &agency, schedule, now).await?;
+                        let response = pb::ScheduleMeetingResponse {
+                            meeting: Some(meeting_out(&meeting)),
+                        };
+                        Ok((response, named))
+                    })
+                },
+            )
             .await
         }
         .await;
@@ -645,17 +660,24 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(&agency.id.clone(), OPERATION, key, &body, &audit, move |tx, now| {
-                Box::pin(async move {
-                    let (decision, registration) =
-                        council::record_decision(tx, &agency, record, now).await?;
-                    let response = pb::RecordDecisionResponse {
-                        decision: Some(decision_out(&decision)),
-                        registration: Some(registration_out(&registration)),
-                    };
-                    Ok((response, registration_target(&registration)))
-                })
-            })
+            self.write(
+                &agency.id.clone(),
+                OPERATION,
+                key,
+                &body,
+                &audit,
+                move |tx, now| {
+                    Box::pin(async move {
+                        let (decision, registration) =
+                            council::record_decision(tx, &agency, record, now).await?;
+                        let response = pb::RecordDecisionResponse {
+                            decision: Some(decision_out(&decision)),
+                            registration: Some(registration_out(&registration)),
+                        };
+                        Ok((response, registration_target(&registration)))
+                    })
+                },
+            )
             .await
         }
         .await;

@@ -188,7 +188,9 @@ impl EventService for Hub {
                         if cursor > end {
                             return Err(Error::invalid(
                                 "cursor",
-                                format!("{cursor} is past the end of your feed (last cursor {end})"),
+                                format!(
+                                    "{cursor} is past the end of your feed (last cursor {end})"
+                                ),
                             ));
                         }
                         tx.acknowledge_feed(&agency, cursor, now).await?;

@@ -150,8 +150,7 @@ impl Hub {
         self.store
             .write(locking, move |tx| {
                 Box::pin(async move {
-                    if let Some(first) = replay::<R>(tx, &agency, operation, &key, &digest).await?
-                    {
+                    if let Some(first) = replay::<R>(tx, &agency, operation, &key, &digest).await? {
                         audit.write(tx, audit.named(), now).await?;
                         return Ok(first);
                     }
@@ -177,7 +176,9 @@ impl Hub {
     ) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: for<'t> FnOnce(&'t mut dyn Transaction) -> BoxFuture<'t, Result<(R, AuditTarget), Error>>
+        F: for<'t> FnOnce(
+                &'t mut dyn Transaction,
+            ) -> BoxFuture<'t, Result<(R, AuditTarget), Error>>
             + Send
             + 'static,
     {

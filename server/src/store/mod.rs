@@ -133,10 +133,20 @@ impl dyn Store {
                 }
             })
         });
-        let mistyped = || E::from(StoreError::corrupt("write job", "an answer of another type"));
+        let mistyped = || {
+            E::from(StoreError::corrupt(
+                "write job",
+                "an answer of another type",
+            ))
+        };
         match self.run_write(locking, erased).await? {
-            Ok(value) => value.downcast::<T>().map(|value| *value).map_err(|_| mistyped()),
-            Err(error) => Err(error.downcast::<E>().map_or_else(|_| mistyped(), |error| *error)),
+            Ok(value) => value
+                .downcast::<T>()
+                .map(|value| *value)
+                .map_err(|_| mistyped()),
+            Err(error) => Err(error
+                .downcast::<E>()
+                .map_or_else(|_| mistyped(), |error| *error)),
         }
     }
 }
@@ -203,7 +213,6 @@ pub trait Transaction:
     + sealing::SealQueries
     + transfers::TransferQueries
 {
-
     // Directory.
     async fn agency(&mut self, id: &AgencyId) -> Result<Option<Agency>, StoreError>;
     async fn agencies(&mut self) -> Result<Vec<Agency>, StoreError>;

@@ -295,7 +295,6 @@ impl crate::store::Lookup<'_> {
         }
     }
 }
-}
 
 /// A referral's state, in the column order `delivery` .. `closed` that inserting and updating
 /// a referral share.
@@ -336,7 +335,6 @@ where
     }
     query
 }
-
 
 /// The feed reads a `Store` makes as single statements on its pool, outside any transaction
 /// (see `Store::feed_page`): module-level functions beside `transaction_queries!`'s.
@@ -1637,27 +1635,3 @@ macro_rules! transaction_queries {
 }
 
 pub(crate) use transaction_queries;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_renumbers_each_statements_placeholders_after_the_ones_before() {
-        let mut batch = StatementBatch::default();
-        batch.push("INSERT INTO a VALUES ($1, $2, $1)", params![1_i64, "x"]);
-        batch.push("UPDATE b SET c = $2 WHERE d = $1", params![2_i64, 3_i64]);
-        batch.push("RELEASE write", vec![]);
-        assert_eq!(
-            batch.sql,
-            "INSERT INTO a VALUES ($1, $2, $1);\nUPDATE b SET c = $4 WHERE d = $3;\nRELEASE write"
-        );
-        assert_eq!(batch.params.len(), 4);
-    }
-
-    #[test]
-    fn an_empty_batch_has_no_sql() {
-        let batch = StatementBatch::default();
-        assert!(batch.is_empty());
-    }
-}

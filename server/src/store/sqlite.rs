@@ -103,7 +103,9 @@ impl Writer {
                     let error = Arc::new(error);
                     let _ = job.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
                     for done in ran {
-                        let _ = done.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
+                        let _ = done
+                            .answer
+                            .send(Err(StoreError::Commit(Arc::clone(&error))));
                     }
                     return;
                 }
@@ -135,7 +137,9 @@ impl Writer {
                 let _ = self.connection().execute("ROLLBACK").await;
                 let error = Arc::new(error);
                 for done in ran {
-                    let _ = done.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
+                    let _ = done
+                        .answer
+                        .send(Err(StoreError::Commit(Arc::clone(&error))));
                 }
             }
         }
@@ -508,6 +512,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::audit::{AuditEntry, ChainHead};
     use crate::domain::{Agency, AgencyId, AgencyKind, AgencyStatus, Timestamp};
 
     fn agency(id: &str) -> Agency {
@@ -522,71 +527,169 @@ mod tests {
         }
     }
 
-    async fn store() -> (tempfile::TempDir, SqliteStore) {
+    fn id(text: &str) -> AgencyId {
+        AgencyId::parse(text).unwrap()
+    }
+
+    async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = SqliteStore::open(&url).await.unwrap();
-        (dir, store)
+        (dir, Arc::new(store))
+    }
+
+    /// Inserts the agency `name`, then fails when `fail`.
+    async fn insert(store: &Arc<dyn Store>, name: &str, fail: bool) -> Result<(), StoreError> {
+        let agency = agency(name);
+        store
+            .write(Locking::Exclusive, move |tx| {
+                Box::pin(async move {
+                    tx.insert_agency(&agency, Timestamp(0)).await?;
+                    if fail {
+                        return Err(StoreError::Conflict("on purpose".to_owned()));
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    async fn registered(store: &Arc<dyn Store>, name: &str) -> bool {
+        let mut read = store.read().await.unwrap();
+        read.agency(&id(name)).await.unwrap().is_some()
     }
 
     #[tokio::test]
     async fn a_committed_write_is_visible_to_readers() {
         let (_dir, store) = store().await;
-        let mut tx = store.begin().await.unwrap();
-        tx.insert_agency(&agency("ab"), Timestamp(0)).await.unwrap();
-        tx.commit().await.unwrap();
-        let mut read = store.read().await.unwrap();
-        assert!(
-            read.agency(&AgencyId::parse("ab").unwrap())
-                .await
-                .unwrap()
-                .is_some()
-        );
+        insert(&store, "ab", false).await.unwrap();
+        assert!(registered(&store, "ab").await);
     }
 
     #[tokio::test]
-    async fn a_dropped_write_leaves_nothing_and_the_next_write_commits() {
+    async fn a_failed_job_leaves_nothing_and_the_jobs_beside_it_in_its_batch_commit() {
         let (_dir, store) = store().await;
-        let mut tx = store.begin().await.unwrap();
-        tx.insert_agency(&agency("dropped"), Timestamp(0))
-            .await
-            .unwrap();
-        drop(tx);
-        let mut tx = store.begin().await.unwrap();
-        tx.insert_agency(&agency("kept"), Timestamp(0))
-            .await
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(5), tx.commit())
-            .await
-            .expect("commit hung")
-            .unwrap();
-        let mut read = store.read().await.unwrap();
-        assert!(
-            read.agency(&AgencyId::parse("dropped").unwrap())
-                .await
-                .unwrap()
-                .is_none()
+        // Sent together, so that the writer takes them in one batch.
+        let (kept, failed, after) = tokio::join!(
+            insert(&store, "kept", false),
+            insert(&store, "failed", true),
+            insert(&store, "after", false),
         );
-        assert!(
-            read.agency(&AgencyId::parse("kept").unwrap())
-                .await
-                .unwrap()
-                .is_some()
-        );
+        kept.unwrap();
+        assert!(matches!(failed, Err(StoreError::Conflict(_))));
+        after.unwrap();
+        assert!(registered(&store, "kept").await);
+        assert!(!registered(&store, "failed").await);
+        assert!(registered(&store, "after").await);
     }
 
-    fn id(text: &str) -> AgencyId {
-        AgencyId::parse(text).unwrap()
+    #[tokio::test]
+    async fn a_job_that_panics_is_rolled_back_and_the_writer_goes_on() {
+        let (_dir, store) = store().await;
+        let panicked = store
+            .write(Locking::Exclusive, |tx| {
+                Box::pin(async move {
+                    tx.insert_agency(&agency("panicked"), Timestamp(0)).await?;
+                    if tx.agencies().await?.len() == 1 {
+                        panic!("a bug in a use case");
+                    }
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Corrupt { .. })));
+        insert(&store, "next", false).await.unwrap();
+        assert!(!registered(&store, "panicked").await);
+        assert!(registered(&store, "next").await);
+    }
+
+    #[tokio::test]
+    async fn a_store_error_inside_a_job_rolls_back_only_that_job() {
+        let (_dir, store) = store().await;
+        insert(&store, "ab", false).await.unwrap();
+        // The second insert of the same agency is refused by the database.
+        let twice = agency("cd");
+        let refused = store
+            .write(Locking::Exclusive, move |tx| {
+                Box::pin(async move {
+                    tx.insert_agency(&twice, Timestamp(0)).await?;
+                    tx.insert_agency(&twice, Timestamp(0)).await
+                })
+            })
+            .await;
+        assert!(refused.is_err());
+        assert!(!registered(&store, "cd").await);
+        insert(&store, "ef", false).await.unwrap();
+        assert!(registered(&store, "ab").await && registered(&store, "ef").await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_stops_waiting_leaves_its_write_whole_or_absent_and_the_writer_free() {
+        let (_dir, store) = store().await;
+        let mut cancelled = Vec::new();
+        for n in 0..200_u32 {
+            let store = Arc::clone(&store);
+            let name = format!("c{n}");
+            let write = tokio::spawn(async move {
+                let (a, b) = (agency(&format!("{name}a")), agency(&format!("{name}b")));
+                store
+                    .write(Locking::Exclusive, move |tx| {
+                        Box::pin(async move {
+                            tx.insert_agency(&a, Timestamp(0)).await?;
+                            tokio::task::yield_now().await;
+                            tx.insert_agency(&b, Timestamp(0)).await
+                        })
+                    })
+                    .await
+            });
+            if n % 3 == 0 {
+                tokio::task::yield_now().await;
+                write.abort();
+            }
+            cancelled.push((n, write));
+        }
+        let mut acknowledged = Vec::new();
+        for (n, write) in cancelled {
+            if let Ok(result) = write.await {
+                result.unwrap();
+                acknowledged.push(n);
+            }
+        }
+        insert(&store, "last", false).await.unwrap();
+        let mut read = store.read().await.unwrap();
+        let names: std::collections::HashSet<String> = read
+            .agencies()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|agency| agency.id.to_string())
+            .collect();
+        for n in 0..200_u32 {
+            let (a, b) = (format!("c{n}a"), format!("c{n}b"));
+            // Both halves of a write or neither: never one without the other.
+            assert_eq!(
+                names.contains(&a),
+                names.contains(&b),
+                "write {n} is half there"
+            );
+        }
+        for n in acknowledged {
+            assert!(
+                names.contains(&format!("c{n}a")),
+                "acknowledged write {n} is missing"
+            );
+        }
+        assert!(names.contains("last"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_write_ahead_log_stays_short_under_continuous_writes_and_reads() {
         let (dir, store) = store().await;
-        let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let reading = Arc::new(AtomicBool::new(true));
         let reader = tokio::spawn({
-            let (store, reading) = (store.clone(), Arc::clone(&reading));
+            let (store, reading) = (Arc::clone(&store), Arc::clone(&reading));
             async move {
-                while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                while reading.load(Ordering::Relaxed) {
                     let mut tx = store.read().await.unwrap();
                     tx.agency(&id("nobody")).await.unwrap();
                     drop(tx);
@@ -595,31 +698,35 @@ mod tests {
             }
         });
         // About 64 MB of pages in all: a log that never restarted would hold all of it.
-        let response = vec![7_u8; 8000];
+        let response = Arc::new(vec![7_u8; 8000]);
         let writers = (0..4).map(|writer| {
-            let (store, response) = (store.clone(), response.clone());
+            let (store, response) = (Arc::clone(&store), Arc::clone(&response));
             tokio::spawn(async move {
                 for n in 0..2000 {
-                    let mut tx = store.begin().await.unwrap();
-                    let key = format!("{writer}-{n}");
-                    tx.record_idempotent_response(
-                        &id("ab"),
-                        "Op",
-                        &key,
-                        b"d",
-                        &response,
-                        Timestamp(0),
-                    )
-                    .await
-                    .unwrap();
-                    tx.commit().await.unwrap();
+                    let (key, response) = (format!("{writer}-{n}"), Arc::clone(&response));
+                    store
+                        .write(Locking::Exclusive, move |tx| {
+                            Box::pin(async move {
+                                tx.record_idempotent_response(
+                                    &id("ab"),
+                                    "Op",
+                                    &key,
+                                    b"d",
+                                    &response,
+                                    Timestamp(0),
+                                )
+                                .await
+                            })
+                        })
+                        .await
+                        .unwrap();
                 }
             })
         });
         for writer in futures::future::join_all(writers).await {
             writer.unwrap();
         }
-        reading.store(false, std::sync::atomic::Ordering::Relaxed);
+        reading.store(false, Ordering::Relaxed);
         reader.await.unwrap();
         let log = std::fs::metadata(dir.path().join("t.db-wal"))
             .unwrap()
@@ -627,238 +734,8 @@ mod tests {
         assert!(log < 24 << 20, "the log grew to {log} bytes");
     }
 
-    /// Waits until `count` writers stand in line for the connection.
-    async fn until_in_line(store: &SqliteStore, count: usize) {
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while store.writer.line.queue().waiting.len() < count {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the writer never joined the line");
-    }
-
-    #[tokio::test]
-    async fn reads_made_for_the_next_writer_see_the_write_before_it() {
-        let (_dir, store) = store().await;
-        let mut first = store.begin().await.unwrap();
-        let next = tokio::spawn({
-            let store = store.clone();
-            async move {
-                let agency = id("handed");
-                let mut tx = store.begin_with(&[Lookup::Agency(&agency)]).await.unwrap();
-                tx.agency(&agency).await.unwrap()
-            }
-        });
-        until_in_line(&store, 1).await;
-        first
-            .insert_agency(&agency("handed"), Timestamp(0))
-            .await
-            .unwrap();
-        first.commit().await.unwrap();
-        let seen = tokio::time::timeout(Duration::from_secs(5), next)
-            .await
-            .expect("the next writer never got the connection")
-            .unwrap();
-        assert_eq!(seen.map(|a| a.id), Some(id("handed")));
-    }
-
-    #[tokio::test]
-    async fn reads_for_the_next_writer_do_not_see_a_write_that_was_dropped() {
-        let (_dir, store) = store().await;
-        let mut first = store.begin().await.unwrap();
-        let next = tokio::spawn({
-            let store = store.clone();
-            async move {
-                let agency = id("dropped");
-                let mut tx = store.begin_with(&[Lookup::Agency(&agency)]).await.unwrap();
-                tx.agency(&agency).await.unwrap()
-            }
-        });
-        until_in_line(&store, 1).await;
-        first
-            .insert_agency(&agency("dropped"), Timestamp(0))
-            .await
-            .unwrap();
-        drop(first);
-        let seen = tokio::time::timeout(Duration::from_secs(5), next)
-            .await
-            .expect("the next writer never got the connection")
-            .unwrap();
-        assert!(seen.is_none(), "{seen:?}");
-    }
-
-    #[tokio::test]
-    async fn a_writer_that_stops_waiting_just_after_the_connection_was_handed_to_it_passes_it_on() {
-        let (_dir, store) = store().await;
-        let line = Arc::clone(&store.writer.line);
-        let (first, _) = line.acquire(Vec::new()).await.unwrap();
-        let next = tokio::spawn({
-            let line = Arc::clone(&line);
-            async move { line.acquire(Vec::new()).await.map(drop) }
-        });
-        until_in_line(&store, 1).await;
-        // Handed over, and the receiver gone before it ever ran again: on this single-threaded
-        // runtime the aborted task is not polled in between.
-        drop(first);
-        next.abort();
-        let _ = next.await;
-        tokio::time::timeout(Duration::from_secs(5), line.acquire(Vec::new()))
-            .await
-            .expect("the connection was lost with the hand-off")
-            .unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_commit_abandoned_half_way_leaves_the_next_writer_its_turn() {
-        let (_dir, store) = store().await;
-        for round in 0..100 {
-            let mut first = store.begin().await.unwrap();
-            first
-                .insert_agency(&agency(&format!("abandoned-{round}")), Timestamp(0))
-                .await
-                .unwrap();
-            let next = tokio::spawn({
-                let store = store.clone();
-                async move {
-                    let agency = id("next");
-                    let mut tx = store.begin_with(&[Lookup::Agency(&agency)]).await?;
-                    tx.agency(&agency).await?;
-                    tx.commit().await
-                }
-            });
-            until_in_line(&store, 1).await;
-            let committing = tokio::spawn(first.commit());
-            // Abandoned at a different point of its call each round.
-            for _ in 0..round % 25 {
-                tokio::task::yield_now().await;
-            }
-            committing.abort();
-            let _ = committing.await;
-            tokio::time::timeout(Duration::from_secs(5), next)
-                .await
-                .expect("the next writer never got its turn")
-                .unwrap()
-                .unwrap();
-        }
-    }
-
-    #[tokio::test]
-    async fn a_writer_that_stops_waiting_does_not_hold_up_the_line() {
-        let (_dir, store) = store().await;
-        let first = store.begin().await.unwrap();
-        let gone = tokio::spawn({
-            let store = store.clone();
-            async move {
-                let agency = id("gone");
-                store.begin_with(&[Lookup::Agency(&agency)]).await.map(drop)
-            }
-        });
-        until_in_line(&store, 1).await;
-        gone.abort();
-        let _ = gone.await;
-        first.commit().await.unwrap();
-        let mut tx = tokio::time::timeout(Duration::from_secs(5), store.begin())
-            .await
-            .expect("the line is stuck")
-            .unwrap();
-        tx.insert_agency(&agency("after"), Timestamp(0))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_read_after_a_waiting_write_sees_it() {
-        let (_dir, store) = store().await;
-        let mut tx = store.begin().await.unwrap();
-        tx.record_idempotent_response(&id("ab"), "Op", "k1", b"d", b"r", Timestamp(0))
-            .await
-            .unwrap();
-        let stored = tx.idempotent_response(&id("ab"), "Op", "k1").await.unwrap();
-        assert_eq!(stored, Some((b"d".to_vec(), b"r".to_vec())));
-        tx.commit().await.unwrap();
-        let mut read = store.read().await.unwrap();
-        let stored = read
-            .idempotent_response(&id("ab"), "Op", "k1")
-            .await
-            .unwrap();
-        assert_eq!(stored, Some((b"d".to_vec(), b"r".to_vec())));
-    }
-
-    #[tokio::test]
-    async fn prefetched_reads_answer_as_reads_made_one_by_one_do() {
-        let (_dir, store) = store().await;
-        let mut tx = store.begin().await.unwrap();
-        tx.insert_agency(&agency("ab"), Timestamp(0)).await.unwrap();
-        tx.commit().await.unwrap();
-        let mut tx = store.begin().await.unwrap();
-        let (known, unknown) = (id("ab"), id("zz"));
-        tx.prefetch(&[
-            Lookup::Agency(&known),
-            Lookup::Agency(&unknown),
-            Lookup::IdempotentResponse {
-                agency: &known,
-                operation: "Op",
-                key: "k",
-            },
-        ])
-        .await
-        .unwrap();
-        assert!(tx.agency(&unknown).await.unwrap().is_none());
-        assert_eq!(tx.agency(&known).await.unwrap().unwrap().id, known);
-        assert_eq!(
-            tx.idempotent_response(&known, "Op", "k").await.unwrap(),
-            None
-        );
-        // Asked again, it is read again.
-        assert_eq!(tx.agency(&known).await.unwrap().unwrap().id, known);
-    }
-
-    #[tokio::test]
-    async fn a_prefetched_read_is_made_again_after_this_transaction_writes() {
-        let (_dir, store) = store().await;
-        let mut tx = store.begin().await.unwrap();
-        let new = id("new");
-        tx.prefetch(&[Lookup::Agency(&new)]).await.unwrap();
-        tx.insert_agency(&agency("new"), Timestamp(0))
-            .await
-            .unwrap();
-        assert!(tx.agency(&new).await.unwrap().is_some());
-    }
-
-    #[tokio::test]
-    async fn a_failing_waiting_write_fails_the_commit_and_leaves_nothing_of_its_transaction() {
-        let (_dir, store) = store().await;
-        let mut tx = store.begin().await.unwrap();
-        tx.insert_agency(&agency("ab"), Timestamp(0)).await.unwrap();
-        tx.record_idempotent_response(&id("ab"), "Op", "k", b"d", b"r", Timestamp(0))
-            .await
-            .unwrap();
-        // The same key twice: the second insert breaks the primary key, but only at commit.
-        tx.record_idempotent_response(&id("ab"), "Op", "k", b"d", b"r", Timestamp(0))
-            .await
-            .unwrap();
-        assert!(tx.commit().await.is_err());
-        let mut tx = store.begin().await.unwrap();
-        tx.insert_agency(&agency("cd"), Timestamp(0)).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), tx.commit())
-            .await
-            .expect("commit hung")
-            .unwrap();
-        let mut read = store.read().await.unwrap();
-        assert!(read.agency(&id("ab")).await.unwrap().is_none());
-        assert!(read.agency(&id("cd")).await.unwrap().is_some());
-        assert_eq!(
-            read.idempotent_response(&id("ab"), "Op", "k")
-                .await
-                .unwrap(),
-            None
-        );
-    }
-
-    fn audit_entry(action: &str) -> crate::domain::audit::AuditEntry {
-        crate::domain::audit::AuditEntry {
+    fn audit_entry(action: &str) -> AuditEntry {
+        AuditEntry {
             at: Timestamp(1),
             agency_id: "ab".to_owned(),
             staff_name: None,
@@ -875,55 +752,66 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_chained_after_a_head_fetched_ahead_go_in_with_the_commit_and_verify() {
+    async fn records_chained_by_jobs_of_one_batch_verify_and_a_rolled_back_one_leaves_no_gap() {
         let (_dir, store) = store().await;
-        // One record the checked way, then two in a transaction that fetched the head ahead.
-        let mut tx = store.begin().await.unwrap();
-        tx.append_audit(&audit_entry("first"), None).await.unwrap();
-        tx.commit().await.unwrap();
-        let mut tx = store.begin().await.unwrap();
-        tx.prefetch(&[Lookup::AuditHead]).await.unwrap();
-        let second = tx
-            .append_audit(&audit_entry("second"), None)
-            .await
-            .unwrap()
-            .unwrap();
-        let third = tx
-            .append_audit(&audit_entry("third"), None)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((second.sequence, third.sequence), (2, 3));
-        tx.commit().await.unwrap();
+        let append = |action: &'static str, fail: bool| {
+            let store = Arc::clone(&store);
+            async move {
+                store
+                    .write(Locking::Narrow, move |tx| {
+                        Box::pin(async move {
+                            tx.append_audit(&audit_entry(action), None).await?;
+                            if fail {
+                                return Err(StoreError::Conflict("on purpose".to_owned()));
+                            }
+                            Ok(())
+                        })
+                    })
+                    .await
+            }
+        };
+        let (first, rolled_back, third) = tokio::join!(
+            append("first", false),
+            append("rolled back", true),
+            append("third", false),
+        );
+        first.unwrap();
+        assert!(rolled_back.is_err());
+        third.unwrap();
         let mut read = store.read().await.unwrap();
         let records = read.audit_range(0, 10).await.unwrap();
-        assert_eq!(records.len(), 3);
+        let actions: Vec<_> = records.iter().map(|r| r.entry.action.as_str()).collect();
+        assert_eq!(actions, ["first", "third"]);
         let head = crate::domain::audit::verify(ChainHead::GENESIS, &records).unwrap();
-        assert_eq!(head, ChainHead::of(&third).unwrap());
+        assert_eq!(head.sequence, 2);
     }
 
     #[tokio::test]
-    async fn many_concurrent_writes_all_commit() {
-        let (_dir, store) = store().await;
-        let store = Arc::new(store);
-        let writes = (0..50).map(|n| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move {
-                let mut tx = store.begin().await.unwrap();
-                tx.insert_agency(&agency(&format!("a{n}")), Timestamp(0))
-                    .await
-                    .unwrap();
-                if n % 7 == 0 {
-                    drop(tx);
-                } else {
-                    tx.commit().await.unwrap();
-                }
+    async fn closing_commits_every_write_it_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let writes: Vec<_> = (0..20)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { insert(&store, &format!("w{n}"), false).await })
             })
-        });
-        tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(writes))
-            .await
-            .expect("writes hung");
-        let mut read = store.read().await.unwrap();
-        assert_eq!(read.agencies().await.unwrap().len(), 50 - 8);
+            .collect();
+        tokio::task::yield_now().await;
+        store.close().await;
+        let mut answered = Vec::new();
+        for (n, write) in writes.into_iter().enumerate() {
+            if write.await.unwrap().is_ok() {
+                answered.push(n);
+            }
+        }
+        drop(store);
+        let reopened: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+        for n in answered {
+            assert!(
+                registered(&reopened, &format!("w{n}")).await,
+                "w{n} was answered, not kept"
+            );
+        }
     }
 }

@@ -166,19 +166,16 @@ fn free_port() -> anyhow::Result<u16> {
 /// Registers the standard test agencies plus `extra` bench agencies (support hubs).
 async fn register_agencies(database_url: &str, extra: usize) -> anyhow::Result<()> {
     let store = tsunagu_hub::store::connect(database_url).await?;
-    let mut tx = store.begin().await?;
     let now = SystemClock.now();
-    for row in AGENCIES {
-        tx.insert_agency(&test_agency(row), now).await?;
-    }
+    let mut agencies: Vec<_> = AGENCIES.iter().map(test_agency).collect();
     for index in 0..extra {
         let mut agency = test_agency(&AGENCIES[4]);
         agency.id = tsunagu_hub::domain::AgencyId::parse(&bench_agency(index))
             .context("bench agency id")?;
         agency.display_name = format!("ベンチ拠点 {index}");
-        tx.insert_agency(&agency, now).await?;
+        agencies.push(agency);
     }
-    tx.commit().await?;
+    tsunagu_tests::insert_agencies(&*store, agencies, now).await;
     store.close().await;
     Ok(())
 }

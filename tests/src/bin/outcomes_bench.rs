@@ -28,6 +28,7 @@ use tsunagu_hub::domain::{
     AgencyId, CaseCategory, CaseId, CaseStage, Clock as _, EventId, Municipality, Purpose,
     ReferralId, Sealed, Staff, Timestamp, Urgency,
 };
+use tsunagu_hub::store::Locking;
 use tsunagu_proto::v1 as pb;
 use tsunagu_tests::{MUNICIPALITY, TestHub};
 
@@ -153,7 +154,6 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "postgres"
     };
-    let policy = DeadlinePolicy::default();
     let municipality = Municipality::parse(MUNICIPALITY).unwrap();
     let kodomo = AgencyId::parse("kodomo").unwrap();
     let staff = Staff {
@@ -172,139 +172,168 @@ async fn main() -> anyhow::Result<()> {
     let mut loaded = 0;
     let mut events = 0;
     while loaded < args.referrals {
-        let mut tx = hub.store.begin().await?;
         let batch = args.batch.min(args.referrals - loaded);
-        let mut case = None;
-        for i in 0..batch {
-            // Five referrals per case, as a family is referred on.
-            if i % 5 == 0 || case.is_none() {
-                let c = Case {
-                    id: CaseId::generate(),
-                    municipality: municipality.clone(),
-                    category: CaseCategory::General,
-                    stage: CaseStage::Infancy,
-                    opened_by: kodomo.clone(),
-                    opened_at: Timestamp::from_millis(now.millis() - year_ms - 86_400_000),
-                    header: Sealed(b"age-bench-header".to_vec()),
-                    council_registered: true,
-                };
-                tx.insert_case(&c).await?;
-                case = Some(c.id);
-            }
-            let case_id = case.clone().unwrap();
-            let sent_at = Timestamp::from_millis(now.millis() - rng.below(year_ms as u64) as i64);
-            let urgency = match rng.below(20) {
-                0 => Urgency::Emergency,
-                1..=4 => Urgency::Urgent,
-                _ => Urgency::Routine,
-            };
-            let to = AgencyId::parse(RECIPIENTS[rng.below(4) as usize]).unwrap();
-            let mut referral = Referral {
-                id: ReferralId::generate(),
-                case_id: case_id.clone(),
-                municipality: municipality.clone(),
-                from_agency: kodomo.clone(),
-                to_agency: to.clone(),
-                purpose: Purpose::parse(PURPOSES[rng.below(PURPOSES.len() as u64) as usize])
-                    .unwrap(),
-                urgency,
-                basis: LegalBasisKind::CouncilSharing,
-                consent_id: None,
-                justification: Some("要対協登録ケース".to_owned()),
-                hide_sender: false,
-                body: Sealed(b"age-bench-body".to_vec()),
-                staff: staff.clone(),
-                sent_at,
-                deadlines: policy.deadlines(urgency, sent_at),
-                deadline_terms: None,
-                state: ReferralState::new(),
-                closed_with_reason: None,
-            };
-            let mut history = vec![(
-                ReferralEventKind::Sent,
-                sent_at,
-                None,
-                referral.state.clone(),
-            )];
-            let mut at = sent_at;
-            for action in script(&mut rng) {
-                at = at.plus(rng.hours(if action == ReferralAction::Confirm {
-                    240
-                } else {
-                    96
-                }));
-                if at > now {
-                    break;
-                }
-                let mut input = ActionInput::new(action);
-                match action {
-                    ReferralAction::Decline | ReferralAction::Fail | ReferralAction::Cancel => {
-                        input.reason_code = Some(
-                            ["no_capacity", "not_eligible", "family_moved"][rng.below(3) as usize]
-                                .to_owned(),
-                        );
+        let (municipality, kodomo, staff) = (municipality.clone(), kodomo.clone(), staff.clone());
+        let (returned, added) = hub
+            .store
+            .write(Locking::Exclusive, move |tx| {
+                Box::pin(async move {
+                    let policy = DeadlinePolicy::default();
+                    let mut events = 0;
+                    let mut case = None;
+                    for i in 0..batch {
+                        // Five referrals per case, as a family is referred on.
+                        if i % 5 == 0 || case.is_none() {
+                            let c = Case {
+                                id: CaseId::generate(),
+                                municipality: municipality.clone(),
+                                category: CaseCategory::General,
+                                stage: CaseStage::Infancy,
+                                opened_by: kodomo.clone(),
+                                opened_at: Timestamp::from_millis(
+                                    now.millis() - year_ms - 86_400_000,
+                                ),
+                                header: Sealed(b"age-bench-header".to_vec()),
+                                council_registered: true,
+                            };
+                            tx.insert_case(&c).await?;
+                            case = Some(c.id);
+                        }
+                        let case_id = case.clone().unwrap();
+                        let sent_at =
+                            Timestamp::from_millis(now.millis() - rng.below(year_ms as u64) as i64);
+                        let urgency = match rng.below(20) {
+                            0 => Urgency::Emergency,
+                            1..=4 => Urgency::Urgent,
+                            _ => Urgency::Routine,
+                        };
+                        let to = AgencyId::parse(RECIPIENTS[rng.below(4) as usize]).unwrap();
+                        let mut referral = Referral {
+                            id: ReferralId::generate(),
+                            case_id: case_id.clone(),
+                            municipality: municipality.clone(),
+                            from_agency: kodomo.clone(),
+                            to_agency: to.clone(),
+                            purpose: Purpose::parse(
+                                PURPOSES[rng.below(PURPOSES.len() as u64) as usize],
+                            )
+                            .unwrap(),
+                            urgency,
+                            basis: LegalBasisKind::CouncilSharing,
+                            consent_id: None,
+                            justification: Some("要対協登録ケース".to_owned()),
+                            hide_sender: false,
+                            body: Sealed(b"age-bench-body".to_vec()),
+                            staff: staff.clone(),
+                            sent_at,
+                            deadlines: policy.deadlines(urgency, sent_at),
+                            deadline_terms: None,
+                            state: ReferralState::new(),
+                            closed_with_reason: None,
+                        };
+                        let mut history = vec![(
+                            ReferralEventKind::Sent,
+                            sent_at,
+                            None,
+                            referral.state.clone(),
+                        )];
+                        let mut at = sent_at;
+                        for action in script(&mut rng) {
+                            at = at.plus(rng.hours(if action == ReferralAction::Confirm {
+                                240
+                            } else {
+                                96
+                            }));
+                            if at > now {
+                                break;
+                            }
+                            let mut input = ActionInput::new(action);
+                            match action {
+                                ReferralAction::Decline
+                                | ReferralAction::Fail
+                                | ReferralAction::Cancel => {
+                                    input.reason_code = Some(
+                                        ["no_capacity", "not_eligible", "family_moved"]
+                                            [rng.below(3) as usize]
+                                            .to_owned(),
+                                    );
+                                }
+                                ReferralAction::ReportNotConnected => {
+                                    input.not_connected_reason = Some(
+                                        [
+                                            NotConnectedReason::CouldNotContact,
+                                            NotConnectedReason::DeclinedByFamily,
+                                            NotConnectedReason::NotEligible,
+                                            NotConnectedReason::NoCapacity,
+                                            NotConnectedReason::Moved,
+                                        ][rng.below(5) as usize],
+                                    );
+                                }
+                                _ => {}
+                            }
+                            let party = match action {
+                                ReferralAction::Cancel | ReferralAction::Confirm => Party::Sender,
+                                _ => Party::Recipient,
+                            };
+                            referral.state = apply(&referral.state, party, &input, &kodomo, at)
+                                .map_err(|e| anyhow::anyhow!("bench script: {e}"))?;
+                            history.push((
+                                ReferralEventKind::Action(action),
+                                at,
+                                input.reason_code.clone(),
+                                referral.state.clone(),
+                            ));
+                        }
+                        tx.insert_referral(&referral).await?;
+                        for (kind, occurred_at, reason_code, state) in history {
+                            tx.insert_referral_event(&ReferralEvent {
+                                id: EventId::generate(),
+                                referral_id: referral.id.clone(),
+                                case_id: case_id.clone(),
+                                kind,
+                                actor_agency: Some(kodomo.clone()),
+                                actor_staff: Some(staff.clone()),
+                                occurred_at,
+                                recorded_at: occurred_at,
+                                reason_code,
+                                reason_text: None,
+                                not_connected_reason: state.not_connected_reason,
+                                note: None,
+                                reason_detail: None,
+                                delivery: state.delivery,
+                                response: state.response,
+                                connection: state.connection,
+                            })
+                            .await?;
+                            events += 1;
+                        }
+                        // Deadlines that passed unmoved were escalated, past the grace to the coordinator.
+                        for timer in overdue(&referral.state, &referral.deadlines, now) {
+                            let due = referral.deadlines.get(timer);
+                            tx.record_escalation(
+                                &referral.id,
+                                timer,
+                                EscalationTier::Responsible,
+                                due,
+                            )
+                            .await?;
+                            if now.millis() - due.millis() > 86_400_000 {
+                                tx.record_escalation(
+                                    &referral.id,
+                                    timer,
+                                    EscalationTier::Coordinator,
+                                    due,
+                                )
+                                .await?;
+                            }
+                        }
                     }
-                    ReferralAction::ReportNotConnected => {
-                        input.not_connected_reason = Some(
-                            [
-                                NotConnectedReason::CouldNotContact,
-                                NotConnectedReason::DeclinedByFamily,
-                                NotConnectedReason::NotEligible,
-                                NotConnectedReason::NoCapacity,
-                                NotConnectedReason::Moved,
-                            ][rng.below(5) as usize],
-                        );
-                    }
-                    _ => {}
-                }
-                let party = match action {
-                    ReferralAction::Cancel | ReferralAction::Confirm => Party::Sender,
-                    _ => Party::Recipient,
-                };
-                referral.state = apply(&referral.state, party, &input, &kodomo, at)
-                    .map_err(|e| anyhow::anyhow!("bench script: {e}"))?;
-                history.push((
-                    ReferralEventKind::Action(action),
-                    at,
-                    input.reason_code.clone(),
-                    referral.state.clone(),
-                ));
-            }
-            tx.insert_referral(&referral).await?;
-            for (kind, occurred_at, reason_code, state) in history {
-                tx.insert_referral_event(&ReferralEvent {
-                    id: EventId::generate(),
-                    referral_id: referral.id.clone(),
-                    case_id: case_id.clone(),
-                    kind,
-                    actor_agency: Some(kodomo.clone()),
-                    actor_staff: Some(staff.clone()),
-                    occurred_at,
-                    recorded_at: occurred_at,
-                    reason_code,
-                    reason_text: None,
-                    not_connected_reason: state.not_connected_reason,
-                    note: None,
-                    reason_detail: None,
-                    delivery: state.delivery,
-                    response: state.response,
-                    connection: state.connection,
+                    anyhow::Ok((rng, events))
                 })
-                .await?;
-                events += 1;
-            }
-            // Deadlines that passed unmoved were escalated, past the grace to the coordinator.
-            for timer in overdue(&referral.state, &referral.deadlines, now) {
-                let due = referral.deadlines.get(timer);
-                tx.record_escalation(&referral.id, timer, EscalationTier::Responsible, due)
-                    .await?;
-                if now.millis() - due.millis() > 86_400_000 {
-                    tx.record_escalation(&referral.id, timer, EscalationTier::Coordinator, due)
-                        .await?;
-                }
-            }
-        }
-        tx.commit().await?;
+            })
+            .await?;
+        rng = returned;
+        events += added;
         loaded += batch;
         if loaded % 20_000 == 0 || loaded == args.referrals {
             eprintln!(

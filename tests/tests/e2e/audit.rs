@@ -5,6 +5,7 @@
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use tsunagu_hub::store::Locking;
 
 use sqlx::Connection as _;
 use tonic::Code;
@@ -1199,11 +1200,14 @@ async fn records_written_by_another_writer_never_fork_the_chain() {
     // Another writer (another hub instance on the same database) appends behind this hub's
     // back, so the head this hub expects is stale.
     {
-        let mut tx = hub.store.begin().await.unwrap();
         let mut entry = stored(&hub).await[0].entry.clone();
         entry.action = "CaseService/GetCase".to_owned();
-        tx.append_audit(&entry, None).await.unwrap();
-        tx.commit().await.unwrap();
+        hub.store
+            .write(Locking::Exclusive, move |tx| {
+                Box::pin(async move { tx.append_audit(&entry, None).await })
+            })
+            .await
+            .unwrap();
     }
     get_case(&kodomo, &case.case_id).await.unwrap();
     get_case(&kodomo, &case.case_id).await.unwrap();

@@ -49,13 +49,8 @@ fn kill(mut hub: ChildGuard) {
 
 async fn register_agencies(database_url: &str) {
     let store = tsunagu_hub::store::connect(database_url).await.unwrap();
-    let mut tx = store.begin().await.unwrap();
-    for row in AGENCIES {
-        tx.insert_agency(&test_agency(row), SystemClock.now())
-            .await
-            .unwrap();
-    }
-    tx.commit().await.unwrap();
+    let agencies = AGENCIES.iter().map(test_agency).collect();
+    tsunagu_tests::insert_agencies(&*store, agencies, SystemClock.now()).await;
     store.close().await;
 }
 

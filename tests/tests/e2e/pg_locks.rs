@@ -8,6 +8,9 @@ use tsunagu_hub::casework::audit::verify_chain;
 use tsunagu_hub::domain::audit::AuditEntry;
 use tsunagu_hub::domain::records::{FeedEntry, FeedEventKind};
 use tsunagu_hub::domain::{AgencyId, CaseId, EventId, Timestamp};
+use tsunagu_hub::store::audit::AuditQueries as _;
+use tsunagu_hub::store::postgres::PostgresStore;
+use tsunagu_hub::store::{Locking, Transaction as _};
 use tsunagu_tests::fixtures::*;
 use tsunagu_tests::{TestHub, postgres_or_skip};
 
@@ -32,18 +35,20 @@ async fn on_postgresql_a_write_about_another_case_goes_through_while_one_about_t
         return;
     }
     let hub = TestHub::start().await;
+    // The hub's own store type, to hold write transactions open side by side.
+    let pg = PostgresStore::open(&hub.database.url).await.unwrap();
     let (case_a, case_b) = two_cases(&hub).await;
     let kodomo = AgencyId::parse("kodomo").unwrap();
 
     // A write about case A, left open.
-    let mut first = hub.store.begin_narrow(&[]).await.unwrap();
+    let mut first = pg.begin_write(Locking::Narrow).await.unwrap();
     assert!(first.case_for(&case_a, &kodomo).await.unwrap().is_some());
 
     // A write about case B does not wait for it.
-    let store = hub.store.clone();
+    let store = pg.clone();
     let (b, agency) = (case_b.clone(), kodomo.clone());
     tokio::time::timeout(PATIENCE, async move {
-        let mut tx = store.begin_narrow(&[]).await.unwrap();
+        let mut tx = store.begin_write(Locking::Narrow).await.unwrap();
         assert!(tx.case_for(&b, &agency).await.unwrap().is_some());
         tx.commit().await.unwrap();
     })
@@ -51,17 +56,23 @@ async fn on_postgresql_a_write_about_another_case_goes_through_while_one_about_t
     .expect("a write about another case waited for the open one");
 
     // A write about case A waits, and so does a write that is not one of the narrow ones.
-    let store = hub.store.clone();
+    let store = pg.clone();
     let (a, agency) = (case_a.clone(), kodomo.clone());
     let same_case = tokio::spawn(async move {
-        let mut tx = store.begin_narrow(&[]).await.unwrap();
+        let mut tx = store.begin_write(Locking::Narrow).await.unwrap();
         tx.case_for(&a, &agency).await.unwrap();
         tx.commit().await.unwrap();
     });
     tokio::time::sleep(WATCH).await;
-    let store = hub.store.clone();
+    let store = pg.clone();
     let exclusive = tokio::spawn(async move {
-        store.begin().await.unwrap().commit().await.unwrap();
+        store
+            .begin_write(Locking::Exclusive)
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
     });
     tokio::time::sleep(WATCH).await;
     assert!(
@@ -89,6 +100,8 @@ async fn on_postgresql_feed_entries_and_audit_records_of_a_write_go_in_with_its_
         return;
     }
     let hub = TestHub::start().await;
+    // The hub's own store type, to hold write transactions open side by side.
+    let pg = PostgresStore::open(&hub.database.url).await.unwrap();
     let (case_a, case_b) = two_cases(&hub).await;
     let hospital = AgencyId::parse("hospital").unwrap();
     let entry = |case: &CaseId| FeedEntry {
@@ -126,17 +139,17 @@ async fn on_postgresql_feed_entries_and_audit_records_of_a_write_go_in_with_its_
     let head = hub.store.read().await.unwrap().audit_head().await.unwrap();
 
     // Two writes open at once, the second committed first; one more that rolls back.
-    let mut first = hub.store.begin_narrow(&[]).await.unwrap();
+    let mut first = pg.begin_write(Locking::Narrow).await.unwrap();
     first.append_feed(&entry(&case_a)).await.unwrap();
     first.append_audit(&record("first"), None).await.unwrap();
-    let mut second = hub.store.begin_narrow(&[]).await.unwrap();
+    let mut second = pg.begin_write(Locking::Narrow).await.unwrap();
     second.append_feed(&entry(&case_b)).await.unwrap();
     second.append_audit(&record("second"), None).await.unwrap();
     second
         .append_audit(&record("second again"), None)
         .await
         .unwrap();
-    let mut rolled_back = hub.store.begin_narrow(&[]).await.unwrap();
+    let mut rolled_back = pg.begin_write(Locking::Narrow).await.unwrap();
     rolled_back.append_feed(&entry(&case_b)).await.unwrap();
     rolled_back
         .append_audit(&record("never"), None)

@@ -30,7 +30,6 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// A hub with a second agency in B, to be its lead agency.
 async fn two_municipalities() -> TestHub {
     let hub = TestHub::start().await;
-    let mut tx = hub.store.begin().await.unwrap();
     let lead = test_agency(&(
         B_LEAD,
         "health_centre",
@@ -39,8 +38,7 @@ async fn two_municipalities() -> TestHub {
         true,
         false,
     ));
-    tx.insert_agency(&lead, hub.clock.now()).await.unwrap();
-    tx.commit().await.unwrap();
+    tsunagu_tests::insert_agencies(&*hub.store, vec![lead], hub.clock.now()).await;
     hub
 }
 

@@ -40,8 +40,8 @@ struct Setup {
 /// recipients (support hubs serving all of them).
 async fn register(database_url: &str) -> anyhow::Result<()> {
     let store = tsunagu_hub::store::connect(database_url).await?;
-    let mut tx = store.begin().await?;
     let now = SystemClock.now();
+    let mut agencies = Vec::new();
     let everywhere: Vec<Municipality> = MUNICIPALITIES
         .iter()
         .map(|code| Municipality::parse(code).context("municipality"))
@@ -51,7 +51,7 @@ async fn register(database_url: &str) -> anyhow::Result<()> {
         if agency.id.as_str() == "kodomo" {
             agency.municipalities.clone_from(&everywhere);
         }
-        tx.insert_agency(&agency, now).await?;
+        agencies.push(agency);
     }
     for index in 0..RECIPIENTS {
         let mut agency = test_agency(&AGENCIES[4]);
@@ -59,9 +59,9 @@ async fn register(database_url: &str) -> anyhow::Result<()> {
             .context("bench agency id")?;
         agency.display_name = format!("ベンチ拠点 {index}");
         agency.municipalities.clone_from(&everywhere);
-        tx.insert_agency(&agency, now).await?;
+        agencies.push(agency);
     }
-    tx.commit().await?;
+    tsunagu_tests::insert_agencies(&*store, agencies, now).await;
     store.close().await;
     Ok(())
 }
