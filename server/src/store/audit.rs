@@ -93,24 +93,19 @@ pub(crate) fn record_params(record: &AuditRecord) -> Result<Vec<Param>, StoreErr
     ])
 }
 
-/// Implements `AuditQueries` for a backend's transaction wrapper `$tx` (with a field
-/// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
-macro_rules! audit_queries {
-    ($tx:ty, $row:ty) => {
         fn audit_record_from_row(
-            row: &$row,
-        ) -> Result<$crate::domain::audit::AuditRecord, $crate::store::StoreError> {
-            use sqlx::Row as _;
+            row: &crate::store::db::Row,
+        ) -> Result<crate::domain::audit::AuditRecord, crate::store::StoreError> {
             let sequence: i64 = row.try_get("sequence")?;
-            Ok($crate::domain::audit::AuditRecord {
+            Ok(crate::domain::audit::AuditRecord {
                 sequence: u64::try_from(sequence).map_err(|_| {
-                    $crate::store::StoreError::corrupt(
+                    crate::store::StoreError::corrupt(
                         "audit_records",
                         format!("sequence {sequence}"),
                     )
                 })?,
-                entry: $crate::domain::audit::AuditEntry {
-                    at: $crate::domain::Timestamp::from_millis(row.try_get("recorded_at")?),
+                entry: crate::domain::audit::AuditEntry {
+                    at: crate::domain::Timestamp::from_millis(row.try_get("recorded_at")?),
                     agency_id: row.try_get("agency_id")?,
                     staff_name: row.try_get("staff_name")?,
                     staff_role: row.try_get("staff_role")?,
@@ -128,84 +123,83 @@ macro_rules! audit_queries {
         }
 
         /// The chain head from the rows of `Lookup::AuditHead` (none: the empty log).
-        fn audit_head_from_rows(
-            rows: &[$row],
-        ) -> Result<$crate::domain::audit::ChainHead, $crate::store::StoreError> {
-            use sqlx::Row as _;
+        pub(crate) fn audit_head_from_rows(
+            rows: &[crate::store::db::Row],
+        ) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
             let Some(row) = rows.first() else {
-                return Ok($crate::domain::audit::ChainHead::GENESIS);
+                return Ok(crate::domain::audit::ChainHead::GENESIS);
             };
             let sequence: i64 = row.try_get("sequence")?;
             let hash: Vec<u8> = row.try_get("hash")?;
             let corrupt = || {
-                $crate::store::StoreError::corrupt(
+                crate::store::StoreError::corrupt(
                     "audit_records",
                     format!("the head (record {sequence}) is malformed"),
                 )
             };
-            Ok($crate::domain::audit::ChainHead {
+            Ok(crate::domain::audit::ChainHead {
                 sequence: u64::try_from(sequence).map_err(|_| corrupt())?,
                 hash: hash.as_slice().try_into().map_err(|_| corrupt())?,
             })
         }
 
         #[async_trait::async_trait]
-        impl $crate::store::audit::AuditQueries for $tx {
+        impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
             async fn audit_head(
                 &mut self,
-            ) -> Result<$crate::domain::audit::ChainHead, $crate::store::StoreError> {
-                let rows = self.look_up($crate::store::Lookup::AuditHead).await?;
+            ) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
+                let rows = self.look_up(crate::store::Lookup::AuditHead).await?;
                 audit_head_from_rows(&rows)
             }
 
             async fn append_audit(
                 &mut self,
-                entry: &$crate::domain::audit::AuditEntry,
-                expected: Option<$crate::domain::audit::ChainHead>,
-            ) -> Result<Option<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
-                use $crate::store::audit::{APPEND_AFTER_HEAD, record_params, sequence_column};
+                entry: &crate::domain::audit::AuditEntry,
+                expected: Option<crate::domain::audit::ChainHead>,
+            ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+                use crate::store::audit::{APPEND_AFTER_HEAD, record_params, sequence_column};
                 if self.defer_audit(entry) {
                     // Chained and written with the commit, after the head as it is then.
                     return Ok(None);
                 }
                 let head = match expected {
                     Some(head) => head,
-                    None => $crate::store::audit::AuditQueries::audit_head(self).await?,
+                    None => crate::store::audit::AuditQueries::audit_head(self).await?,
                 };
-                let record = $crate::domain::audit::chain(entry.clone(), &head);
+                let record = crate::domain::audit::chain(entry.clone(), &head);
                 let mut params = record_params(&record)?;
-                params.extend($crate::store::queries::params![
+                params.extend(crate::store::queries::params![
                     sequence_column(head.sequence)?,
                     head.hash.as_slice(),
                 ]);
                 // Sent together with the transaction's writes still waiting, if any: the record
                 // is written after them, as it was called after them.
-                let appended = self.write_checked(APPEND_AFTER_HEAD, params).await?;
+                let appended = crate::store::db::write(self, APPEND_AFTER_HEAD, params).await?;
                 if appended == 1 {
                     return Ok(Some(record));
                 }
                 if expected.is_none() {
                     // Read in this very transaction, the head cannot have moved: one writer.
-                    return Err($crate::store::StoreError::corrupt(
+                    return Err(crate::store::StoreError::corrupt(
                         "audit_records",
                         "the head moved inside a write transaction",
                     ));
                 }
                 // The expected head was not the head: read it and chain after it.
-                $crate::store::audit::AuditQueries::append_audit(self, entry, None).await
+                crate::store::audit::AuditQueries::append_audit(self, entry, None).await
             }
 
             async fn audit_record(
                 &mut self,
                 sequence: u64,
-            ) -> Result<Option<$crate::domain::audit::AuditRecord>, $crate::store::StoreError>
+            ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError>
             {
-                use $crate::store::audit::AUDIT_COLUMNS;
-                let row = sqlx::query(&format!(
+                use crate::store::audit::AUDIT_COLUMNS;
+                let row = crate::store::db::query(&format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence = $1"
                 ))
-                .bind($crate::store::audit::sequence_column(sequence)?)
-                .fetch_optional(self.conn().await?)
+                .bind(crate::store::audit::sequence_column(sequence)?)
+                .fetch_optional(self)
                 .await?;
                 row.as_ref().map(audit_record_from_row).transpose()
             }
@@ -214,25 +208,25 @@ macro_rules! audit_queries {
                 &mut self,
                 after: u64,
                 limit: u32,
-            ) -> Result<Vec<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
-                use $crate::store::audit::AUDIT_COLUMNS;
-                let rows = sqlx::query(&format!(
+            ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+                use crate::store::audit::AUDIT_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence > $1 \
                      ORDER BY sequence LIMIT $2"
                 ))
-                .bind($crate::store::audit::sequence_column(after)?)
+                .bind(crate::store::audit::sequence_column(after)?)
                 .bind(i64::from(limit))
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(audit_record_from_row).collect()
             }
 
             async fn audit_records(
                 &mut self,
-                filter: &$crate::store::audit::AuditFilter<'_>,
-            ) -> Result<Vec<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
-                use $crate::store::audit::AUDIT_COLUMNS;
-                use $crate::store::queries::join_codes;
+                filter: &crate::store::audit::AuditFilter<'_>,
+            ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+                use crate::store::audit::AUDIT_COLUMNS;
+                use crate::store::queries::join_codes;
                 // Coordinated municipalities travel as one comma-joined parameter ($7), matched
                 // with the delimiter-safe containment test of `visible_cases`.
                 let sql = format!(
@@ -259,8 +253,8 @@ macro_rules! audit_queries {
                              WHERE (',' || $7 || ',') LIKE ('%,' || c.municipality || ',%'))) \
                      ORDER BY a.sequence LIMIT $8"
                 );
-                let rows = sqlx::query(&sql)
-                    .bind($crate::store::audit::sequence_column(filter.after_sequence)?)
+                let rows = crate::store::db::query(&sql)
+                    .bind(crate::store::audit::sequence_column(filter.after_sequence)?)
                     .bind(filter.from.map_or(i64::MIN, |at| at.millis()))
                     .bind(filter.until.map_or(i64::MAX, |at| at.millis()))
                     .bind(filter.case.map_or("", |id| id.as_str()))
@@ -268,12 +262,9 @@ macro_rules! audit_queries {
                     .bind(filter.reader.as_str())
                     .bind(join_codes(filter.coordinated))
                     .bind(i64::from(filter.limit))
-                    .fetch_all(self.conn().await?)
+                    .fetch_all(self)
                     .await?;
                 rows.iter().map(audit_record_from_row).collect()
             }
         }
-    };
-}
 
-pub(crate) use audit_queries;

@@ -38,19 +38,14 @@ pub trait KeyQueries: Send {
     ) -> Result<bool, crate::store::StoreError>;
 }
 
-/// Implements `KeyQueries` for a backend's transaction wrapper `$tx` (with a field
-/// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
-macro_rules! keys_queries {
-    ($tx:ty, $row:ty) => {
         impl $tx {
             fn key_from_row(
-                row: &$row,
-            ) -> Result<$crate::domain::keys::AgencyKey, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::domain::keys::{AgeRecipient, AgencyKey, KeyFingerprint};
-                use $crate::domain::{AgencyId, Staff};
-                use $crate::store::StoreError;
-                use $crate::store::queries::{code, timestamp};
+                row: &crate::store::db::Row,
+            ) -> Result<crate::domain::keys::AgencyKey, crate::store::StoreError> {
+                use crate::domain::keys::{AgeRecipient, AgencyKey, KeyFingerprint};
+                use crate::domain::{AgencyId, Staff};
+                use crate::store::StoreError;
+                use crate::store::queries::{code, timestamp};
                 const T: &str = "agency_keys";
                 let agency: String = row.try_get("agency_id")?;
                 let fingerprint: String = row.try_get("fingerprint")?;
@@ -70,7 +65,7 @@ macro_rules! keys_queries {
                     agency_id: code(T, "agency_id", &agency, AgencyId::parse)?,
                     recipient,
                     fingerprint,
-                    published_at: $crate::domain::Timestamp::from_millis(
+                    published_at: crate::domain::Timestamp::from_millis(
                         row.try_get("published_at")?,
                     ),
                     published_by: Staff {
@@ -86,43 +81,43 @@ macro_rules! keys_queries {
         }
 
         #[async_trait::async_trait]
-        impl $crate::store::keys::KeyQueries for $tx {
+        impl<C: crate::store::db::Connection> crate::store::keys::KeyQueries for C {
             async fn agency_keys(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
+                agency: &crate::domain::AgencyId,
                 include_retired: bool,
-            ) -> Result<Vec<$crate::domain::keys::AgencyKey>, $crate::store::StoreError> {
-                use $crate::store::keys::KEY_COLUMNS;
-                let rows = sqlx::query(&format!(
+            ) -> Result<Vec<crate::domain::keys::AgencyKey>, crate::store::StoreError> {
+                use crate::store::keys::KEY_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {KEY_COLUMNS} FROM agency_keys WHERE agency_id = $1 \
                      AND (retired_at IS NULL OR $2 = 1) ORDER BY published_at, fingerprint"
                 ))
                 .bind(agency.as_str())
                 .bind(i64::from(include_retired))
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(Self::key_from_row).collect()
             }
 
             async fn key_by_fingerprint(
                 &mut self,
-                fingerprint: &$crate::domain::keys::KeyFingerprint,
-            ) -> Result<Option<$crate::domain::keys::AgencyKey>, $crate::store::StoreError> {
-                use $crate::store::keys::KEY_COLUMNS;
-                let row = sqlx::query(&format!(
+                fingerprint: &crate::domain::keys::KeyFingerprint,
+            ) -> Result<Option<crate::domain::keys::AgencyKey>, crate::store::StoreError> {
+                use crate::store::keys::KEY_COLUMNS;
+                let row = crate::store::db::query(&format!(
                     "SELECT {KEY_COLUMNS} FROM agency_keys WHERE fingerprint = $1"
                 ))
                 .bind(fingerprint.as_str())
-                .fetch_optional(self.conn().await?)
+                .fetch_optional(self)
                 .await?;
                 row.as_ref().map(Self::key_from_row).transpose()
             }
 
             async fn insert_key(
                 &mut self,
-                key: &$crate::domain::keys::AgencyKey,
-            ) -> Result<(), $crate::store::StoreError> {
-                let result = sqlx::query(
+                key: &crate::domain::keys::AgencyKey,
+            ) -> Result<(), crate::store::StoreError> {
+                let result = crate::store::db::query(
                     "INSERT INTO agency_keys (agency_id, fingerprint, recipient, published_at, \
                      published_by_name, published_by_role, retired_at, retired_by_name, \
                      retired_by_role) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -134,13 +129,13 @@ macro_rules! keys_queries {
                 .bind(key.published_at.millis())
                 .bind(&key.published_by.name)
                 .bind(&key.published_by.role)
-                .bind($crate::store::queries::millis(key.retired_at))
+                .bind(crate::store::queries::millis(key.retired_at))
                 .bind(key.retired_by.as_ref().map(|s| s.name.clone()))
                 .bind(key.retired_by.as_ref().map(|s| s.role.clone()))
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 if result.rows_affected() == 0 {
-                    return Err($crate::store::StoreError::Conflict(format!(
+                    return Err(crate::store::StoreError::Conflict(format!(
                         "age key {}",
                         key.fingerprint
                     )));
@@ -150,12 +145,12 @@ macro_rules! keys_queries {
 
             async fn retire_key(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
-                fingerprint: &$crate::domain::keys::KeyFingerprint,
-                at: $crate::domain::Timestamp,
-                by: &$crate::domain::Staff,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let result = sqlx::query(
+                agency: &crate::domain::AgencyId,
+                fingerprint: &crate::domain::keys::KeyFingerprint,
+                at: crate::domain::Timestamp,
+                by: &crate::domain::Staff,
+            ) -> Result<bool, crate::store::StoreError> {
+                let result = crate::store::db::query(
                     "UPDATE agency_keys SET retired_at = $1, retired_by_name = $2, \
                      retired_by_role = $3 WHERE agency_id = $4 AND fingerprint = $5 \
                      AND retired_at IS NULL",
@@ -165,12 +160,9 @@ macro_rules! keys_queries {
                 .bind(&by.role)
                 .bind(agency.as_str())
                 .bind(fingerprint.as_str())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(result.rows_affected() == 1)
             }
         }
-    };
-}
 
-pub(crate) use keys_queries;

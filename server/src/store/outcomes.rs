@@ -211,41 +211,35 @@ pub(crate) fn links_statement(
     s
 }
 
-/// Implements `OutcomeQueries` for a backend's transaction wrapper `$tx`, using `$row` as the
-/// backend's row type, `$month` as its expression of `r.sent_at`'s month in Japan and `$list` as
-/// its aggregate joining `{value}` with commas.
-macro_rules! outcome_queries {
-    ($tx:ty, $row:ty, $month:expr, $list:expr $(,)?) => {
         #[async_trait::async_trait]
-        impl $crate::store::outcomes::OutcomeQueries for $tx {
+        impl<C: crate::store::db::Connection> crate::store::outcomes::OutcomeQueries for C {
             async fn outcome_parts(
                 &mut self,
-                scope: $crate::store::outcomes::OutcomeScope<'_>,
-                from: $crate::domain::Timestamp,
-                until: $crate::domain::Timestamp,
-                view: &$crate::store::outcomes::OutcomeView<'_>,
-            ) -> Result<$crate::domain::outcomes::OutcomeParts, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::domain::ReferralId;
-                use $crate::domain::outcomes::{LinkRow, OutcomeParts, Tally, Timing};
-                use $crate::domain::referral::*;
-                use $crate::store::StoreError;
-                use $crate::store::outcomes::{links_statement, tallies_statement};
-                use $crate::store::queries::{bind_params, code, optional_code};
+                scope: crate::store::outcomes::OutcomeScope<'_>,
+                from: crate::domain::Timestamp,
+                until: crate::domain::Timestamp,
+                view: &crate::store::outcomes::OutcomeView<'_>,
+            ) -> Result<crate::domain::outcomes::OutcomeParts, crate::store::StoreError> {
+                use crate::domain::ReferralId;
+                use crate::domain::outcomes::{LinkRow, OutcomeParts, Tally, Timing};
+                use crate::domain::referral::*;
+                use crate::store::StoreError;
+                use crate::store::outcomes::{links_statement, tallies_statement};
+                use crate::store::queries::{bind_params, code, optional_code};
                 const T: &str = "referrals";
                 let k = view.group_by.len();
-                let key = |row: &$row| -> Result<Vec<String>, StoreError> {
+                let key = |row: &crate::store::db::Row| -> Result<Vec<String>, StoreError> {
                     (0..k).map(|i| Ok(row.try_get::<String, _>(i)?)).collect()
                 };
-                let count = |row: &$row, i: usize| -> Result<u64, StoreError> {
+                let count = |row: &crate::store::db::Row, i: usize| -> Result<u64, StoreError> {
                     u64::try_from(row.try_get::<i64, _>(i)?)
                         .map_err(|_| StoreError::corrupt(T, "count"))
                 };
                 let mut parts = OutcomeParts::default();
 
-                let s = tallies_statement(scope, from, until, view, $month, $list);
-                let rows = bind_params(sqlx::query(&s.sql), &s.params)
-                    .fetch_all(self.conn().await?)
+                let s = tallies_statement(scope, from, until, view, self.dialect().month_of_sending(), self.dialect().comma_list());
+                let rows = crate::store::db::query(&s.sql).bind_all(&s.params)
+                    .fetch_all(self)
                     .await?;
                 for row in &rows {
                     let text = |i: usize| -> Result<String, StoreError> {
@@ -300,9 +294,9 @@ macro_rules! outcome_queries {
                     });
                 }
 
-                let s = links_statement(scope, from, until, view, $month);
-                let rows = bind_params(sqlx::query(&s.sql), &s.params)
-                    .fetch_all(self.conn().await?)
+                let s = links_statement(scope, from, until, view, self.dialect().month_of_sending());
+                let rows = crate::store::db::query(&s.sql).bind_all(&s.params)
+                    .fetch_all(self)
                     .await?;
                 for row in &rows {
                     parts.links.push(LinkRow {
@@ -319,7 +313,4 @@ macro_rules! outcome_queries {
                 Ok(parts)
             }
         }
-    };
-}
 
-pub(crate) use outcome_queries;

@@ -369,34 +369,29 @@ macro_rules! store_feed_reads {
 }
 pub(crate) use store_feed_reads;
 
-/// Implements `Transaction` for a backend's transaction wrapper `$tx` (a struct with a field
-/// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
-macro_rules! transaction_queries {
-    ($tx:ty, $row:ty) => {
         fn parse_codes(
             table: &'static str,
             text: &str,
-        ) -> Result<Vec<$crate::domain::Municipality>, $crate::store::StoreError> {
+        ) -> Result<Vec<crate::domain::Municipality>, crate::store::StoreError> {
             text.split(',')
                 .filter(|code| !code.is_empty())
                 .map(|code| {
-                    $crate::domain::Municipality::parse(code).ok_or_else(|| {
-                        $crate::store::StoreError::corrupt(table, format!("municipality {code:?}"))
+                    crate::domain::Municipality::parse(code).ok_or_else(|| {
+                        crate::store::StoreError::corrupt(table, format!("municipality {code:?}"))
                     })
                 })
                 .collect()
         }
 
-        fn agency_from_row(
-            row: &$row,
-        ) -> Result<$crate::domain::Agency, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            use $crate::domain::{AgencyId, AgencyKind, AgencyStatus};
-            use $crate::store::StoreError;
+        pub(crate) fn agency_from_row(
+            row: &crate::store::db::Row,
+        ) -> Result<crate::domain::Agency, crate::store::StoreError> {
+            use crate::domain::{AgencyId, AgencyKind, AgencyStatus};
+            use crate::store::StoreError;
             let id: String = row.try_get("agency_id")?;
             let kind: String = row.try_get("kind")?;
             let status: String = row.try_get("status")?;
-            Ok($crate::domain::Agency {
+            Ok(crate::domain::Agency {
                 id: AgencyId::parse(&id)
                     .ok_or_else(|| StoreError::corrupt("agencies", "agency_id"))?,
                 kind: AgencyKind::parse(&kind)
@@ -411,10 +406,9 @@ macro_rules! transaction_queries {
         }
 
 
-        fn case_from_row(row: &$row) -> Result<$crate::domain::records::Case, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            use $crate::domain::*;
-            use $crate::store::queries::code;
+        pub(crate) fn case_from_row(row: &crate::store::db::Row) -> Result<crate::domain::records::Case, crate::store::StoreError> {
+            use crate::domain::*;
+            use crate::store::queries::code;
             const T: &str = "cases";
             let id: String = row.try_get("case_id")?;
             let municipality: String = row.try_get("municipality")?;
@@ -422,7 +416,7 @@ macro_rules! transaction_queries {
             let stage: String = row.try_get("stage")?;
             let opened_by: String = row.try_get("opened_by")?;
             let registered: i64 = row.try_get("council_registered")?;
-            Ok($crate::domain::records::Case {
+            Ok(crate::domain::records::Case {
                 id: code(T, "case_id", &id, CaseId::parse)?,
                 municipality: code(T, "municipality", &municipality, Municipality::parse)?,
                 category: code(T, "category", &category, CaseCategory::from_code)?,
@@ -434,11 +428,10 @@ macro_rules! transaction_queries {
             })
         }
 
-        fn consent_from_row(row: &$row) -> Result<$crate::domain::consent::Consent, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            use $crate::domain::consent::{Consent, ConsentGiver, ConsentMethod, ConsentScope};
-            use $crate::domain::*;
-            use $crate::store::queries::{code, parse_date, split_list, timestamp};
+        pub(crate) fn consent_from_row(row: &crate::store::db::Row) -> Result<crate::domain::consent::Consent, crate::store::StoreError> {
+            use crate::domain::consent::{Consent, ConsentGiver, ConsentMethod, ConsentScope};
+            use crate::domain::*;
+            use crate::store::queries::{code, parse_date, split_list, timestamp};
             const T: &str = "consents";
             let id: String = row.try_get("consent_id")?;
             let case_id: String = row.try_get("case_id")?;
@@ -481,15 +474,14 @@ macro_rules! transaction_queries {
         }
 
         /// A referral's state columns, read alike wherever a statement selects them.
-        fn referral_state_from_row(
-            row: &$row,
-        ) -> Result<$crate::domain::referral::ReferralState, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            use $crate::domain::referral::*;
-            use $crate::domain::*;
-            use $crate::store::queries::{code, optional_code, timestamp};
+        pub(crate) fn referral_state_from_row(
+            row: &crate::store::db::Row,
+        ) -> Result<crate::domain::referral::ReferralState, crate::store::StoreError> {
+            use crate::domain::referral::*;
+            use crate::domain::*;
+            use crate::store::queries::{code, optional_code, timestamp};
             const T: &str = "referrals";
-            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+            let text = |column: &str| -> Result<String, crate::store::StoreError> {
                 Ok(row.try_get::<String, _>(column)?)
             };
             let attempts: i64 = row.try_get("contact_attempts")?;
@@ -502,7 +494,7 @@ macro_rules! transaction_queries {
                 connection: code(T, "connection", &text("connection")?, ConnectionState::from_code)?,
                 connection_updated_at: timestamp(row.try_get("connection_updated_at")?),
                 contact_attempts: u32::try_from(attempts)
-                    .map_err(|_| $crate::store::StoreError::corrupt(T, "contact_attempts"))?,
+                    .map_err(|_| crate::store::StoreError::corrupt(T, "contact_attempts"))?,
                 not_connected_reason: optional_code(
                     T,
                     "not_connected_reason",
@@ -520,18 +512,17 @@ macro_rules! transaction_queries {
             })
         }
 
-        fn referral_from_row(row: &$row) -> Result<$crate::domain::records::Referral, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            use $crate::domain::basis::LegalBasisKind;
-            use $crate::domain::referral::*;
-            use $crate::domain::*;
-            use $crate::store::queries::{code, optional_code, timestamp};
+        pub(crate) fn referral_from_row(row: &crate::store::db::Row) -> Result<crate::domain::records::Referral, crate::store::StoreError> {
+            use crate::domain::basis::LegalBasisKind;
+            use crate::domain::referral::*;
+            use crate::domain::*;
+            use crate::store::queries::{code, optional_code, timestamp};
             const T: &str = "referrals";
-            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+            let text = |column: &str| -> Result<String, crate::store::StoreError> {
                 Ok(row.try_get::<String, _>(column)?)
             };
             let hide_sender: i64 = row.try_get("hide_sender")?;
-            Ok($crate::domain::records::Referral {
+            Ok(crate::domain::records::Referral {
                 id: code(T, "referral_id", &text("referral_id")?, ReferralId::parse)?,
                 case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
                 municipality: code(T, "municipality", &text("municipality")?, Municipality::parse)?,
@@ -559,7 +550,7 @@ macro_rules! transaction_queries {
                     T,
                     "deadline_terms",
                     row.try_get("deadline_terms")?,
-                    |code: &str| $crate::domain::deadlines::DeadlineTerms::from_code(code),
+                    |code: &str| crate::domain::deadlines::DeadlineTerms::from_code(code),
                 )?,
                 state: referral_state_from_row(row)?,
                 closed_with_reason: match optional_code(
@@ -572,28 +563,27 @@ macro_rules! transaction_queries {
                         reason,
                         text: row.try_get("close_reason_text")?,
                         at: timestamp(row.try_get("closed_with_reason_at")?)
-                            .ok_or_else(|| $crate::store::StoreError::corrupt(T, "closed_with_reason_at"))?,
+                            .ok_or_else(|| crate::store::StoreError::corrupt(T, "closed_with_reason_at"))?,
                         by: optional_code(T, "closed_with_reason_by", row.try_get("closed_with_reason_by")?, AgencyId::parse)?
-                            .ok_or_else(|| $crate::store::StoreError::corrupt(T, "closed_with_reason_by"))?,
+                            .ok_or_else(|| crate::store::StoreError::corrupt(T, "closed_with_reason_by"))?,
                     }),
                     None => None,
                 },
             })
         }
 
-        fn event_from_row(row: &$row) -> Result<$crate::domain::records::ReferralEvent, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            use $crate::domain::referral::*;
-            use $crate::domain::*;
-            use $crate::store::queries::{code, event_kind_from_columns, optional_code};
+        pub(crate) fn event_from_row(row: &crate::store::db::Row) -> Result<crate::domain::records::ReferralEvent, crate::store::StoreError> {
+            use crate::domain::referral::*;
+            use crate::domain::*;
+            use crate::store::queries::{code, event_kind_from_columns, optional_code};
             const T: &str = "referral_events";
-            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+            let text = |column: &str| -> Result<String, crate::store::StoreError> {
                 Ok(row.try_get::<String, _>(column)?)
             };
             let staff_name: Option<String> = row.try_get("staff_name")?;
             let staff_role: Option<String> = row.try_get("staff_role")?;
             let note: Option<Vec<u8>> = row.try_get("note")?;
-            Ok($crate::domain::records::ReferralEvent {
+            Ok(crate::domain::records::ReferralEvent {
                 id: code(T, "event_id", &text("event_id")?, EventId::parse)?,
                 referral_id: code(T, "referral_id", &text("referral_id")?, ReferralId::parse)?,
                 case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
@@ -618,17 +608,16 @@ macro_rules! transaction_queries {
             })
         }
 
-        fn note_from_row(row: &$row) -> Result<$crate::domain::records::Note, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            use $crate::domain::basis::LegalBasisKind;
-            use $crate::domain::*;
-            use $crate::store::queries::{code, optional_code};
+        pub(crate) fn note_from_row(row: &crate::store::db::Row) -> Result<crate::domain::records::Note, crate::store::StoreError> {
+            use crate::domain::basis::LegalBasisKind;
+            use crate::domain::*;
+            use crate::store::queries::{code, optional_code};
             const T: &str = "notes";
-            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+            let text = |column: &str| -> Result<String, crate::store::StoreError> {
                 Ok(row.try_get::<String, _>(column)?)
             };
             let hide_sender: i64 = row.try_get("hide_sender")?;
-            Ok($crate::domain::records::Note {
+            Ok(crate::domain::records::Note {
                 id: code(T, "note_id", &text("note_id")?, NoteId::parse)?,
                 case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
                 from_agency: code(T, "from_agency", &text("from_agency")?, AgencyId::parse)?,
@@ -648,24 +637,22 @@ macro_rules! transaction_queries {
         }
 
         /// The acknowledged cursor from its row, 0 when the agency never acknowledged.
-        fn acknowledged_from_row(row: Option<&$row>) -> Result<u64, $crate::store::StoreError> {
-            use sqlx::Row as _;
+        pub(crate) fn acknowledged_from_row(row: Option<&crate::store::db::Row>) -> Result<u64, crate::store::StoreError> {
             match row {
                 Some(row) => Ok(u64::try_from(row.try_get::<i64, _>("cursor")?).unwrap_or(0)),
                 None => Ok(0),
             }
         }
 
-        fn feed_from_row(
-            row: &$row,
+        pub(crate) fn feed_from_row(
+            row: &crate::store::db::Row,
         ) -> Result<
-            ($crate::domain::records::FeedEvent, Option<$crate::domain::records::ReferralEvent>),
-            $crate::store::StoreError,
+            (crate::domain::records::FeedEvent, Option<crate::domain::records::ReferralEvent>),
+            crate::store::StoreError,
         > {
-            use sqlx::Row as _;
-            use $crate::domain::records::{FeedEntry, FeedEvent, FeedEventKind};
-            use $crate::domain::*;
-            use $crate::store::queries::{code, optional_code};
+            use crate::domain::records::{FeedEntry, FeedEvent, FeedEventKind};
+            use crate::domain::*;
+            use crate::store::queries::{code, optional_code};
             const T: &str = "feed_events";
             let cursor: i64 = row.try_get("cursor")?;
             let agency: String = row.try_get("agency_id")?;
@@ -688,43 +675,43 @@ macro_rules! transaction_queries {
             };
             Ok((
                 FeedEvent {
-                    cursor: u64::try_from(cursor).map_err(|_| $crate::store::StoreError::corrupt(T, "cursor"))?,
+                    cursor: u64::try_from(cursor).map_err(|_| crate::store::StoreError::corrupt(T, "cursor"))?,
                     entry,
                 },
                 event,
             ))
         }
 
-        use $crate::store::queries::AGENCY_COLUMNS;
+        use crate::store::queries::AGENCY_COLUMNS;
 
         #[async_trait::async_trait]
-        impl $crate::store::Transaction for $tx {
+        impl<C: crate::store::db::Connection> crate::store::Transaction for C {
             async fn agency(
                 &mut self,
-                id: &$crate::domain::AgencyId,
-            ) -> Result<Option<$crate::domain::Agency>, $crate::store::StoreError> {
-                let rows = self.look_up($crate::store::Lookup::Agency(id)).await?;
+                id: &crate::domain::AgencyId,
+            ) -> Result<Option<crate::domain::Agency>, crate::store::StoreError> {
+                let rows = self.look_up(crate::store::Lookup::Agency(id)).await?;
                 rows.first().map(agency_from_row).transpose()
             }
 
             async fn agencies(
                 &mut self,
-            ) -> Result<Vec<$crate::domain::Agency>, $crate::store::StoreError> {
-                let rows = sqlx::query(&format!(
+            ) -> Result<Vec<crate::domain::Agency>, crate::store::StoreError> {
+                let rows = crate::store::db::query(&format!(
                     "SELECT {AGENCY_COLUMNS} FROM agencies ORDER BY agency_id"
                 ))
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(agency_from_row).collect()
             }
 
             async fn insert_agency(
                 &mut self,
-                agency: &$crate::domain::Agency,
-                at: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::queries::join_codes;
-                let result = sqlx::query(
+                agency: &crate::domain::Agency,
+                at: crate::domain::Timestamp,
+            ) -> Result<(), crate::store::StoreError> {
+                use crate::store::queries::join_codes;
+                let result = crate::store::db::query(
                     "INSERT INTO agencies (agency_id, kind, display_name, municipalities, \
                      council_memberships, coordinator_of, status, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
@@ -737,10 +724,10 @@ macro_rules! transaction_queries {
                 .bind(join_codes(&agency.coordinator_of))
                 .bind(agency.status.code())
                 .bind(at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 if result.rows_affected() == 0 {
-                    return Err($crate::store::StoreError::Conflict(format!(
+                    return Err(crate::store::StoreError::Conflict(format!(
                         "agency {}",
                         agency.id
                     )));
@@ -750,11 +737,11 @@ macro_rules! transaction_queries {
 
             async fn update_agency(
                 &mut self,
-                agency: &$crate::domain::Agency,
-                at: $crate::domain::Timestamp,
-            ) -> Result<bool, $crate::store::StoreError> {
-                use $crate::store::queries::join_codes;
-                let result = sqlx::query(
+                agency: &crate::domain::Agency,
+                at: crate::domain::Timestamp,
+            ) -> Result<bool, crate::store::StoreError> {
+                use crate::store::queries::join_codes;
+                let result = crate::store::db::query(
                     "UPDATE agencies SET kind = $1, display_name = $2, municipalities = $3, \
                      council_memberships = $4, coordinator_of = $5, updated_at = $6 \
                      WHERE agency_id = $7",
@@ -766,24 +753,24 @@ macro_rules! transaction_queries {
                 .bind(join_codes(&agency.coordinator_of))
                 .bind(at.millis())
                 .bind(agency.id.as_str())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(result.rows_affected() > 0)
             }
 
             async fn set_agency_status(
                 &mut self,
-                id: &$crate::domain::AgencyId,
-                status: $crate::domain::AgencyStatus,
-                at: $crate::domain::Timestamp,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let result = sqlx::query(
+                id: &crate::domain::AgencyId,
+                status: crate::domain::AgencyStatus,
+                at: crate::domain::Timestamp,
+            ) -> Result<bool, crate::store::StoreError> {
+                let result = crate::store::db::query(
                     "UPDATE agencies SET status = $1, updated_at = $2 WHERE agency_id = $3",
                 )
                 .bind(status.code())
                 .bind(at.millis())
                 .bind(id.as_str())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(result.rows_affected() == 1)
             }
@@ -792,28 +779,28 @@ macro_rules! transaction_queries {
                 &mut self,
                 fingerprint: &str,
                 reason: &str,
-                at: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                at: crate::domain::Timestamp,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::query(
                     "INSERT INTO revoked_certificates (fingerprint, reason, revoked_at) \
                      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 )
                 .bind(fingerprint)
                 .bind(reason)
                 .bind(at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn record_certificate_seen(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
+                agency: &crate::domain::AgencyId,
                 fingerprint: &str,
                 not_after: i64,
-                at: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                at: crate::domain::Timestamp,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::query(
                     "INSERT INTO agency_certificates (agency_id, fingerprint, not_after, \
                      first_seen_at, last_seen_at) VALUES ($1, $2, $3, $4, $4) \
                      ON CONFLICT (agency_id, fingerprint) \
@@ -823,33 +810,32 @@ macro_rules! transaction_queries {
                 .bind(fingerprint)
                 .bind(not_after)
                 .bind(at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn last_seen_certificates(
                 &mut self,
-            ) -> Result<Vec<$crate::domain::agency::SeenCertificate>, $crate::store::StoreError>
+            ) -> Result<Vec<crate::domain::agency::SeenCertificate>, crate::store::StoreError>
             {
-                use sqlx::Row as _;
-                let rows = sqlx::query(
+                let rows = crate::store::db::query(
                     "SELECT agency_id, fingerprint, not_after, last_seen_at \
                      FROM agency_certificates ORDER BY agency_id, last_seen_at, not_after",
                 )
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
-                let mut last: Vec<$crate::domain::agency::SeenCertificate> = Vec::new();
+                let mut last: Vec<crate::domain::agency::SeenCertificate> = Vec::new();
                 for row in rows {
                     let id: String = row.try_get("agency_id")?;
-                    let agency_id = $crate::domain::AgencyId::parse(&id).ok_or_else(|| {
-                        $crate::store::StoreError::corrupt("agency_certificates", id.clone())
+                    let agency_id = crate::domain::AgencyId::parse(&id).ok_or_else(|| {
+                        crate::store::StoreError::corrupt("agency_certificates", id.clone())
                     })?;
-                    let seen = $crate::domain::agency::SeenCertificate {
+                    let seen = crate::domain::agency::SeenCertificate {
                         agency_id,
                         fingerprint: row.try_get("fingerprint")?,
                         not_after: row.try_get("not_after")?,
-                        last_seen_at: $crate::domain::Timestamp::from_millis(
+                        last_seen_at: crate::domain::Timestamp::from_millis(
                             row.try_get("last_seen_at")?,
                         ),
                     };
@@ -865,19 +851,19 @@ macro_rules! transaction_queries {
             async fn is_certificate_revoked(
                 &mut self,
                 fingerprint: &str,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let row = sqlx::query("SELECT 1 FROM revoked_certificates WHERE fingerprint = $1")
+            ) -> Result<bool, crate::store::StoreError> {
+                let row = crate::store::db::query("SELECT 1 FROM revoked_certificates WHERE fingerprint = $1")
                     .bind(fingerprint)
-                    .fetch_optional(self.conn().await?)
+                    .fetch_optional(self)
                     .await?;
                 Ok(row.is_some())
             }
 
             async fn insert_case(
                 &mut self,
-                case: &$crate::domain::records::Case,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                case: &crate::domain::records::Case,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::query(
                     "INSERT INTO cases (case_id, municipality, category, stage, opened_by, \
                      opened_at, header, council_registered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
@@ -889,32 +875,31 @@ macro_rules! transaction_queries {
                 .bind(case.opened_at.millis())
                 .bind(&case.header.0)
                 .bind(i64::from(case.council_registered))
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn case(
                 &mut self,
-                id: &$crate::domain::CaseId,
-            ) -> Result<Option<$crate::domain::records::Case>, $crate::store::StoreError> {
-                use $crate::store::queries::CASE_COLUMNS;
-                let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1"))
+                id: &crate::domain::CaseId,
+            ) -> Result<Option<crate::domain::records::Case>, crate::store::StoreError> {
+                use crate::store::queries::CASE_COLUMNS;
+                let row = crate::store::db::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1"))
                     .bind(id.as_str())
-                    .fetch_optional(self.conn().await?)
+                    .fetch_optional(self)
                     .await?;
                 row.as_ref().map(case_from_row).transpose()
             }
 
             async fn case_for(
                 &mut self,
-                id: &$crate::domain::CaseId,
-                agency: &$crate::domain::AgencyId,
-            ) -> Result<Option<($crate::domain::records::Case, bool)>, $crate::store::StoreError>
+                id: &crate::domain::CaseId,
+                agency: &crate::domain::AgencyId,
+            ) -> Result<Option<(crate::domain::records::Case, bool)>, crate::store::StoreError>
             {
-                use sqlx::Row as _;
                 let rows = self
-                    .look_up($crate::store::Lookup::CaseFor(id, agency))
+                    .look_up(crate::store::Lookup::CaseFor(id, agency))
                     .await?;
                 match rows.first() {
                     Some(row) => Ok(Some((case_from_row(row)?, row.try_get("participates")?))),
@@ -924,27 +909,26 @@ macro_rules! transaction_queries {
 
             async fn participants(
                 &mut self,
-                case: &$crate::domain::CaseId,
-            ) -> Result<Vec<$crate::domain::records::Participant>, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                let rows = sqlx::query(
+                case: &crate::domain::CaseId,
+            ) -> Result<Vec<crate::domain::records::Participant>, crate::store::StoreError> {
+                let rows = crate::store::db::query(
                     "SELECT agency_id, since FROM case_participants WHERE case_id = $1 \
                      ORDER BY since, agency_id",
                 )
                 .bind(case.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter()
                     .map(|row| {
                         let agency: String = row.try_get("agency_id")?;
-                        Ok($crate::domain::records::Participant {
-                            agency_id: $crate::store::queries::code(
+                        Ok(crate::domain::records::Participant {
+                            agency_id: crate::store::queries::code(
                                 "case_participants",
                                 "agency_id",
                                 &agency,
-                                $crate::domain::AgencyId::parse,
+                                crate::domain::AgencyId::parse,
                             )?,
-                            since: $crate::domain::Timestamp::from_millis(row.try_get("since")?),
+                            since: crate::domain::Timestamp::from_millis(row.try_get("since")?),
                         })
                     })
                     .collect()
@@ -952,11 +936,11 @@ macro_rules! transaction_queries {
 
             async fn add_participants(
                 &mut self,
-                case: &$crate::domain::CaseId,
-                agencies: &[&$crate::domain::AgencyId],
-                since: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                let mut unique: Vec<&$crate::domain::AgencyId> = Vec::with_capacity(agencies.len());
+                case: &crate::domain::CaseId,
+                agencies: &[&crate::domain::AgencyId],
+                since: crate::domain::Timestamp,
+            ) -> Result<(), crate::store::StoreError> {
+                let mut unique: Vec<&crate::domain::AgencyId> = Vec::with_capacity(agencies.len());
                 for agency in agencies {
                     if !unique.contains(agency) {
                         unique.push(agency);
@@ -974,20 +958,20 @@ macro_rules! transaction_queries {
                      ON CONFLICT DO NOTHING",
                     rows.join(", ")
                 );
-                let mut params = $crate::store::queries::params![case.as_str(), since.millis()];
+                let mut params = crate::store::queries::params![case.as_str(), since.millis()];
                 params.extend(unique.iter().map(|agency| agency.as_str().into()));
-                self.write_later(&sql, params).await
+                crate::store::db::write(self, &sql, params).await
             }
 
             async fn visible_cases(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
-                coordinated: &[$crate::domain::Municipality],
-                municipality: Option<&$crate::domain::Municipality>,
-                after: Option<&$crate::domain::CaseId>,
+                agency: &crate::domain::AgencyId,
+                coordinated: &[crate::domain::Municipality],
+                municipality: Option<&crate::domain::Municipality>,
+                after: Option<&crate::domain::CaseId>,
                 limit: u32,
-            ) -> Result<Vec<$crate::domain::records::Case>, $crate::store::StoreError> {
-                use $crate::store::queries::{CASE_COLUMNS, join_codes};
+            ) -> Result<Vec<crate::domain::records::Case>, crate::store::StoreError> {
+                use crate::store::queries::{CASE_COLUMNS, join_codes};
                 // Coordinated municipalities travel as one comma-joined parameter, matched with
                 // a delimiter-safe containment test that both SQLite and PostgreSQL understand.
                 let sql = format!(
@@ -998,24 +982,24 @@ macro_rules! transaction_queries {
                      AND case_id > $4 \
                      ORDER BY case_id LIMIT $5"
                 );
-                let rows = sqlx::query(&sql)
+                let rows = crate::store::db::query(&sql)
                     .bind(agency.as_str())
                     .bind(join_codes(coordinated))
                     .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
                     .bind(after.map(|id| id.as_str()).unwrap_or(""))
                     .bind(i64::from(limit))
-                    .fetch_all(self.conn().await?)
+                    .fetch_all(self)
                     .await?;
                 rows.iter().map(case_from_row).collect()
             }
 
             async fn insert_consent(
                 &mut self,
-                consent: &$crate::domain::consent::Consent,
-            ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::queries::{date_text, join_list, millis};
+                consent: &crate::domain::consent::Consent,
+            ) -> Result<(), crate::store::StoreError> {
+                use crate::store::queries::{date_text, join_list, millis};
                 let scope = &consent.scope;
-                sqlx::query(
+                crate::store::db::query(
                     "INSERT INTO consents (consent_id, case_id, given_by, method, recorded_by, \
                      staff_name, staff_role, recipient_agencies, recipient_kinds, purposes, \
                      valid_from, valid_until, recorded_at, withdrawn_at, evidence) \
@@ -1036,49 +1020,49 @@ macro_rules! transaction_queries {
                 .bind(consent.recorded_at.millis())
                 .bind(millis(consent.withdrawn_at))
                 .bind(consent.evidence.as_ref().map(|e| e.0.clone()))
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn consent(
                 &mut self,
-                id: &$crate::domain::ConsentId,
-            ) -> Result<Option<$crate::domain::consent::Consent>, $crate::store::StoreError> {
-                let rows = self.look_up($crate::store::Lookup::Consent(id)).await?;
+                id: &crate::domain::ConsentId,
+            ) -> Result<Option<crate::domain::consent::Consent>, crate::store::StoreError> {
+                let rows = self.look_up(crate::store::Lookup::Consent(id)).await?;
                 rows.first().map(consent_from_row).transpose()
             }
 
             async fn consents(
                 &mut self,
-                case: &$crate::domain::CaseId,
-            ) -> Result<Vec<$crate::domain::consent::Consent>, $crate::store::StoreError> {
-                let rows = self.look_up($crate::store::Lookup::Consents(case)).await?;
+                case: &crate::domain::CaseId,
+            ) -> Result<Vec<crate::domain::consent::Consent>, crate::store::StoreError> {
+                let rows = self.look_up(crate::store::Lookup::Consents(case)).await?;
                 rows.iter().map(consent_from_row).collect()
             }
 
             async fn withdraw_consent(
                 &mut self,
-                id: &$crate::domain::ConsentId,
-                at: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                id: &crate::domain::ConsentId,
+                at: crate::domain::Timestamp,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::query(
                     "UPDATE consents SET withdrawn_at = $1 WHERE consent_id = $2 \
                      AND withdrawn_at IS NULL",
                 )
                 .bind(at.millis())
                 .bind(id.as_str())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn insert_referral(
                 &mut self,
-                referral: &$crate::domain::records::Referral,
-            ) -> Result<(), $crate::store::StoreError> {
+                referral: &crate::domain::records::Referral,
+            ) -> Result<(), crate::store::StoreError> {
                 let r = referral;
-                let mut params = $crate::store::queries::params![
+                let mut params = crate::store::queries::params![
                     r.id.as_str(),
                     r.case_id.as_str(),
                     r.municipality.as_str(),
@@ -1100,9 +1084,9 @@ macro_rules! transaction_queries {
                     r.deadlines.confirm_by.millis(),
                 ];
                 // $20..$32
-                params.extend($crate::store::queries::state_params(&r.state));
+                params.extend(crate::store::queries::state_params(&r.state));
                 params.push(r.deadline_terms.map(|t| t.code()).into());
-                self.write_later(
+                crate::store::db::write(self, 
                     "INSERT INTO referrals (referral_id, case_id, municipality, from_agency, \
                      to_agency, purpose, urgency, basis, consent_id, justification, hide_sender, \
                      body, staff_name, staff_role, sent_at, deliver_by, respond_by, connect_by, \
@@ -1119,20 +1103,20 @@ macro_rules! transaction_queries {
 
             async fn referral(
                 &mut self,
-                id: &$crate::domain::ReferralId,
-            ) -> Result<Option<$crate::domain::records::Referral>, $crate::store::StoreError> {
-                let rows = self.look_up($crate::store::Lookup::Referral(id)).await?;
+                id: &crate::domain::ReferralId,
+            ) -> Result<Option<crate::domain::records::Referral>, crate::store::StoreError> {
+                let rows = self.look_up(crate::store::Lookup::Referral(id)).await?;
                 rows.first().map(referral_from_row).transpose()
             }
 
             async fn update_referral_state(
                 &mut self,
-                id: &$crate::domain::ReferralId,
-                s: &$crate::domain::referral::ReferralState,
-            ) -> Result<(), $crate::store::StoreError> {
-                let mut params = $crate::store::queries::state_params(s);
+                id: &crate::domain::ReferralId,
+                s: &crate::domain::referral::ReferralState,
+            ) -> Result<(), crate::store::StoreError> {
+                let mut params = crate::store::queries::state_params(s);
                 params.push(id.as_str().into());
-                self.write_later(
+                crate::store::db::write(self, 
                     "UPDATE referrals SET delivery = $1, delivered_at = $2, response = $3, \
                      responded_at = $4, response_reason = $5, connection = $6, \
                      connection_updated_at = $7, contact_attempts = $8, not_connected_reason = $9, \
@@ -1145,13 +1129,13 @@ macro_rules! transaction_queries {
 
             async fn record_closed_with_reason(
                 &mut self,
-                id: &$crate::domain::ReferralId,
-                closed: &$crate::domain::referral::ClosedWithReason,
-            ) -> Result<(), $crate::store::StoreError> {
-                self.write_later(
+                id: &crate::domain::ReferralId,
+                closed: &crate::domain::referral::ClosedWithReason,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::write(self, 
                     "UPDATE referrals SET close_reason = $1, close_reason_text = $2, \
                      closed_with_reason_at = $3, closed_with_reason_by = $4 WHERE referral_id = $5",
-                    $crate::store::queries::params![
+                    crate::store::queries::params![
                         closed.reason.code(),
                         closed.text.clone(),
                         closed.at.millis(),
@@ -1164,24 +1148,24 @@ macro_rules! transaction_queries {
 
             async fn case_referrals(
                 &mut self,
-                case: &$crate::domain::CaseId,
-            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
-                use $crate::store::queries::REFERRAL_COLUMNS;
-                let rows = sqlx::query(&format!(
+                case: &crate::domain::CaseId,
+            ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+                use crate::store::queries::REFERRAL_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE case_id = $1 \
                      ORDER BY sent_at, referral_id"
                 ))
                 .bind(case.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(referral_from_row).collect()
             }
 
             async fn agency_referrals(
                 &mut self,
-                query: &$crate::store::ReferralQuery<'_>,
-            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
-                use $crate::store::queries::REFERRAL_COLUMNS;
+                query: &crate::store::ReferralQuery<'_>,
+            ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+                use crate::store::queries::REFERRAL_COLUMNS;
                 let sql = format!(
                     "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE \
                      (($2 = 1 AND from_agency = $1) OR ($3 = 1 AND to_agency = $1)) \
@@ -1190,7 +1174,7 @@ macro_rules! transaction_queries {
                      AND ($6 = '' OR referral_id < $6) \
                      ORDER BY referral_id DESC LIMIT $7"
                 );
-                let rows = sqlx::query(&sql)
+                let rows = crate::store::db::query(&sql)
                     .bind(query.agency.as_str())
                     .bind(i64::from(query.sent))
                     .bind(i64::from(query.received))
@@ -1198,20 +1182,20 @@ macro_rules! transaction_queries {
                     .bind(i64::from(query.include_closed))
                     .bind(query.before.map(|r| r.as_str()).unwrap_or(""))
                     .bind(i64::from(query.limit))
-                    .fetch_all(self.conn().await?)
+                    .fetch_all(self)
                     .await?;
                 rows.iter().map(referral_from_row).collect()
             }
 
             async fn open_referrals_due(
                 &mut self,
-                due_by: $crate::domain::Timestamp,
-                municipality: Option<&$crate::domain::Municipality>,
-            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
-                use $crate::store::queries::REFERRAL_COLUMNS;
+                due_by: crate::domain::Timestamp,
+                municipality: Option<&crate::domain::Municipality>,
+            ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+                use crate::store::queries::REFERRAL_COLUMNS;
                 // The deliver-by deadline is the earliest of the four, so an open referral with
                 // nothing due yet is skipped by the index alone.
-                let rows = sqlx::query(&format!(
+                let rows = crate::store::db::query(&format!(
                     "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE closed = 0 \
                      AND ($2 = '' OR municipality = $2) \
                      AND (deliver_by <= $1 OR respond_by <= $1 OR connect_by <= $1 OR confirm_by <= $1) \
@@ -1219,33 +1203,33 @@ macro_rules! transaction_queries {
                 ))
                 .bind(due_by.millis())
                 .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(referral_from_row).collect()
             }
 
             async fn open_referrals_without_consent(
                 &mut self,
-                municipality: &$crate::domain::Municipality,
-            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
-                use $crate::store::queries::REFERRAL_COLUMNS;
-                let rows = sqlx::query(&format!(
+                municipality: &crate::domain::Municipality,
+            ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+                use crate::store::queries::REFERRAL_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE closed = 0 \
                      AND municipality = $1 AND basis <> 'consent' ORDER BY referral_id"
                 ))
                 .bind(municipality.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(referral_from_row).collect()
             }
 
             async fn not_connected_without_next_step(
                 &mut self,
-                municipality: Option<&$crate::domain::Municipality>,
-                from_agency: Option<&$crate::domain::AgencyId>,
-            ) -> Result<Vec<$crate::domain::records::Referral>, $crate::store::StoreError> {
-                use $crate::store::queries::REFERRAL_COLUMNS;
-                let rows = sqlx::query(&format!(
+                municipality: Option<&crate::domain::Municipality>,
+                from_agency: Option<&crate::domain::AgencyId>,
+            ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+                use crate::store::queries::REFERRAL_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {REFERRAL_COLUMNS} FROM referrals r WHERE r.closed = 1 \
                      AND r.connection = 'not_connected' AND r.confirmed_at IS NOT NULL \
                      AND r.not_connected_reason <> 'referred_elsewhere' AND r.close_reason IS NULL \
@@ -1256,24 +1240,24 @@ macro_rules! transaction_queries {
                 ))
                 .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
                 .bind(from_agency.map(|a| a.as_str()).unwrap_or(""))
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(referral_from_row).collect()
             }
 
             async fn insert_referral_event(
                 &mut self,
-                event: &$crate::domain::records::ReferralEvent,
-            ) -> Result<(), $crate::store::StoreError> {
-                let (kind, action, timer) = $crate::store::queries::event_kind_columns(&event.kind);
-                self.write_later(
+                event: &crate::domain::records::ReferralEvent,
+            ) -> Result<(), crate::store::StoreError> {
+                let (kind, action, timer) = crate::store::queries::event_kind_columns(&event.kind);
+                crate::store::db::write(self, 
                     "INSERT INTO referral_events (event_id, referral_id, case_id, kind, action, \
                      timer, actor_agency, staff_name, staff_role, occurred_at, recorded_at, \
                      reason_code, not_connected_reason, note, delivery, response, connection, \
                      reason_text, reason_detail) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
                      $16, $17, $18, $19)",
-                    $crate::store::queries::params![
+                    crate::store::queries::params![
                         event.id.as_str(),
                         event.referral_id.as_str(),
                         event.case_id.as_str(),
@@ -1304,12 +1288,12 @@ macro_rules! transaction_queries {
                     _ => None,
                 };
                 if let Some(column) = step {
-                    self.write_later(
+                    crate::store::db::write(self, 
                         &format!(
                             "UPDATE referrals SET {column} = $1 WHERE referral_id = $2 \
                              AND ({column} IS NULL OR {column} > $1)"
                         ),
-                        $crate::store::queries::params![
+                        crate::store::queries::params![
                             event.occurred_at.millis(),
                             event.referral_id.as_str(),
                         ],
@@ -1321,44 +1305,44 @@ macro_rules! transaction_queries {
 
             async fn referral_events(
                 &mut self,
-                referral: &$crate::domain::ReferralId,
-            ) -> Result<Vec<$crate::domain::records::ReferralEvent>, $crate::store::StoreError> {
-                use $crate::store::queries::EVENT_COLUMNS;
-                let rows = sqlx::query(&format!(
+                referral: &crate::domain::ReferralId,
+            ) -> Result<Vec<crate::domain::records::ReferralEvent>, crate::store::StoreError> {
+                use crate::store::queries::EVENT_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {EVENT_COLUMNS} FROM referral_events WHERE referral_id = $1 \
                      ORDER BY recorded_at, event_id"
                 ))
                 .bind(referral.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(event_from_row).collect()
             }
 
             async fn case_referral_events(
                 &mut self,
-                case: &$crate::domain::CaseId,
-                since: Option<$crate::domain::Timestamp>,
-            ) -> Result<Vec<$crate::domain::records::ReferralEvent>, $crate::store::StoreError> {
-                use $crate::store::queries::EVENT_COLUMNS;
-                let rows = sqlx::query(&format!(
+                case: &crate::domain::CaseId,
+                since: Option<crate::domain::Timestamp>,
+            ) -> Result<Vec<crate::domain::records::ReferralEvent>, crate::store::StoreError> {
+                use crate::store::queries::EVENT_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {EVENT_COLUMNS} FROM referral_events WHERE case_id = $1 \
                      AND recorded_at >= $2 ORDER BY recorded_at, event_id"
                 ))
                 .bind(case.as_str())
                 .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(event_from_row).collect()
             }
 
             async fn record_escalation(
                 &mut self,
-                referral: &$crate::domain::ReferralId,
-                timer: $crate::domain::referral::TimerKind,
-                tier: $crate::domain::records::EscalationTier,
-                at: $crate::domain::Timestamp,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let result = sqlx::query(
+                referral: &crate::domain::ReferralId,
+                timer: crate::domain::referral::TimerKind,
+                tier: crate::domain::records::EscalationTier,
+                at: crate::domain::Timestamp,
+            ) -> Result<bool, crate::store::StoreError> {
+                let result = crate::store::db::query(
                     "INSERT INTO escalations (referral_id, timer, tier, raised_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 )
@@ -1366,15 +1350,15 @@ macro_rules! transaction_queries {
                 .bind(timer.code())
                 .bind(tier.code())
                 .bind(at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 let raised = result.rows_affected() == 1;
                 if raised {
                     // Kept on the referral for outcomes (migration 0008), in this transaction.
-                    self.write_later(
+                    crate::store::db::write(self, 
                         "UPDATE referrals SET escalated = escalated | $1 WHERE referral_id = $2",
-                        $crate::store::queries::params![
-                            $crate::domain::outcomes::escalation_bit(timer, tier),
+                        crate::store::queries::params![
+                            crate::domain::outcomes::escalation_bit(timer, tier),
                             referral.as_str(),
                         ],
                     )
@@ -1385,9 +1369,9 @@ macro_rules! transaction_queries {
 
             async fn insert_note(
                 &mut self,
-                note: &$crate::domain::records::Note,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                note: &crate::domain::records::Note,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::query(
                     "INSERT INTO notes (note_id, case_id, from_agency, staff_name, staff_role, \
                      purpose, basis, consent_id, justification, hide_sender, body, sent_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -1404,17 +1388,17 @@ macro_rules! transaction_queries {
                 .bind(i64::from(note.hide_sender))
                 .bind(&note.body.0)
                 .bind(note.sent_at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 for recipient in &note.recipients {
-                    sqlx::query(
+                    crate::store::db::query(
                         "INSERT INTO note_recipients (note_id, agency_id, acknowledged_at) \
                          VALUES ($1, $2, $3)",
                     )
                     .bind(note.id.as_str())
                     .bind(recipient.agency_id.as_str())
-                    .bind($crate::store::queries::millis(recipient.acknowledged_at))
-                    .execute(self.conn().await?)
+                    .bind(crate::store::queries::millis(recipient.acknowledged_at))
+                    .execute(self)
                     .await?;
                 }
                 Ok(())
@@ -1422,12 +1406,12 @@ macro_rules! transaction_queries {
 
             async fn note(
                 &mut self,
-                id: &$crate::domain::NoteId,
-            ) -> Result<Option<$crate::domain::records::Note>, $crate::store::StoreError> {
-                use $crate::store::queries::NOTE_COLUMNS;
-                let row = sqlx::query(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE note_id = $1"))
+                id: &crate::domain::NoteId,
+            ) -> Result<Option<crate::domain::records::Note>, crate::store::StoreError> {
+                use crate::store::queries::NOTE_COLUMNS;
+                let row = crate::store::db::query(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE note_id = $1"))
                     .bind(id.as_str())
-                    .fetch_optional(self.conn().await?)
+                    .fetch_optional(self)
                     .await?;
                 let Some(mut note) = row.as_ref().map(note_from_row).transpose()? else {
                     return Ok(None);
@@ -1438,17 +1422,17 @@ macro_rules! transaction_queries {
 
             async fn case_notes(
                 &mut self,
-                case: &$crate::domain::CaseId,
-                since: Option<$crate::domain::Timestamp>,
-            ) -> Result<Vec<$crate::domain::records::Note>, $crate::store::StoreError> {
-                use $crate::store::queries::NOTE_COLUMNS;
-                let rows = sqlx::query(&format!(
+                case: &crate::domain::CaseId,
+                since: Option<crate::domain::Timestamp>,
+            ) -> Result<Vec<crate::domain::records::Note>, crate::store::StoreError> {
+                use crate::store::queries::NOTE_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {NOTE_COLUMNS} FROM notes WHERE case_id = $1 AND sent_at >= $2 \
                      ORDER BY sent_at, note_id"
                 ))
                 .bind(case.as_str())
                 .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 let mut notes = rows
                     .iter()
@@ -1462,38 +1446,38 @@ macro_rules! transaction_queries {
 
             async fn acknowledge_note(
                 &mut self,
-                note: &$crate::domain::NoteId,
-                agency: &$crate::domain::AgencyId,
-                at: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                note: &crate::domain::NoteId,
+                agency: &crate::domain::AgencyId,
+                at: crate::domain::Timestamp,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::query(
                     "UPDATE note_recipients SET acknowledged_at = $1 WHERE note_id = $2 \
                      AND agency_id = $3 AND acknowledged_at IS NULL",
                 )
                 .bind(at.millis())
                 .bind(note.as_str())
                 .bind(agency.as_str())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn append_feed(
                 &mut self,
-                entry: &$crate::domain::records::FeedEntry,
-            ) -> Result<(), $crate::store::StoreError> {
-                if !self.touched.contains(&entry.agency_id) {
-                    self.touched.push(entry.agency_id.clone());
+                entry: &crate::domain::records::FeedEntry,
+            ) -> Result<(), crate::store::StoreError> {
+                if !self.touched().contains(&entry.agency_id) {
+                    self.touched().push(entry.agency_id.clone());
                 }
                 if self.defer_feed(entry) {
                     // Written with the commit, under the agency's feed lock.
                     return Ok(());
                 }
-                self.write_later(
+                crate::store::db::write(self, 
                     "INSERT INTO feed_events (agency_id, event_id, kind, case_id, referral_id, \
                      note_id, referral_event_id, recorded_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    $crate::store::queries::params![
+                    crate::store::queries::params![
                         entry.agency_id.as_str(),
                         entry.event_id.as_str(),
                         entry.kind.code(),
@@ -1510,14 +1494,13 @@ macro_rules! transaction_queries {
 
             async fn feed_end(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
-            ) -> Result<u64, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                let row = sqlx::query(
+                agency: &crate::domain::AgencyId,
+            ) -> Result<u64, crate::store::StoreError> {
+                let row = crate::store::db::query(
                     "SELECT COALESCE(MAX(cursor), 0) AS last FROM feed_events WHERE agency_id = $1",
                 )
                 .bind(agency.as_str())
-                .fetch_one(self.conn().await?)
+                .fetch_one(self)
                 .await?;
                 let last: i64 = row.try_get("last")?;
                 Ok(u64::try_from(last).unwrap_or(0))
@@ -1525,22 +1508,22 @@ macro_rules! transaction_queries {
 
             async fn feed_acknowledged(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
-            ) -> Result<u64, $crate::store::StoreError> {
-                let row = sqlx::query($crate::store::queries::FEED_ACKNOWLEDGED)
+                agency: &crate::domain::AgencyId,
+            ) -> Result<u64, crate::store::StoreError> {
+                let row = crate::store::db::query(crate::store::queries::FEED_ACKNOWLEDGED)
                     .bind(agency.as_str())
-                    .fetch_optional(self.conn().await?)
+                    .fetch_optional(self)
                     .await?;
                 acknowledged_from_row(row.as_ref())
             }
 
             async fn acknowledge_feed(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
+                agency: &crate::domain::AgencyId,
                 cursor: u64,
-                at: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
+                at: crate::domain::Timestamp,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::query(
                     "INSERT INTO feed_acknowledgements (agency_id, cursor, acknowledged_at) \
                      VALUES ($1, $2, $3) ON CONFLICT (agency_id) DO UPDATE \
                      SET cursor = excluded.cursor, acknowledged_at = excluded.acknowledged_at \
@@ -1549,20 +1532,19 @@ macro_rules! transaction_queries {
                 .bind(agency.as_str())
                 .bind(i64::try_from(cursor).unwrap_or(i64::MAX))
                 .bind(at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn idempotent_response(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
+                agency: &crate::domain::AgencyId,
                 operation: &str,
                 key: &str,
-            ) -> Result<Option<(Vec<u8>, Vec<u8>)>, $crate::store::StoreError> {
-                use sqlx::Row as _;
+            ) -> Result<Option<(Vec<u8>, Vec<u8>)>, crate::store::StoreError> {
                 let rows = self
-                    .look_up($crate::store::Lookup::IdempotentResponse {
+                    .look_up(crate::store::Lookup::IdempotentResponse {
                         agency,
                         operation,
                         key,
@@ -1576,17 +1558,17 @@ macro_rules! transaction_queries {
 
             async fn record_idempotent_response(
                 &mut self,
-                agency: &$crate::domain::AgencyId,
+                agency: &crate::domain::AgencyId,
                 operation: &str,
                 key: &str,
                 digest: &[u8],
                 response: &[u8],
-                at: $crate::domain::Timestamp,
-            ) -> Result<(), $crate::store::StoreError> {
-                self.write_later(
+                at: crate::domain::Timestamp,
+            ) -> Result<(), crate::store::StoreError> {
+                crate::store::db::write(self, 
                     "INSERT INTO idempotency_keys (agency_id, operation, idempotency_key, \
                      request_digest, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    $crate::store::queries::params![
+                    crate::store::queries::params![
                         agency.as_str(),
                         operation,
                         key,
@@ -1603,27 +1585,26 @@ macro_rules! transaction_queries {
         impl $tx {
             async fn note_recipients(
                 &mut self,
-                note: &$crate::domain::NoteId,
-            ) -> Result<Vec<$crate::domain::records::NoteRecipient>, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                let rows = sqlx::query(
+                note: &crate::domain::NoteId,
+            ) -> Result<Vec<crate::domain::records::NoteRecipient>, crate::store::StoreError> {
+                let rows = crate::store::db::query(
                     "SELECT agency_id, acknowledged_at FROM note_recipients WHERE note_id = $1 \
                      ORDER BY agency_id",
                 )
                 .bind(note.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter()
                     .map(|row| {
                         let agency: String = row.try_get("agency_id")?;
-                        Ok($crate::domain::records::NoteRecipient {
-                            agency_id: $crate::store::queries::code(
+                        Ok(crate::domain::records::NoteRecipient {
+                            agency_id: crate::store::queries::code(
                                 "note_recipients",
                                 "agency_id",
                                 &agency,
-                                $crate::domain::AgencyId::parse,
+                                crate::domain::AgencyId::parse,
                             )?,
-                            acknowledged_at: $crate::store::queries::timestamp(
+                            acknowledged_at: crate::store::queries::timestamp(
                                 row.try_get("acknowledged_at")?,
                             ),
                         })
@@ -1631,7 +1612,4 @@ macro_rules! transaction_queries {
                     .collect()
             }
         }
-    };
-}
 
-pub(crate) use transaction_queries;

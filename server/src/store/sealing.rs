@@ -46,33 +46,28 @@ pub(crate) fn field_column(
     }
 }
 
-/// Implements `SealQueries` for a backend's transaction wrapper `$tx` (with `conn()`), using
-/// `$row` as the backend's row type.
-macro_rules! seal_queries {
-    ($tx:ty, $row:ty) => {
         #[async_trait::async_trait]
-        impl $crate::store::sealing::SealQueries for $tx {
+        impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
             async fn sealed_readers(
                 &mut self,
-                case: &$crate::domain::CaseId,
+                case: &crate::domain::CaseId,
             ) -> Result<
-                Vec<($crate::domain::sealing::SealedFieldRef, $crate::domain::AgencyId)>,
-                $crate::store::StoreError,
+                Vec<(crate::domain::sealing::SealedFieldRef, crate::domain::AgencyId)>,
+                crate::store::StoreError,
             > {
-                use sqlx::Row as _;
-                use $crate::domain::AgencyId;
-                use $crate::domain::sealing::{SealedFieldKind, SealedFieldRef};
-                use $crate::store::queries::code;
+                use crate::domain::AgencyId;
+                use crate::domain::sealing::{SealedFieldKind, SealedFieldRef};
+                use crate::store::queries::code;
                 const T: &str = "sealed_readers";
-                let rows = sqlx::query(
+                let rows = crate::store::db::query(
                     "SELECT field_kind, field_id, agency_id FROM sealed_readers \
                      WHERE case_id = $1 ORDER BY field_kind, field_id, agency_id",
                 )
                 .bind(case.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter()
-                    .map(|row: &$row| {
+                    .map(|row: &crate::store::db::Row| {
                         let kind: String = row.try_get("field_kind")?;
                         let agency: String = row.try_get("agency_id")?;
                         Ok((
@@ -88,33 +83,33 @@ macro_rules! seal_queries {
 
             async fn record_reseal(
                 &mut self,
-                record: &$crate::domain::sealing::ResealRecord,
-                sealed: &$crate::domain::Sealed,
-                readers: &std::collections::BTreeSet<$crate::domain::AgencyId>,
-            ) -> Result<(), $crate::store::StoreError> {
+                record: &crate::domain::sealing::ResealRecord,
+                sealed: &crate::domain::Sealed,
+                readers: &std::collections::BTreeSet<crate::domain::AgencyId>,
+            ) -> Result<(), crate::store::StoreError> {
                 let (table, column, key) =
-                    $crate::store::sealing::field_column(record.field.kind);
-                let updated = sqlx::query(&format!(
+                    crate::store::sealing::field_column(record.field.kind);
+                let updated = crate::store::db::query(&format!(
                     "UPDATE {table} SET {column} = $1 WHERE {key} = $2 AND case_id = $3"
                 ))
                 .bind(&sealed.0)
                 .bind(&record.field.id)
                 .bind(record.case_id.as_str())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 if updated.rows_affected() != 1 {
-                    return Err($crate::store::StoreError::corrupt(
+                    return Err(crate::store::StoreError::corrupt(
                         table,
                         format!("no {} {} on case {}", column, record.field.id, record.case_id),
                     ));
                 }
-                sqlx::query("DELETE FROM sealed_readers WHERE field_kind = $1 AND field_id = $2")
+                crate::store::db::query("DELETE FROM sealed_readers WHERE field_kind = $1 AND field_id = $2")
                     .bind(record.field.kind.code())
                     .bind(&record.field.id)
-                    .execute(self.conn().await?)
+                    .execute(self)
                     .await?;
                 for agency in readers {
-                    sqlx::query(
+                    crate::store::db::query(
                         "INSERT INTO sealed_readers (case_id, field_kind, field_id, agency_id) \
                          VALUES ($1, $2, $3, $4)",
                     )
@@ -122,11 +117,11 @@ macro_rules! seal_queries {
                     .bind(record.field.kind.code())
                     .bind(&record.field.id)
                     .bind(agency.as_str())
-                    .execute(self.conn().await?)
+                    .execute(self)
                     .await?;
                 }
                 let added: Vec<&str> = record.added_readers.iter().map(|a| a.as_str()).collect();
-                sqlx::query(
+                crate::store::db::query(
                     "INSERT INTO reseals (reseal_id, case_id, field_kind, field_id, resealed_by, \
                      staff_name, staff_role, added_readers, resealed_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -140,33 +135,32 @@ macro_rules! seal_queries {
                 .bind(&record.staff.role)
                 .bind(added.join(","))
                 .bind(record.resealed_at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn case_reseals(
                 &mut self,
-                case: &$crate::domain::CaseId,
-                since: Option<$crate::domain::Timestamp>,
-            ) -> Result<Vec<$crate::domain::sealing::ResealRecord>, $crate::store::StoreError> {
-                use sqlx::Row as _;
-                use $crate::domain::sealing::{ResealRecord, SealedFieldKind, SealedFieldRef};
-                use $crate::domain::{AgencyId, CaseId, ResealId, Staff, Timestamp};
-                use $crate::store::queries::code;
+                case: &crate::domain::CaseId,
+                since: Option<crate::domain::Timestamp>,
+            ) -> Result<Vec<crate::domain::sealing::ResealRecord>, crate::store::StoreError> {
+                use crate::domain::sealing::{ResealRecord, SealedFieldKind, SealedFieldRef};
+                use crate::domain::{AgencyId, CaseId, ResealId, Staff, Timestamp};
+                use crate::store::queries::code;
                 const T: &str = "reseals";
-                let rows = sqlx::query(
+                let rows = crate::store::db::query(
                     "SELECT reseal_id, case_id, field_kind, field_id, resealed_by, staff_name, \
                      staff_role, added_readers, resealed_at FROM reseals \
                      WHERE case_id = $1 AND resealed_at >= $2 ORDER BY resealed_at, reseal_id",
                 )
                 .bind(case.as_str())
                 .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter()
-                    .map(|row: &$row| {
-                        let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+                    .map(|row: &crate::store::db::Row| {
+                        let text = |column: &str| -> Result<String, crate::store::StoreError> {
                             Ok(row.try_get::<String, _>(column)?)
                         };
                         let added = text("added_readers")?;
@@ -203,7 +197,4 @@ macro_rules! seal_queries {
                     .collect()
             }
         }
-    };
-}
 
-pub(crate) use seal_queries;

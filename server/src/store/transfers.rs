@@ -46,25 +46,20 @@ pub(crate) const TRANSFER_COLUMNS: &str = "transfer_id, case_id, from_municipali
      receiving_case_opened, decline_reason, decline_text, withdrawn_at, deliver_by, respond_by, \
      accept_by, updated_at";
 
-/// Implements `TransferQueries` for a backend's transaction wrapper `$tx` (with `conn()`), using
-/// `$row` as the backend's row type.
-macro_rules! transfer_queries {
-    ($tx:ty, $row:ty) => {
         fn transfer_from_row(
-            row: &$row,
-        ) -> Result<$crate::domain::transfer::Transfer, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            use $crate::domain::basis::LegalBasisKind;
-            use $crate::domain::transfer::{
+            row: &crate::store::db::Row,
+        ) -> Result<crate::domain::transfer::Transfer, crate::store::StoreError> {
+            use crate::domain::basis::LegalBasisKind;
+            use crate::domain::transfer::{
                 DeclineReason, Transfer, TransferDeadlines, TransferId, TransferState,
             };
-            use $crate::domain::*;
-            use $crate::store::queries::{code, optional_code, timestamp};
+            use crate::domain::*;
+            use crate::store::queries::{code, optional_code, timestamp};
             const T: &str = "transfers";
-            let text = |column: &str| -> Result<String, $crate::store::StoreError> {
+            let text = |column: &str| -> Result<String, crate::store::StoreError> {
                 Ok(row.try_get::<String, _>(column)?)
             };
-            let at = |column: &str| -> Result<Timestamp, $crate::store::StoreError> {
+            let at = |column: &str| -> Result<Timestamp, crate::store::StoreError> {
                 Ok(Timestamp::from_millis(row.try_get::<i64, _>(column)?))
             };
             let note: Option<Vec<u8>> = row.try_get("note")?;
@@ -151,12 +146,12 @@ macro_rules! transfer_queries {
         }
 
         #[async_trait::async_trait]
-        impl $crate::store::transfers::TransferQueries for $tx {
+        impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries for C {
             async fn insert_transfer(
                 &mut self,
-                transfer: &$crate::domain::transfer::Transfer,
-            ) -> Result<(), $crate::store::StoreError> {
-                let result = sqlx::query(
+                transfer: &crate::domain::transfer::Transfer,
+            ) -> Result<(), crate::store::StoreError> {
+                let result = crate::store::db::query(
                     "INSERT INTO transfers (transfer_id, case_id, from_municipality, \
                      to_municipality, proposed_by, staff_name, staff_role, basis, consent_id, \
                      justification, note, state, proposed_at, deliver_by, respond_by, accept_by, \
@@ -180,10 +175,10 @@ macro_rules! transfer_queries {
                 .bind(transfer.deadlines.respond_by.millis())
                 .bind(transfer.deadlines.accept_by.millis())
                 .bind(transfer.updated_at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 if result.rows_affected() == 0 {
-                    return Err($crate::store::StoreError::Conflict(format!(
+                    return Err(crate::store::StoreError::Conflict(format!(
                         "a transfer in progress of case {}",
                         transfer.case_id
                     )));
@@ -193,11 +188,11 @@ macro_rules! transfer_queries {
 
             async fn update_transfer(
                 &mut self,
-                transfer: &$crate::domain::transfer::Transfer,
-            ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::queries::millis;
+                transfer: &crate::domain::transfer::Transfer,
+            ) -> Result<(), crate::store::StoreError> {
+                use crate::store::queries::millis;
                 let staff = transfer.responded_staff.as_ref();
-                sqlx::query(
+                crate::store::db::query(
                     "UPDATE transfers SET state = $1, acknowledged_at = $2, acknowledged_by = $3, \
                      responded_at = $4, responded_by = $5, responded_staff_name = $6, \
                      responded_staff_role = $7, lead_agency = $8, receiving_case_id = $9, \
@@ -219,124 +214,124 @@ macro_rules! transfer_queries {
                 .bind(millis(transfer.withdrawn_at))
                 .bind(transfer.updated_at.millis())
                 .bind(transfer.id.as_str())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(())
             }
 
             async fn transfer(
                 &mut self,
-                id: &$crate::domain::TransferId,
-            ) -> Result<Option<$crate::domain::transfer::Transfer>, $crate::store::StoreError>
+                id: &crate::domain::TransferId,
+            ) -> Result<Option<crate::domain::transfer::Transfer>, crate::store::StoreError>
             {
-                use $crate::store::transfers::TRANSFER_COLUMNS;
-                let row = sqlx::query(&format!(
+                use crate::store::transfers::TRANSFER_COLUMNS;
+                let row = crate::store::db::query(&format!(
                     "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE transfer_id = $1"
                 ))
                 .bind(id.as_str())
-                .fetch_optional(self.conn().await?)
+                .fetch_optional(self)
                 .await?;
                 row.as_ref().map(transfer_from_row).transpose()
             }
 
             async fn case_transfers(
                 &mut self,
-                case: &$crate::domain::CaseId,
-            ) -> Result<Vec<$crate::domain::transfer::Transfer>, $crate::store::StoreError> {
-                use $crate::store::transfers::TRANSFER_COLUMNS;
-                let rows = sqlx::query(&format!(
+                case: &crate::domain::CaseId,
+            ) -> Result<Vec<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+                use crate::store::transfers::TRANSFER_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE case_id = $1 \
                      ORDER BY proposed_at, transfer_id"
                 ))
                 .bind(case.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(transfer_from_row).collect()
             }
 
             async fn received_transfers(
                 &mut self,
-                case: &$crate::domain::CaseId,
-            ) -> Result<Vec<$crate::domain::transfer::Transfer>, $crate::store::StoreError> {
-                use $crate::store::transfers::TRANSFER_COLUMNS;
-                let rows = sqlx::query(&format!(
+                case: &crate::domain::CaseId,
+            ) -> Result<Vec<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+                use crate::store::transfers::TRANSFER_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE receiving_case_id = $1 \
                      ORDER BY proposed_at, transfer_id"
                 ))
                 .bind(case.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(transfer_from_row).collect()
             }
 
             async fn municipality_transfers(
                 &mut self,
-                municipality: &$crate::domain::Municipality,
-            ) -> Result<Vec<$crate::domain::transfer::Transfer>, $crate::store::StoreError> {
-                use $crate::store::transfers::TRANSFER_COLUMNS;
-                let rows = sqlx::query(&format!(
+                municipality: &crate::domain::Municipality,
+            ) -> Result<Vec<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+                use crate::store::transfers::TRANSFER_COLUMNS;
+                let rows = crate::store::db::query(&format!(
                     "SELECT {TRANSFER_COLUMNS} FROM transfers \
                      WHERE from_municipality = $1 OR to_municipality = $1 \
                      ORDER BY proposed_at DESC, transfer_id DESC"
                 ))
                 .bind(municipality.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(transfer_from_row).collect()
             }
 
             async fn transfers_due(
                 &mut self,
-                due_by: $crate::domain::Timestamp,
-            ) -> Result<Vec<$crate::domain::transfer::Transfer>, $crate::store::StoreError> {
-                use $crate::store::transfers::TRANSFER_COLUMNS;
+                due_by: crate::domain::Timestamp,
+            ) -> Result<Vec<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+                use crate::store::transfers::TRANSFER_COLUMNS;
                 // The deliver-by deadline is the earliest: a transfer in progress with none of
                 // its deadlines passed has not passed that one either.
-                let rows = sqlx::query(&format!(
+                let rows = crate::store::db::query(&format!(
                     "SELECT {TRANSFER_COLUMNS} FROM transfers \
                      WHERE state IN ('proposed', 'acknowledged') AND deliver_by <= $1 \
                      ORDER BY proposed_at, transfer_id"
                 ))
                 .bind(due_by.millis())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 rows.iter().map(transfer_from_row).collect()
             }
 
             async fn record_transfer_escalation(
                 &mut self,
-                transfer: &$crate::domain::TransferId,
-                timer: $crate::domain::transfer::TransferTimer,
-                at: $crate::domain::Timestamp,
-            ) -> Result<bool, $crate::store::StoreError> {
-                let result = sqlx::query(
+                transfer: &crate::domain::TransferId,
+                timer: crate::domain::transfer::TransferTimer,
+                at: crate::domain::Timestamp,
+            ) -> Result<bool, crate::store::StoreError> {
+                let result = crate::store::db::query(
                     "INSERT INTO transfer_escalations (transfer_id, timer, raised_at) \
                      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 )
                 .bind(transfer.as_str())
                 .bind(timer.code())
                 .bind(at.millis())
-                .execute(self.conn().await?)
+                .execute(self)
                 .await?;
                 Ok(result.rows_affected() == 1)
             }
 
             async fn transfer_escalations(
                 &mut self,
-                transfer: &$crate::domain::TransferId,
-            ) -> Result<Vec<$crate::domain::transfer::TransferTimer>, $crate::store::StoreError>
+                transfer: &crate::domain::TransferId,
+            ) -> Result<Vec<crate::domain::transfer::TransferTimer>, crate::store::StoreError>
             {
-                use $crate::domain::transfer::TransferTimer;
+                use crate::domain::transfer::TransferTimer;
                 let codes: Vec<String> = sqlx::query_scalar(
                     "SELECT timer FROM transfer_escalations WHERE transfer_id = $1",
                 )
                 .bind(transfer.as_str())
-                .fetch_all(self.conn().await?)
+                .fetch_all(self)
                 .await?;
                 let mut timers = codes
                     .iter()
                     .map(|code| {
-                        $crate::store::queries::code(
+                        crate::store::queries::code(
                             "transfer_escalations",
                             "timer",
                             code,
@@ -348,6 +343,4 @@ macro_rules! transfer_queries {
                 Ok(timers)
             }
         }
-    };
-}
 pub(crate) use transfer_queries;

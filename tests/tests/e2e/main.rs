@@ -1,6 +1,7 @@
 //! End-to-end tests of the hub over real mutual TLS. One test binary for all of them.
 
 mod audit;
+mod cancellation;
 mod cases;
 mod console;
 mod council;

@@ -18,6 +18,17 @@ use tsunagu_tests::{TestHub, postgres_or_skip};
 const PATIENCE: Duration = Duration::from_secs(5);
 const WATCH: Duration = Duration::from_millis(400);
 
+/// Waits until the writes the hub made in the background for the calls before (recording a
+/// certificate seen, the audit records of reads) are committed: an exclusive write queued behind
+/// a test's open transaction would hold up every write after it, whatever the case.
+async fn settle(pg: &PostgresStore) {
+    for _ in 0..3 {
+        let tx = pg.begin_write(Locking::Exclusive).await.unwrap();
+        tx.commit().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn two_cases(hub: &TestHub) -> (CaseId, CaseId) {
     let kodomo = hub.client("kodomo").await;
     let (a, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
@@ -39,6 +50,7 @@ async fn on_postgresql_a_write_about_another_case_goes_through_while_one_about_t
     let pg = PostgresStore::open(&hub.database.url).await.unwrap();
     let (case_a, case_b) = two_cases(&hub).await;
     let kodomo = AgencyId::parse("kodomo").unwrap();
+    settle(&pg).await;
 
     // A write about case A, left open.
     let mut first = pg.begin_write(Locking::Narrow).await.unwrap();
