@@ -1,5 +1,6 @@
 //! The tamper-evident audit log: appending records to the hash chain and reading them back.
 
+
 use async_trait::async_trait;
 
 use crate::domain::audit::{AuditEntry, AuditRecord, ChainHead};
@@ -93,144 +94,140 @@ pub(crate) fn record_params(record: &AuditRecord) -> Result<Vec<Param>, StoreErr
     ])
 }
 
-        fn audit_record_from_row(
-            row: &crate::store::db::Row,
-        ) -> Result<crate::domain::audit::AuditRecord, crate::store::StoreError> {
-            let sequence: i64 = row.try_get("sequence")?;
-            Ok(crate::domain::audit::AuditRecord {
-                sequence: u64::try_from(sequence).map_err(|_| {
-                    crate::store::StoreError::corrupt(
-                        "audit_records",
-                        format!("sequence {sequence}"),
-                    )
-                })?,
-                entry: crate::domain::audit::AuditEntry {
-                    at: crate::domain::Timestamp::from_millis(row.try_get("recorded_at")?),
-                    agency_id: row.try_get("agency_id")?,
-                    staff_name: row.try_get("staff_name")?,
-                    staff_role: row.try_get("staff_role")?,
-                    action: row.try_get("action")?,
-                    municipality: row.try_get("municipality")?,
-                    case_id: row.try_get("case_id")?,
-                    referral_id: row.try_get("referral_id")?,
-                    note_id: row.try_get("note_id")?,
-                    consent_id: row.try_get("consent_id")?,
-                    basis: row.try_get("basis")?,
-                    outcome: row.try_get("outcome")?,
-                },
-                hash: row.try_get("hash")?,
-            })
+fn audit_record_from_row(
+    row: &crate::store::db::Row,
+) -> Result<crate::domain::audit::AuditRecord, crate::store::StoreError> {
+    let sequence: i64 = row.try_get("sequence")?;
+    Ok(crate::domain::audit::AuditRecord {
+        sequence: u64::try_from(sequence).map_err(|_| {
+            crate::store::StoreError::corrupt("audit_records", format!("sequence {sequence}"))
+        })?,
+        entry: crate::domain::audit::AuditEntry {
+            at: crate::domain::Timestamp::from_millis(row.try_get("recorded_at")?),
+            agency_id: row.try_get("agency_id")?,
+            staff_name: row.try_get("staff_name")?,
+            staff_role: row.try_get("staff_role")?,
+            action: row.try_get("action")?,
+            municipality: row.try_get("municipality")?,
+            case_id: row.try_get("case_id")?,
+            referral_id: row.try_get("referral_id")?,
+            note_id: row.try_get("note_id")?,
+            consent_id: row.try_get("consent_id")?,
+            basis: row.try_get("basis")?,
+            outcome: row.try_get("outcome")?,
+        },
+        hash: row.try_get("hash")?,
+    })
+}
+
+/// The chain head from the rows of `Lookup::AuditHead` (none: the empty log).
+pub(crate) fn audit_head_from_rows(
+    rows: &[crate::store::db::Row],
+) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
+    let Some(row) = rows.first() else {
+        return Ok(crate::domain::audit::ChainHead::GENESIS);
+    };
+    let sequence: i64 = row.try_get("sequence")?;
+    let hash: Vec<u8> = row.try_get("hash")?;
+    let corrupt = || {
+        crate::store::StoreError::corrupt(
+            "audit_records",
+            format!("the head (record {sequence}) is malformed"),
+        )
+    };
+    Ok(crate::domain::audit::ChainHead {
+        sequence: u64::try_from(sequence).map_err(|_| corrupt())?,
+        hash: hash.as_slice().try_into().map_err(|_| corrupt())?,
+    })
+}
+
+#[async_trait::async_trait]
+impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
+    async fn audit_head(
+        &mut self,
+    ) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
+        let rows = self.look_up(crate::store::Lookup::AuditHead).await?;
+        audit_head_from_rows(&rows)
+    }
+
+    async fn append_audit(
+        &mut self,
+        entry: &crate::domain::audit::AuditEntry,
+        expected: Option<crate::domain::audit::ChainHead>,
+    ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+        use crate::store::audit::{APPEND_AFTER_HEAD, record_params, sequence_column};
+        if self.defer_audit(entry) {
+            // Chained and written with the commit, after the head as it is then.
+            return Ok(None);
         }
-
-        /// The chain head from the rows of `Lookup::AuditHead` (none: the empty log).
-        pub(crate) fn audit_head_from_rows(
-            rows: &[crate::store::db::Row],
-        ) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
-            let Some(row) = rows.first() else {
-                return Ok(crate::domain::audit::ChainHead::GENESIS);
-            };
-            let sequence: i64 = row.try_get("sequence")?;
-            let hash: Vec<u8> = row.try_get("hash")?;
-            let corrupt = || {
-                crate::store::StoreError::corrupt(
-                    "audit_records",
-                    format!("the head (record {sequence}) is malformed"),
-                )
-            };
-            Ok(crate::domain::audit::ChainHead {
-                sequence: u64::try_from(sequence).map_err(|_| corrupt())?,
-                hash: hash.as_slice().try_into().map_err(|_| corrupt())?,
-            })
+        let head = match expected {
+            Some(head) => head,
+            None => crate::store::audit::AuditQueries::audit_head(self).await?,
+        };
+        let record = crate::domain::audit::chain(entry.clone(), &head);
+        let mut params = record_params(&record)?;
+        params.extend(crate::store::queries::params![
+            sequence_column(head.sequence)?,
+            head.hash.as_slice(),
+        ]);
+        // Sent together with the transaction's writes still waiting, if any: the record
+        // is written after them, as it was called after them.
+        let appended = crate::store::db::write_counted(self, APPEND_AFTER_HEAD, params).await?;
+        if appended == 1 {
+            return Ok(Some(record));
         }
+        if expected.is_none() {
+            // Read in this very transaction, the head cannot have moved: one writer.
+            return Err(crate::store::StoreError::corrupt(
+                "audit_records",
+                "the head moved inside a write transaction",
+            ));
+        }
+        // The expected head was not the head: read it and chain after it.
+        crate::store::audit::AuditQueries::append_audit(self, entry, None).await
+    }
 
-        #[async_trait::async_trait]
-        impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
-            async fn audit_head(
-                &mut self,
-            ) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
-                let rows = self.look_up(crate::store::Lookup::AuditHead).await?;
-                audit_head_from_rows(&rows)
-            }
+    async fn audit_record(
+        &mut self,
+        sequence: u64,
+    ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+        use crate::store::audit::AUDIT_COLUMNS;
+        let row = crate::store::db::query(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence = $1"
+        ))
+        .bind(crate::store::audit::sequence_column(sequence)?)
+        .fetch_optional(self)
+        .await?;
+        row.as_ref().map(audit_record_from_row).transpose()
+    }
 
-            async fn append_audit(
-                &mut self,
-                entry: &crate::domain::audit::AuditEntry,
-                expected: Option<crate::domain::audit::ChainHead>,
-            ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
-                use crate::store::audit::{APPEND_AFTER_HEAD, record_params, sequence_column};
-                if self.defer_audit(entry) {
-                    // Chained and written with the commit, after the head as it is then.
-                    return Ok(None);
-                }
-                let head = match expected {
-                    Some(head) => head,
-                    None => crate::store::audit::AuditQueries::audit_head(self).await?,
-                };
-                let record = crate::domain::audit::chain(entry.clone(), &head);
-                let mut params = record_params(&record)?;
-                params.extend(crate::store::queries::params![
-                    sequence_column(head.sequence)?,
-                    head.hash.as_slice(),
-                ]);
-                // Sent together with the transaction's writes still waiting, if any: the record
-                // is written after them, as it was called after them.
-                let appended = crate::store::db::write(self, APPEND_AFTER_HEAD, params).await?;
-                if appended == 1 {
-                    return Ok(Some(record));
-                }
-                if expected.is_none() {
-                    // Read in this very transaction, the head cannot have moved: one writer.
-                    return Err(crate::store::StoreError::corrupt(
-                        "audit_records",
-                        "the head moved inside a write transaction",
-                    ));
-                }
-                // The expected head was not the head: read it and chain after it.
-                crate::store::audit::AuditQueries::append_audit(self, entry, None).await
-            }
-
-            async fn audit_record(
-                &mut self,
-                sequence: u64,
-            ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError>
-            {
-                use crate::store::audit::AUDIT_COLUMNS;
-                let row = crate::store::db::query(&format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence = $1"
-                ))
-                .bind(crate::store::audit::sequence_column(sequence)?)
-                .fetch_optional(self)
-                .await?;
-                row.as_ref().map(audit_record_from_row).transpose()
-            }
-
-            async fn audit_range(
-                &mut self,
-                after: u64,
-                limit: u32,
-            ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
-                use crate::store::audit::AUDIT_COLUMNS;
-                let rows = crate::store::db::query(&format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence > $1 \
+    async fn audit_range(
+        &mut self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+        use crate::store::audit::AUDIT_COLUMNS;
+        let rows = crate::store::db::query(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence > $1 \
                      ORDER BY sequence LIMIT $2"
-                ))
-                .bind(crate::store::audit::sequence_column(after)?)
-                .bind(i64::from(limit))
-                .fetch_all(self)
-                .await?;
-                rows.iter().map(audit_record_from_row).collect()
-            }
+        ))
+        .bind(crate::store::audit::sequence_column(after)?)
+        .bind(i64::from(limit))
+        .fetch_all(self)
+        .await?;
+        rows.iter().map(audit_record_from_row).collect()
+    }
 
-            async fn audit_records(
-                &mut self,
-                filter: &crate::store::audit::AuditFilter<'_>,
-            ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
-                use crate::store::audit::AUDIT_COLUMNS;
-                use crate::store::queries::join_codes;
-                // Coordinated municipalities travel as one comma-joined parameter ($7), matched
-                // with the delimiter-safe containment test of `visible_cases`.
-                let sql = format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_records a WHERE a.sequence > $1 \
+    async fn audit_records(
+        &mut self,
+        filter: &crate::store::audit::AuditFilter<'_>,
+    ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+        use crate::store::audit::AUDIT_COLUMNS;
+        use crate::store::queries::join_codes;
+        // Coordinated municipalities travel as one comma-joined parameter ($7), matched
+        // with the delimiter-safe containment test of `visible_cases`.
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_records a WHERE a.sequence > $1 \
                      AND a.recorded_at >= $2 AND a.recorded_at < $3 \
                      AND ($4 = '' OR a.case_id = $4) \
                      AND ($5 = '' OR a.municipality = $5 \
@@ -252,19 +249,18 @@ pub(crate) fn record_params(record: &AuditRecord) -> Result<Vec<Param>, StoreErr
                              JOIN cases c ON c.case_id = n.case_id \
                              WHERE (',' || $7 || ',') LIKE ('%,' || c.municipality || ',%'))) \
                      ORDER BY a.sequence LIMIT $8"
-                );
-                let rows = crate::store::db::query(&sql)
-                    .bind(crate::store::audit::sequence_column(filter.after_sequence)?)
-                    .bind(filter.from.map_or(i64::MIN, |at| at.millis()))
-                    .bind(filter.until.map_or(i64::MAX, |at| at.millis()))
-                    .bind(filter.case.map_or("", |id| id.as_str()))
-                    .bind(filter.municipality.map_or("", |m| m.as_str()))
-                    .bind(filter.reader.as_str())
-                    .bind(join_codes(filter.coordinated))
-                    .bind(i64::from(filter.limit))
-                    .fetch_all(self)
-                    .await?;
-                rows.iter().map(audit_record_from_row).collect()
-            }
-        }
-
+        );
+        let rows = crate::store::db::query(&sql)
+            .bind(crate::store::audit::sequence_column(filter.after_sequence)?)
+            .bind(filter.from.map_or(i64::MIN, |at| at.millis()))
+            .bind(filter.until.map_or(i64::MAX, |at| at.millis()))
+            .bind(filter.case.map_or("", |id| id.as_str()))
+            .bind(filter.municipality.map_or("", |m| m.as_str()))
+            .bind(filter.reader.as_str())
+            .bind(join_codes(filter.coordinated))
+            .bind(i64::from(filter.limit))
+            .fetch_all(self)
+            .await?;
+        rows.iter().map(audit_record_from_row).collect()
+    }
+}

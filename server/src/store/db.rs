@@ -163,9 +163,18 @@ impl Query<'_> {
     }
 }
 
-/// Runs a statement that writes, with its parameters already collected (`params!`); returns
-/// how many rows it changed.
+/// Runs a statement that writes, with its parameters already collected (`params!`).
 pub(crate) async fn write<C: Connection + ?Sized>(
+    db: &mut C,
+    sql: &str,
+    params: Vec<Param>,
+) -> Result<(), StoreError> {
+    db.execute(sql, &params).await.map(|_| ())
+}
+
+/// Runs a statement that writes, with its parameters already collected; returns how many rows
+/// it changed.
+pub(crate) async fn write_counted<C: Connection + ?Sized>(
     db: &mut C,
     sql: &str,
     params: Vec<Param>,

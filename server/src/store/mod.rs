@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod council;
+pub(crate) mod db;
 pub mod feed;
 pub mod keys;
 pub mod outcomes;

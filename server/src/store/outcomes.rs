@@ -5,6 +5,8 @@
 //! The step times and escalations are kept on the referral row (migration 0008), so no event or
 //! escalation is read. No sealed column (body, notes) is selected.
 
+use super::queries::referral_state_from_row;
+
 use async_trait::async_trait;
 
 use crate::domain::outcomes::{Dimension, OutcomeParts};
@@ -211,106 +213,107 @@ pub(crate) fn links_statement(
     s
 }
 
-        #[async_trait::async_trait]
-        impl<C: crate::store::db::Connection> crate::store::outcomes::OutcomeQueries for C {
-            async fn outcome_parts(
-                &mut self,
-                scope: crate::store::outcomes::OutcomeScope<'_>,
-                from: crate::domain::Timestamp,
-                until: crate::domain::Timestamp,
-                view: &crate::store::outcomes::OutcomeView<'_>,
-            ) -> Result<crate::domain::outcomes::OutcomeParts, crate::store::StoreError> {
-                use crate::domain::ReferralId;
-                use crate::domain::outcomes::{LinkRow, OutcomeParts, Tally, Timing};
-                use crate::domain::referral::*;
-                use crate::store::StoreError;
-                use crate::store::outcomes::{links_statement, tallies_statement};
-                use crate::store::queries::{bind_params, code, optional_code};
-                const T: &str = "referrals";
-                let k = view.group_by.len();
-                let key = |row: &crate::store::db::Row| -> Result<Vec<String>, StoreError> {
-                    (0..k).map(|i| Ok(row.try_get::<String, _>(i)?)).collect()
-                };
-                let count = |row: &crate::store::db::Row, i: usize| -> Result<u64, StoreError> {
-                    u64::try_from(row.try_get::<i64, _>(i)?)
-                        .map_err(|_| StoreError::corrupt(T, "count"))
-                };
-                let mut parts = OutcomeParts::default();
+#[async_trait::async_trait]
+impl<C: crate::store::db::Connection> crate::store::outcomes::OutcomeQueries for C {
+    async fn outcome_parts(
+        &mut self,
+        scope: crate::store::outcomes::OutcomeScope<'_>,
+        from: crate::domain::Timestamp,
+        until: crate::domain::Timestamp,
+        view: &crate::store::outcomes::OutcomeView<'_>,
+    ) -> Result<crate::domain::outcomes::OutcomeParts, crate::store::StoreError> {
+        use crate::domain::ReferralId;
+        use crate::domain::outcomes::{LinkRow, OutcomeParts, Tally, Timing};
+        use crate::domain::referral::*;
+        use crate::store::StoreError;
+        use crate::store::outcomes::{links_statement, tallies_statement};
+        use crate::store::queries::{code, optional_code};
+        const T: &str = "referrals";
+        let k = view.group_by.len();
+        let key = |row: &crate::store::db::Row| -> Result<Vec<String>, StoreError> {
+            (0..k).map(|i| Ok(row.try_get::<String, _>(i)?)).collect()
+        };
+        let count = |row: &crate::store::db::Row, i: usize| -> Result<u64, StoreError> {
+            u64::try_from(row.try_get::<i64, _>(i)?).map_err(|_| StoreError::corrupt(T, "count"))
+        };
+        let mut parts = OutcomeParts::default();
 
-                let s = tallies_statement(scope, from, until, view, self.dialect().month_of_sending(), self.dialect().comma_list());
-                let rows = crate::store::db::query(&s.sql).bind_all(&s.params)
-                    .fetch_all(self)
-                    .await?;
-                for row in &rows {
-                    let text = |i: usize| -> Result<String, StoreError> {
-                        Ok(row.try_get::<String, _>(i)?)
-                    };
-                    let mut past_deadline = [[0; 4]; 4];
-                    for (i, slot) in past_deadline.iter_mut().flatten().enumerate() {
-                        *slot = count(row, k + 8 + i)?;
-                    }
-                    let mut seconds: [Vec<i64>; 5] = Default::default();
-                    for (i, slot) in seconds.iter_mut().enumerate() {
-                        let list: Option<String> = row.try_get(k + 24 + i)?;
-                        for value in list.as_deref().unwrap_or_default().split(',') {
-                            if !value.is_empty() {
-                                slot.push(
-                                    value
-                                        .trim()
-                                        .parse()
-                                        .map_err(|_| StoreError::corrupt(T, "step time"))?,
-                                );
-                            }
-                        }
-                    }
-                    if seconds.iter().any(|s| !s.is_empty()) {
-                        parts.timings.push(Timing {
-                            key: key(row)?,
-                            seconds,
-                        });
-                    }
-                    parts.tallies.push(Tally {
-                        key: key(row)?,
-                        delivery: code(T, "delivery", &text(k)?, DeliveryState::from_code)?,
-                        response: code(T, "response", &text(k + 1)?, ResponseState::from_code)?,
-                        connection: code(
-                            T,
-                            "connection",
-                            &text(k + 2)?,
-                            ConnectionState::from_code,
-                        )?,
-                        not_connected_reason: optional_code(
-                            T,
-                            "not_connected_reason",
-                            row.try_get(k + 3)?,
-                            NotConnectedReason::from_code,
-                        )?,
-                        confirmed: row.try_get::<i64, _>(k + 4)? != 0,
-                        reason: row.try_get(k + 5)?,
-                        escalated: u8::try_from(row.try_get::<i64, _>(k + 6)?)
-                            .map_err(|_| StoreError::corrupt(T, "escalated"))?,
-                        count: count(row, k + 7)?,
-                        past_deadline,
-                    });
-                }
-
-                let s = links_statement(scope, from, until, view, self.dialect().month_of_sending());
-                let rows = crate::store::db::query(&s.sql).bind_all(&s.params)
-                    .fetch_all(self)
-                    .await?;
-                for row in &rows {
-                    parts.links.push(LinkRow {
-                        id: code(
-                            T,
-                            "referral_id",
-                            &row.try_get::<String, _>("referral_id")?,
-                            ReferralId::parse,
-                        )?,
-                        key: key(row)?,
-                        state: referral_state_from_row(row)?,
-                    });
-                }
-                Ok(parts)
+        let s = tallies_statement(
+            scope,
+            from,
+            until,
+            view,
+            self.dialect().month_of_sending(),
+            self.dialect().comma_list(),
+        );
+        let rows = crate::store::db::query(&s.sql)
+            .bind_all(&s.params)
+            .fetch_all(self)
+            .await?;
+        for row in &rows {
+            let text =
+                |i: usize| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(i)?) };
+            let mut past_deadline = [[0; 4]; 4];
+            for (i, slot) in past_deadline.iter_mut().flatten().enumerate() {
+                *slot = count(row, k + 8 + i)?;
             }
+            let mut seconds: [Vec<i64>; 5] = Default::default();
+            for (i, slot) in seconds.iter_mut().enumerate() {
+                let list: Option<String> = row.try_get(k + 24 + i)?;
+                for value in list.as_deref().unwrap_or_default().split(',') {
+                    if !value.is_empty() {
+                        slot.push(
+                            value
+                                .trim()
+                                .parse()
+                                .map_err(|_| StoreError::corrupt(T, "step time"))?,
+                        );
+                    }
+                }
+            }
+            if seconds.iter().any(|s| !s.is_empty()) {
+                parts.timings.push(Timing {
+                    key: key(row)?,
+                    seconds,
+                });
+            }
+            parts.tallies.push(Tally {
+                key: key(row)?,
+                delivery: code(T, "delivery", &text(k)?, DeliveryState::from_code)?,
+                response: code(T, "response", &text(k + 1)?, ResponseState::from_code)?,
+                connection: code(T, "connection", &text(k + 2)?, ConnectionState::from_code)?,
+                not_connected_reason: optional_code(
+                    T,
+                    "not_connected_reason",
+                    row.try_get(k + 3)?,
+                    NotConnectedReason::from_code,
+                )?,
+                confirmed: row.try_get::<i64, _>(k + 4)? != 0,
+                reason: row.try_get(k + 5)?,
+                escalated: u8::try_from(row.try_get::<i64, _>(k + 6)?)
+                    .map_err(|_| StoreError::corrupt(T, "escalated"))?,
+                count: count(row, k + 7)?,
+                past_deadline,
+            });
         }
 
+        let s = links_statement(scope, from, until, view, self.dialect().month_of_sending());
+        let rows = crate::store::db::query(&s.sql)
+            .bind_all(&s.params)
+            .fetch_all(self)
+            .await?;
+        for row in &rows {
+            parts.links.push(LinkRow {
+                id: code(
+                    T,
+                    "referral_id",
+                    &row.try_get::<String, _>("referral_id")?,
+                    ReferralId::parse,
+                )?,
+                key: key(row)?,
+                state: referral_state_from_row(row)?,
+            });
+        }
+        Ok(parts)
+    }
+}

@@ -12,12 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
+use super::db::{Connection, Dialect, Row};
 use super::feed::FeedSignals;
 use super::pg_hosts::{self, Hosts};
 use super::pg_locks;
-use super::queries::{Param, bind_params};
+use super::queries::{
+    FEED_ACKNOWLEDGED, FEED_PAGE, Param, acknowledged_from_row, bind_params, feed_from_row,
+};
 use super::{JobAnswer, Locking, Lookup, Store, StoreError, Transaction, WriteJob};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -56,21 +59,42 @@ pub struct PostgresTransaction {
     locked_cases: std::collections::HashSet<String>,
 }
 
-super::queries::store_feed_reads!(sqlx::PgPool);
-super::queries::transaction_queries!(PostgresTransaction, PgRow);
-super::audit::audit_queries!(PostgresTransaction, PgRow);
-super::council::council_queries!(PostgresTransaction, PgRow);
-super::sealing::seal_queries!(PostgresTransaction, PgRow);
-super::keys::keys_queries!(PostgresTransaction, PgRow);
-super::transfers::transfer_queries!(PostgresTransaction, PgRow);
-super::outcomes::outcome_queries!(
-    PostgresTransaction,
-    PgRow,
-    // The month of sending in Japan (UTC+9, no summer time).
-    "to_char(to_timestamp((r.sent_at + 32400000) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM')",
-    // The values of a group joined with commas.
-    "string_agg(CAST({value} AS TEXT), ',')",
-);
+#[async_trait]
+impl Connection for PostgresTransaction {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let rows = bind_params(sqlx::query(sql), params)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows.into_iter().map(Row::Postgres).collect())
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        let done = bind_params(sqlx::query(sql), params)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn lock_for(&mut self, lookup: &Lookup<'_>) -> Result<(), StoreError> {
+        PostgresTransaction::lock_for(self, lookup).await
+    }
+
+    fn defer_feed(&mut self, entry: &crate::domain::records::FeedEntry) -> bool {
+        PostgresTransaction::defer_feed(self, entry)
+    }
+
+    fn defer_audit(&mut self, entry: &crate::domain::audit::AuditEntry) -> bool {
+        PostgresTransaction::defer_audit(self, entry)
+    }
+
+    fn touched(&mut self) -> &mut Vec<crate::domain::AgencyId> {
+        &mut self.touched
+    }
+}
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://...`, one host or several: `postgres://u@h1,h2/db`) and
@@ -215,11 +239,23 @@ impl Store for PostgresStore {
         after: u64,
         limit: u32,
     ) -> Result<super::FeedPage, StoreError> {
-        read_feed_page(&self.pool, agency, after, limit).await
+        let rows = sqlx::query(FEED_PAGE)
+            .bind(agency.as_str())
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| feed_from_row(&Row::Postgres(row)))
+            .collect()
     }
 
     async fn feed_acknowledged(&self, agency: &crate::domain::AgencyId) -> Result<u64, StoreError> {
-        read_feed_acknowledged(&self.pool, agency).await
+        let row = sqlx::query(FEED_ACKNOWLEDGED)
+            .bind(agency.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        acknowledged_from_row(row.map(Row::Postgres).as_ref())
     }
 
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {
@@ -391,38 +427,6 @@ impl PostgresTransaction {
             .record(started.elapsed().as_secs_f64());
         committed?;
         Ok(())
-    }
-
-    /// The connection. PostgreSQL runs one statement per round trip whatever the order, so
-    /// nothing waits here.
-    #[expect(
-        clippy::unused_async,
-        reason = "the same signature as SQLite's, which the shared queries call"
-    )]
-    async fn conn(&mut self) -> Result<&mut sqlx::PgConnection, StoreError> {
-        Ok(&mut self.tx)
-    }
-
-    /// The rows of one read, after taking the lock that guards them in a write transaction.
-    async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<PgRow>, StoreError> {
-        self.lock_for(&lookup).await?;
-        let (sql, params) = lookup.statement();
-        Ok(bind_params(sqlx::query(&sql), &params)
-            .fetch_all(&mut *self.tx)
-            .await?)
-    }
-
-    /// A write whose outcome is not needed now; on PostgreSQL it runs at once.
-    async fn write_later(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
-        self.write_checked(sql, params).await.map(|_| ())
-    }
-
-    /// A write; returns how many rows it changed.
-    async fn write_checked(&mut self, sql: &str, params: Vec<Param>) -> Result<u64, StoreError> {
-        let result = bind_params(sqlx::query(sql), &params)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(result.rows_affected())
     }
 
     /// Called by `commit` before committing: writes the tail (feed entries, audit records)

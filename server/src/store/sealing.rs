@@ -1,6 +1,7 @@
 //! Re-sealing: the recorded readers of re-sealed fields, replacing a field's ciphertext, and the
 //! re-seals of a case for its thread.
 
+
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
@@ -46,155 +47,156 @@ pub(crate) fn field_column(
     }
 }
 
-        #[async_trait::async_trait]
-        impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
-            async fn sealed_readers(
-                &mut self,
-                case: &crate::domain::CaseId,
-            ) -> Result<
-                Vec<(crate::domain::sealing::SealedFieldRef, crate::domain::AgencyId)>,
-                crate::store::StoreError,
-            > {
-                use crate::domain::AgencyId;
-                use crate::domain::sealing::{SealedFieldKind, SealedFieldRef};
-                use crate::store::queries::code;
-                const T: &str = "sealed_readers";
-                let rows = crate::store::db::query(
-                    "SELECT field_kind, field_id, agency_id FROM sealed_readers \
+#[async_trait::async_trait]
+impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
+    async fn sealed_readers(
+        &mut self,
+        case: &crate::domain::CaseId,
+    ) -> Result<
+        Vec<(
+            crate::domain::sealing::SealedFieldRef,
+            crate::domain::AgencyId,
+        )>,
+        crate::store::StoreError,
+    > {
+        use crate::domain::AgencyId;
+        use crate::domain::sealing::{SealedFieldKind, SealedFieldRef};
+        use crate::store::queries::code;
+        const T: &str = "sealed_readers";
+        let rows = crate::store::db::query(
+            "SELECT field_kind, field_id, agency_id FROM sealed_readers \
                      WHERE case_id = $1 ORDER BY field_kind, field_id, agency_id",
-                )
-                .bind(case.as_str())
-                .fetch_all(self)
-                .await?;
-                rows.iter()
-                    .map(|row: &crate::store::db::Row| {
-                        let kind: String = row.try_get("field_kind")?;
-                        let agency: String = row.try_get("agency_id")?;
-                        Ok((
-                            SealedFieldRef {
-                                kind: code(T, "field_kind", &kind, SealedFieldKind::from_code)?,
-                                id: row.try_get("field_id")?,
-                            },
-                            code(T, "agency_id", &agency, AgencyId::parse)?,
-                        ))
-                    })
-                    .collect()
-            }
-
-            async fn record_reseal(
-                &mut self,
-                record: &crate::domain::sealing::ResealRecord,
-                sealed: &crate::domain::Sealed,
-                readers: &std::collections::BTreeSet<crate::domain::AgencyId>,
-            ) -> Result<(), crate::store::StoreError> {
-                let (table, column, key) =
-                    crate::store::sealing::field_column(record.field.kind);
-                let updated = crate::store::db::query(&format!(
-                    "UPDATE {table} SET {column} = $1 WHERE {key} = $2 AND case_id = $3"
+        )
+        .bind(case.as_str())
+        .fetch_all(self)
+        .await?;
+        rows.iter()
+            .map(|row: &crate::store::db::Row| {
+                let kind: String = row.try_get("field_kind")?;
+                let agency: String = row.try_get("agency_id")?;
+                Ok((
+                    SealedFieldRef {
+                        kind: code(T, "field_kind", &kind, SealedFieldKind::from_code)?,
+                        id: row.try_get("field_id")?,
+                    },
+                    code(T, "agency_id", &agency, AgencyId::parse)?,
                 ))
-                .bind(&sealed.0)
-                .bind(&record.field.id)
-                .bind(record.case_id.as_str())
-                .execute(self)
-                .await?;
-                if updated.rows_affected() != 1 {
-                    return Err(crate::store::StoreError::corrupt(
-                        table,
-                        format!("no {} {} on case {}", column, record.field.id, record.case_id),
-                    ));
-                }
-                crate::store::db::query("DELETE FROM sealed_readers WHERE field_kind = $1 AND field_id = $2")
-                    .bind(record.field.kind.code())
-                    .bind(&record.field.id)
-                    .execute(self)
-                    .await?;
-                for agency in readers {
-                    crate::store::db::query(
-                        "INSERT INTO sealed_readers (case_id, field_kind, field_id, agency_id) \
+            })
+            .collect()
+    }
+
+    async fn record_reseal(
+        &mut self,
+        record: &crate::domain::sealing::ResealRecord,
+        sealed: &crate::domain::Sealed,
+        readers: &std::collections::BTreeSet<crate::domain::AgencyId>,
+    ) -> Result<(), crate::store::StoreError> {
+        let (table, column, key) = crate::store::sealing::field_column(record.field.kind);
+        let updated = crate::store::db::query(format!(
+            "UPDATE {table} SET {column} = $1 WHERE {key} = $2 AND case_id = $3"
+        ))
+        .bind(&sealed.0)
+        .bind(&record.field.id)
+        .bind(record.case_id.as_str())
+        .execute(self)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(crate::store::StoreError::corrupt(
+                table,
+                format!(
+                    "no {} {} on case {}",
+                    column, record.field.id, record.case_id
+                ),
+            ));
+        }
+        crate::store::db::query(
+            "DELETE FROM sealed_readers WHERE field_kind = $1 AND field_id = $2",
+        )
+        .bind(record.field.kind.code())
+        .bind(&record.field.id)
+        .execute(self)
+        .await?;
+        for agency in readers {
+            crate::store::db::query(
+                "INSERT INTO sealed_readers (case_id, field_kind, field_id, agency_id) \
                          VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(record.case_id.as_str())
-                    .bind(record.field.kind.code())
-                    .bind(&record.field.id)
-                    .bind(agency.as_str())
-                    .execute(self)
-                    .await?;
-                }
-                let added: Vec<&str> = record.added_readers.iter().map(|a| a.as_str()).collect();
-                crate::store::db::query(
-                    "INSERT INTO reseals (reseal_id, case_id, field_kind, field_id, resealed_by, \
+            )
+            .bind(record.case_id.as_str())
+            .bind(record.field.kind.code())
+            .bind(&record.field.id)
+            .bind(agency.as_str())
+            .execute(self)
+            .await?;
+        }
+        let added: Vec<&str> = record.added_readers.iter().map(|a| a.as_str()).collect();
+        crate::store::db::query(
+            "INSERT INTO reseals (reseal_id, case_id, field_kind, field_id, resealed_by, \
                      staff_name, staff_role, added_readers, resealed_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(record.id.as_str())
-                .bind(record.case_id.as_str())
-                .bind(record.field.kind.code())
-                .bind(&record.field.id)
-                .bind(record.resealed_by.as_str())
-                .bind(&record.staff.name)
-                .bind(&record.staff.role)
-                .bind(added.join(","))
-                .bind(record.resealed_at.millis())
-                .execute(self)
-                .await?;
-                Ok(())
-            }
+        )
+        .bind(record.id.as_str())
+        .bind(record.case_id.as_str())
+        .bind(record.field.kind.code())
+        .bind(&record.field.id)
+        .bind(record.resealed_by.as_str())
+        .bind(&record.staff.name)
+        .bind(&record.staff.role)
+        .bind(added.join(","))
+        .bind(record.resealed_at.millis())
+        .execute(self)
+        .await?;
+        Ok(())
+    }
 
-            async fn case_reseals(
-                &mut self,
-                case: &crate::domain::CaseId,
-                since: Option<crate::domain::Timestamp>,
-            ) -> Result<Vec<crate::domain::sealing::ResealRecord>, crate::store::StoreError> {
-                use crate::domain::sealing::{ResealRecord, SealedFieldKind, SealedFieldRef};
-                use crate::domain::{AgencyId, CaseId, ResealId, Staff, Timestamp};
-                use crate::store::queries::code;
-                const T: &str = "reseals";
-                let rows = crate::store::db::query(
-                    "SELECT reseal_id, case_id, field_kind, field_id, resealed_by, staff_name, \
+    async fn case_reseals(
+        &mut self,
+        case: &crate::domain::CaseId,
+        since: Option<crate::domain::Timestamp>,
+    ) -> Result<Vec<crate::domain::sealing::ResealRecord>, crate::store::StoreError> {
+        use crate::domain::sealing::{ResealRecord, SealedFieldKind, SealedFieldRef};
+        use crate::domain::{AgencyId, CaseId, ResealId, Staff, Timestamp};
+        use crate::store::queries::code;
+        const T: &str = "reseals";
+        let rows = crate::store::db::query(
+            "SELECT reseal_id, case_id, field_kind, field_id, resealed_by, staff_name, \
                      staff_role, added_readers, resealed_at FROM reseals \
                      WHERE case_id = $1 AND resealed_at >= $2 ORDER BY resealed_at, reseal_id",
-                )
-                .bind(case.as_str())
-                .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
-                .fetch_all(self)
-                .await?;
-                rows.iter()
-                    .map(|row: &crate::store::db::Row| {
-                        let text = |column: &str| -> Result<String, crate::store::StoreError> {
-                            Ok(row.try_get::<String, _>(column)?)
-                        };
-                        let added = text("added_readers")?;
-                        Ok(ResealRecord {
-                            id: code(T, "reseal_id", &text("reseal_id")?, ResealId::parse)?,
-                            case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
-                            field: SealedFieldRef {
-                                kind: code(
-                                    T,
-                                    "field_kind",
-                                    &text("field_kind")?,
-                                    SealedFieldKind::from_code,
-                                )?,
-                                id: text("field_id")?,
-                            },
-                            resealed_by: code(
-                                T,
-                                "resealed_by",
-                                &text("resealed_by")?,
-                                AgencyId::parse,
-                            )?,
-                            staff: Staff {
-                                name: text("staff_name")?,
-                                role: text("staff_role")?,
-                            },
-                            added_readers: added
-                                .split(',')
-                                .filter(|id| !id.is_empty())
-                                .map(|id| code(T, "added_readers", id, AgencyId::parse))
-                                .collect::<Result<_, _>>()?,
-                            resealed_at: Timestamp::from_millis(row.try_get("resealed_at")?),
-                        })
-                    })
-                    .collect()
-            }
-        }
-
+        )
+        .bind(case.as_str())
+        .bind(since.map(|s| s.millis()).unwrap_or(i64::MIN))
+        .fetch_all(self)
+        .await?;
+        rows.iter()
+            .map(|row: &crate::store::db::Row| {
+                let text = |column: &str| -> Result<String, crate::store::StoreError> {
+                    Ok(row.try_get::<String, _>(column)?)
+                };
+                let added = text("added_readers")?;
+                Ok(ResealRecord {
+                    id: code(T, "reseal_id", &text("reseal_id")?, ResealId::parse)?,
+                    case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
+                    field: SealedFieldRef {
+                        kind: code(
+                            T,
+                            "field_kind",
+                            &text("field_kind")?,
+                            SealedFieldKind::from_code,
+                        )?,
+                        id: text("field_id")?,
+                    },
+                    resealed_by: code(T, "resealed_by", &text("resealed_by")?, AgencyId::parse)?,
+                    staff: Staff {
+                        name: text("staff_name")?,
+                        role: text("staff_role")?,
+                    },
+                    added_readers: added
+                        .split(',')
+                        .filter(|id| !id.is_empty())
+                        .map(|id| code(T, "added_readers", id, AgencyId::parse))
+                        .collect::<Result<_, _>>()?,
+                    resealed_at: Timestamp::from_millis(row.try_get("resealed_at")?),
+                })
+            })
+            .collect()
+    }
+}

@@ -20,13 +20,17 @@ use futures::FutureExt as _;
 use sqlx::Executor as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::db::{Connection, Dialect, Row};
 use super::feed::FeedSignals;
-use super::queries::{Param, bind_params};
-use super::{JobAnswer, Locking, Lookup, Store, StoreError, Transaction, WriteJob};
+use super::queries::{
+    AGENCY_COLUMNS, FEED_ACKNOWLEDGED, FEED_PAGE, Param, acknowledged_from_row, agency_from_row,
+    bind_params, feed_from_row,
+};
+use super::{JobAnswer, Locking, Store, StoreError, Transaction, WriteJob};
 use crate::domain::AgencyId;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -259,67 +263,39 @@ fn spawn_checkpointer(pool: SqlitePool, due: Arc<AtomicBool>) -> tokio::task::Jo
     })
 }
 
-super::queries::store_feed_reads!(SqlitePool);
-super::queries::transaction_queries!(SqliteTransaction, SqliteRow);
-super::audit::audit_queries!(SqliteTransaction, SqliteRow);
-super::council::council_queries!(SqliteTransaction, SqliteRow);
-super::sealing::seal_queries!(SqliteTransaction, SqliteRow);
-super::keys::keys_queries!(SqliteTransaction, SqliteRow);
-super::transfers::transfer_queries!(SqliteTransaction, SqliteRow);
-super::outcomes::outcome_queries!(
-    SqliteTransaction,
-    SqliteRow,
-    // The month of sending in Japan (UTC+9, no summer time).
-    "strftime('%Y-%m', (r.sent_at + 32400000) / 1000, 'unixepoch')",
-    // The values of a group joined with commas.
-    "group_concat({value})",
-);
-
 impl SqliteTransaction {
     /// The connection, for a statement.
-    #[expect(
-        clippy::unused_async,
-        reason = "the same signature as PostgreSQL's, which takes locks first"
-    )]
-    async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+    fn connection(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         match &mut self.tx {
             SqliteTx::Read(tx) => Ok(tx),
             SqliteTx::Write(Some(connection)) => Ok(connection),
             SqliteTx::Write(None) => Err(StoreError::corrupt("sqlite writer", "no connection")),
         }
     }
+}
 
-    /// A write whose outcome nobody checks. One writer: made at once.
-    async fn write_later(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
-        self.write_checked(sql, params).await.map(|_| ())
+#[async_trait]
+impl Connection for SqliteTransaction {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
     }
 
-    /// Never deferred here: SQLite has one writer, so the feed's order is the writer's.
-    #[expect(clippy::unused_self, reason = "PostgreSQL defers; SQLite never does")]
-    fn defer_feed(&mut self, _entry: &crate::domain::records::FeedEntry) -> bool {
-        false
-    }
-
-    /// Never deferred here: the record is chained at once after the head (see `append_audit`).
-    #[expect(clippy::unused_self, reason = "PostgreSQL defers; SQLite never does")]
-    fn defer_audit(&mut self, _entry: &crate::domain::audit::AuditEntry) -> bool {
-        false
-    }
-
-    /// The rows of one read.
-    async fn look_up(&mut self, lookup: Lookup<'_>) -> Result<Vec<SqliteRow>, StoreError> {
-        let (sql, params) = lookup.statement();
-        Ok(bind_params(sqlx::query(&sql), &params)
-            .fetch_all(self.conn().await?)
-            .await?)
-    }
-
-    /// A write; returns how many rows it changed.
-    async fn write_checked(&mut self, sql: &str, params: Vec<Param>) -> Result<u64, StoreError> {
-        let result = bind_params(sqlx::query(sql), &params)
-            .execute(self.conn().await?)
+    async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let rows = bind_params(sqlx::query(sql), params)
+            .fetch_all(self.connection()?)
             .await?;
-        Ok(result.rows_affected())
+        Ok(rows.into_iter().map(Row::Sqlite).collect())
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        let done = bind_params(sqlx::query(sql), params)
+            .execute(self.connection()?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    fn touched(&mut self) -> &mut Vec<AgencyId> {
+        &mut self.touched
     }
 }
 
@@ -461,7 +437,7 @@ impl Store for SqliteStore {
         let revoked: bool = row.try_get("revoked")?;
         let registered: Option<String> = row.try_get("agency_id")?;
         let agency = match registered {
-            Some(_) => Some(agency_from_row(&row)?),
+            Some(_) => Some(agency_from_row(&Row::Sqlite(row))?),
             None => None,
         };
         Ok((agency, revoked))
@@ -474,11 +450,23 @@ impl Store for SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<super::FeedPage, StoreError> {
-        read_feed_page(&self.readers, agency, after, limit).await
+        let rows = sqlx::query(FEED_PAGE)
+            .bind(agency.as_str())
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await?;
+        rows.into_iter()
+            .map(|row| feed_from_row(&Row::Sqlite(row)))
+            .collect()
     }
 
     async fn feed_acknowledged(&self, agency: &crate::domain::AgencyId) -> Result<u64, StoreError> {
-        read_feed_acknowledged(&self.readers, agency).await
+        let row = sqlx::query(FEED_ACKNOWLEDGED)
+            .bind(agency.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        acknowledged_from_row(row.map(Row::Sqlite).as_ref())
     }
 
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {

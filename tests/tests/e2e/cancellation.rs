@@ -45,12 +45,18 @@ async fn writes_cancelled_at_random_points_under_load_leave_each_acknowledged_wr
         .collect();
     let mut acknowledged: HashMap<String, String> = HashMap::new();
     let mut cut_off = Vec::new();
-    for chunk in requests.chunks(CONCURRENT).zip(deadlines.chunks(CONCURRENT)) {
+    for chunk in requests
+        .chunks(CONCURRENT)
+        .zip(deadlines.chunks(CONCURRENT))
+    {
         let sends = chunk.0.iter().zip(chunk.1).map(|(request, deadline)| {
             let (client, request, deadline) = (kodomo.clone(), request.clone(), *deadline);
             tokio::spawn(async move {
                 let key = request.idempotency_key.clone();
-                (key, tokio::time::timeout(deadline, send(&client, request)).await)
+                (
+                    key,
+                    tokio::time::timeout(deadline, send(&client, request)).await,
+                )
             })
         });
         for sent in futures::future::join_all(sends).await {
@@ -76,7 +82,10 @@ async fn writes_cancelled_at_random_points_under_load_leave_each_acknowledged_wr
     for request in &requests {
         let referral = send(&kodomo, request.clone()).await.unwrap();
         if let Some(first) = acknowledged.get(&request.idempotency_key) {
-            assert_eq!(&referral.referral_id, first, "a retry answered another referral");
+            assert_eq!(
+                &referral.referral_id, first,
+                "a retry answered another referral"
+            );
         }
         stored_by_key.insert(request.idempotency_key.clone(), referral.referral_id);
     }
@@ -93,7 +102,11 @@ async fn writes_cancelled_at_random_points_under_load_leave_each_acknowledged_wr
     let mut tx = hub.store.read().await.unwrap();
     let report = verify_chain(&mut *tx, 1, None).await.unwrap();
     assert!(report.broken.is_none(), "the audit chain broke: {report:?}");
-    assert!(report.checked > SENDS as u64, "records checked: {}", report.checked);
+    assert!(
+        report.checked > SENDS as u64,
+        "records checked: {}",
+        report.checked
+    );
     drop(tx);
     hub.stop().await;
 }
