@@ -11,7 +11,6 @@ use prost::{DecodeError, Message};
 
 /// The EventService server, generated from the same contract with the two types below in place
 /// of `FeedEvent` and `ListEventsResponse`.
-#[allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/served/tsunagu.v1.rs"));
 }
@@ -124,6 +123,9 @@ impl Message for ListEventsPage {
 
 #[cfg(test)]
 mod tests {
+    use prost_types::field_descriptor_proto::{Label, Type};
+    use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorSet};
+
     use super::*;
     use crate::v1;
 
@@ -176,63 +178,190 @@ mod tests {
         );
     }
 
-    /// The fields of a message in the contract: (number, name, label, type, type name).
-    fn contract_fields(message: &str) -> Vec<(i32, String, i32, i32, String)> {
-        use prost_types::FileDescriptorSet;
-        let set = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
-        let found = set
-            .file
-            .iter()
-            .filter(|file| file.package() == "tsunagu.v1")
-            .flat_map(|file| &file.message_type)
-            .find(|described| described.name() == message)
-            .unwrap_or_else(|| panic!("tsunagu.v1.{message} is not in the contract"));
-        found
-            .field
-            .iter()
-            .map(|field| {
-                (
-                    field.number(),
-                    field.name().to_owned(),
-                    field.label() as i32,
-                    field.r#type() as i32,
-                    field.type_name().to_owned(),
-                )
+    /// One field as the hand-written code encodes and decodes it: number, name, whether it is
+    /// repeated, wire type in the contract, and the message type for message fields.
+    struct HandField {
+        number: i32,
+        name: &'static str,
+        repeated: bool,
+        kind: Type,
+        message: &'static str,
+    }
+
+    /// Every message of events.proto that this module writes by hand instead of prost, with the
+    /// fields its `encode_raw`, `merge_field` and `encoded_len` handle. `FeedEvent` is not here:
+    /// [`EncodedFeedEvent`] carries the bytes the generated `v1::FeedEvent` encoded, so it has
+    /// every field of the contract by construction.
+    const HAND_WRITTEN: &[(&str, &str, &[HandField])] = &[(
+        "ListEventsResponse",
+        "served::ListEventsPage",
+        &[
+            HandField {
+                number: 1,
+                name: "events",
+                repeated: true,
+                kind: Type::Message,
+                message: ".tsunagu.v1.FeedEvent",
+            },
+            HandField {
+                number: 2,
+                name: "last_cursor",
+                repeated: false,
+                kind: Type::Uint64,
+                message: "",
+            },
+            HandField {
+                number: 3,
+                name: "acknowledged_cursor",
+                repeated: false,
+                kind: Type::Uint64,
+                message: "",
+            },
+        ],
+    )];
+
+    /// Messages whose generated type build.rs swaps for a type of this module (its
+    /// `extern_path(".tsunagu.v1.<Message>", "crate::served::...")` lines).
+    fn swapped_in_build_rs() -> Vec<String> {
+        include_str!("../build.rs")
+            .split("extern_path(")
+            .skip(1)
+            .filter_map(|call| {
+                let call: String = call.split_whitespace().collect();
+                let message = call.strip_prefix("\".tsunagu.v1.")?;
+                let (message, rest) = message.split_once('"')?;
+                rest.contains("crate::served::").then(|| message.to_owned())
             })
             .collect()
     }
 
+    /// The messages of events.proto, from the descriptor set the build compiled.
+    fn events_proto() -> Vec<DescriptorProto> {
+        let set = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+        set.file
+            .into_iter()
+            .find(|file| file.name() == "tsunagu/v1/events.proto")
+            .expect("tsunagu/v1/events.proto is in the descriptor set")
+            .message_type
+    }
+
+    /// Every way the hand-written messages differ from events.proto, one line each.
+    fn differences(
+        contract: &[DescriptorProto],
+        hand_written: &[(&str, &str, &[HandField])],
+    ) -> Vec<String> {
+        let mut found = Vec::new();
+        for &(message, rust, fields) in hand_written {
+            let Some(described) = contract.iter().find(|m| m.name() == message) else {
+                found.push(format!(
+                    "{rust} stands for tsunagu.v1.{message}, which events.proto does not define"
+                ));
+                continue;
+            };
+            for field in &described.field {
+                let what = format!(
+                    "events.proto's {message}.{} = {} ({:?}{})",
+                    field.name(),
+                    field.number(),
+                    field.r#type(),
+                    if field.type_name().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", field.type_name())
+                    },
+                );
+                let Some(hand) = fields.iter().find(|hand| hand.number == field.number()) else {
+                    found.push(format!(
+                        "{what} is missing from {rust}: add it to its struct, encode_raw, \
+                         merge_field and encoded_len, and to HAND_WRITTEN here"
+                    ));
+                    continue;
+                };
+                let repeated = field.label() == Label::Repeated;
+                if hand.name != field.name()
+                    || hand.repeated != repeated
+                    || hand.kind != field.r#type()
+                    || hand.message != field.type_name()
+                {
+                    found.push(format!(
+                        "{what} does not match {rust}'s field {} `{}` ({}{:?} {})",
+                        hand.number,
+                        hand.name,
+                        if hand.repeated { "repeated " } else { "" },
+                        hand.kind,
+                        hand.message,
+                    ));
+                }
+                // The hand-written encoding leaves out zero values, which is only right for
+                // fields without explicit presence.
+                if field.proto3_optional() {
+                    found.push(format!(
+                        "{what} is `optional` (explicit presence), which {rust} does not encode"
+                    ));
+                }
+            }
+            for hand in fields {
+                if !described.field.iter().any(|f| f.number() == hand.number) {
+                    found.push(format!(
+                        "{rust} has field {} `{}`, which events.proto's {message} does not",
+                        hand.number, hand.name
+                    ));
+                }
+            }
+        }
+        found
+    }
+
     #[test]
-    fn the_hand_written_page_encodes_every_field_of_the_contracts_list_events_response() {
-        use prost_types::field_descriptor_proto::{Label, Type};
+    fn every_hand_written_message_has_exactly_the_fields_of_events_proto() {
         // ListEventsPage is written by hand; a field added to events.proto must be added there
-        // too, or the hub would drop it without a word. This fails until it is.
+        // too, or the hub would drop it without a word. This fails, naming the field, until it is.
+        let found = differences(&events_proto(), HAND_WRITTEN);
+        assert!(found.is_empty(), "{}", found.join("\n"));
+    }
+
+    #[test]
+    fn every_message_build_rs_swaps_for_a_served_type_is_checked_here() {
+        let mut swapped = swapped_in_build_rs();
+        swapped.sort();
+        let mut covered: Vec<String> = HAND_WRITTEN
+            .iter()
+            .map(|(message, _, _)| (*message).to_owned())
+            .chain(["FeedEvent".to_owned()])
+            .collect();
+        covered.sort();
         assert_eq!(
-            contract_fields("ListEventsResponse"),
-            vec![
-                (
-                    1,
-                    "events".to_owned(),
-                    Label::Repeated as i32,
-                    Type::Message as i32,
-                    ".tsunagu.v1.FeedEvent".to_owned()
-                ),
-                (
-                    2,
-                    "last_cursor".to_owned(),
-                    Label::Optional as i32,
-                    Type::Uint64 as i32,
-                    String::new()
-                ),
-                (
-                    3,
-                    "acknowledged_cursor".to_owned(),
-                    Label::Optional as i32,
-                    Type::Uint64 as i32,
-                    String::new()
-                ),
-            ],
-            "events.proto's ListEventsResponse changed: update served::ListEventsPage to match"
+            swapped, covered,
+            "build.rs swaps these messages for types of served.rs; each needs its fields in \
+             HAND_WRITTEN (or, like FeedEvent, to carry the generated type's own encoding)"
+        );
+    }
+
+    #[test]
+    fn a_field_events_proto_adds_is_named_as_missing() {
+        // The guard above must really catch a new field: add one to a copy of the contract.
+        let mut contract = events_proto();
+        let response = contract
+            .iter_mut()
+            .find(|m| m.name() == "ListEventsResponse")
+            .unwrap();
+        // A number and name the contract does not use yet, so this keeps working after it grows.
+        let number = response.field.iter().map(|f| f.number()).max().unwrap_or(0) + 1;
+        response.field.push(FieldDescriptorProto {
+            name: Some("added_by_this_test".to_owned()),
+            number: Some(number),
+            label: Some(Label::Optional as i32),
+            r#type: Some(Type::Uint32 as i32),
+            ..FieldDescriptorProto::default()
+        });
+        let found = differences(&contract, HAND_WRITTEN);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(&format!(
+                "events.proto's ListEventsResponse.added_by_this_test = {number} (Uint32)"
+            )) && found[0].contains("missing from served::ListEventsPage"),
+            "{}",
+            found[0]
         );
     }
 

@@ -8,9 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::dev_pki::{DEV_AGENCIES, DevAgency};
 use crate::domain::keys::{AgeRecipient, AgencyKey};
 use crate::domain::{Agency, AgencyId, AgencyKind, AgencyStatus, Municipality, Staff, Timestamp};
-use crate::pki::{DEV_AGENCIES, DevAgency};
 use crate::settings::Settings;
 use crate::store::{Locking, Store, StoreError};
 

@@ -6,6 +6,7 @@ pub mod api;
 pub mod casework;
 pub mod certificates;
 pub mod dev;
+pub mod dev_pki;
 pub mod domain;
 pub mod error;
 pub mod identity;

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use tsunagu_hub::casework::audit::{ChainReport, verify_chain};
+use tsunagu_hub::dev_pki;
 use tsunagu_hub::domain::audit::ChainHead;
 use tsunagu_hub::domain::{
     Agency, AgencyId, AgencyKind, AgencyStatus, CaseId, Clock, Municipality, SystemClock, Timestamp,
 };
-use tsunagu_hub::pki::{self, CertificateAuthority, Validity};
+use tsunagu_hub::pki::{CertificateAuthority, Validity};
 use tsunagu_hub::signing::{AuditSigner, SigningKeyError};
 use tsunagu_hub::store::Locking;
 use tsunagu_hub::traces::Traces;
@@ -654,7 +655,7 @@ async fn certs(settings: Settings, command: CertsCommand) -> anyhow::Result<()> 
             certs_expiring(&settings, &within, json).await?;
         }
         CertsCommand::Dev { dir } => {
-            let written = pki::write_dev_pki(&dir)
+            let written = dev_pki::write_dev_pki(&dir)
                 .with_context(|| format!("writing the development PKI into {}", dir.display()))?;
             for path in written {
                 println!("wrote {}", path.display());

@@ -1,9 +1,11 @@
 //! The hub's certificate authority tooling: a CA that issues the hub's TLS certificate and the
-//! agencies' SPIFFE client certificates, signs CRLs, and writes a complete development PKI.
+//! agencies' SPIFFE client certificates, signs CRLs, and generates age identities.
 //!
 //! Everything here produces PEM text so that the same code serves the `tsunagu-hub certs`
 //! commands (which write files) and the end-to-end tests (which keep the PKI in memory and
-//! deliberately mint bad certificates: expired, revoked, from another CA, odd identities).
+//! deliberately mint bad certificates: expired, revoked, from another CA, odd identities; the
+//! constructors only tests want live in [`testing`]). The development PKI that `certs dev`
+//! writes, with its sample agencies, is [`crate::dev_pki`].
 //!
 //! The certificates are shaped for rustls' webpki verifiers, which are strict:
 //! the CA carries keyCertSign + cRLSign + digitalSignature and a SubjectKeyIdentifier, every leaf
@@ -12,10 +14,8 @@
 //! as authoritative for certificates that have none).
 
 use std::fmt;
-use std::fs;
-use std::io::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use age::secrecy::ExposeSecret as _;
 use rcgen::{
@@ -27,6 +27,11 @@ use sha2::{Digest as _, Sha256};
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
+
+pub mod testing;
+
+#[cfg(test)]
+pub(crate) mod test_support;
 
 /// The organisation written into every subject, so that certificates found lying around can be
 /// traced back to this system.
@@ -112,24 +117,6 @@ impl Validity {
         Self {
             not_before: now - CLOCK_SKEW_ALLOWANCE,
             not_after: now + Duration::days(days),
-        }
-    }
-
-    /// A period that ended a day ago (it began 30 days ago), for testing expiry handling.
-    pub fn expired() -> Self {
-        let now = OffsetDateTime::now_utc();
-        Self {
-            not_before: now - Duration::days(30),
-            not_after: now - Duration::days(1),
-        }
-    }
-
-    /// A period that begins tomorrow (and lasts 30 days), for testing not-yet-valid handling.
-    pub fn not_yet_valid() -> Self {
-        let now = OffsetDateTime::now_utc();
-        Self {
-            not_before: now + Duration::days(1),
-            not_after: now + Duration::days(31),
         }
     }
 
@@ -323,7 +310,7 @@ impl CertificateAuthority {
     /// clientAuth EKU, CN = agency_id, fresh random serial (positive, 16 bytes).
     ///
     /// The trust domain and agency id must be valid SPIFFE components; use
-    /// [`issue_client_with_uri`](Self::issue_client_with_uri) to mint deliberately odd identities.
+    /// [`testing::issue_client_with_uri`] to mint deliberately odd identities.
     pub fn issue_agency(
         &self,
         trust_domain: &str,
@@ -336,21 +323,6 @@ impl CertificateAuthority {
         self.issue_leaf(
             agency_id,
             vec![SanType::URI(ia5(&uri)?)],
-            ExtendedKeyUsagePurpose::ClientAuth,
-            validity,
-        )
-    }
-
-    /// A client certificate with an arbitrary URI SAN (tests use it for odd identities).
-    /// The URI only has to be ASCII (an IA5String); it is not checked in any other way.
-    pub fn issue_client_with_uri(
-        &self,
-        uri: &str,
-        validity: Validity,
-    ) -> Result<IssuedCertificate, PkiError> {
-        self.issue_leaf(
-            uri,
-            vec![SanType::URI(ia5(uri)?)],
             ExtendedKeyUsagePurpose::ClientAuth,
             validity,
         )
@@ -507,196 +479,6 @@ pub fn generate_age_identity() -> Result<AgeKeyFile, PkiError> {
     })
 }
 
-/// One development agency (for certs-dev and the hub's first-start registration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DevAgency {
-    /// Agency id, also the last segment of its SPIFFE id.
-    pub agency_id: &'static str,
-    /// Agency kind (`health_centre`, `child_guidance_centre`, ...).
-    pub kind: &'static str,
-    /// Display name (Japanese).
-    pub display_name: &'static str,
-    /// Municipality codes served.
-    pub municipalities: &'static [&'static str],
-    /// Municipality codes whose 要保護児童対策地域協議会 (要対協) the agency belongs to.
-    pub council_memberships: &'static [&'static str],
-    /// Municipality codes for which the agency is the coordinator.
-    pub coordinator_of: &'static [&'static str],
-}
-
-/// The development trust domain.
-pub const DEV_TRUST_DOMAIN: &str = "tsunagu.dev";
-
-/// The development municipality: code and name.
-pub const DEV_MUNICIPALITY: (&str, &str) = ("141178", "横浜市青葉区");
-
-/// The development municipality code alone, for the tables below.
-const AOBA: &[&str] = &[DEV_MUNICIPALITY.0];
-
-/// The five sample agencies of 横浜市青葉区 (municipality code "141178"). All serve it; all but
-/// the support hub sit on its 要対協; the こども家庭センター coordinates it.
-pub const DEV_AGENCIES: &[DevAgency] = &[
-    DevAgency {
-        agency_id: "aoba-kodomo",
-        kind: "health_centre",
-        display_name: "青葉区こども家庭センター",
-        municipalities: AOBA,
-        council_memberships: AOBA,
-        coordinator_of: AOBA,
-    },
-    DevAgency {
-        agency_id: "north-jisou",
-        kind: "child_guidance_centre",
-        display_name: "横浜市北部児童相談所",
-        municipalities: AOBA,
-        council_memberships: AOBA,
-        coordinator_of: &[],
-    },
-    DevAgency {
-        agency_id: "aoba-hospital",
-        kind: "hospital",
-        display_name: "青葉総合病院 産婦人科",
-        municipalities: AOBA,
-        council_memberships: AOBA,
-        coordinator_of: &[],
-    },
-    DevAgency {
-        agency_id: "aoba-nursery",
-        kind: "nursery",
-        display_name: "あおば保育園",
-        municipalities: AOBA,
-        council_memberships: AOBA,
-        coordinator_of: &[],
-    },
-    DevAgency {
-        agency_id: "aoba-hiroba",
-        kind: "support_hub",
-        display_name: "青葉区地域子育て支援拠点 ひろば",
-        municipalities: AOBA,
-        // Deliberately not a council member, so council_sharing to it can be shown to fail.
-        council_memberships: &[],
-        coordinator_of: &[],
-    },
-];
-
-/// Writes a complete development PKI into `dir` (creating it): ca.pem, ca.key, hub.pem, hub.key
-/// (SANs localhost, 127.0.0.1, ::1; valid 10 years), crl.pem (an empty CRL signed by the CA,
-/// nextUpdate 10 years), and for each [`DEV_AGENCIES`] entry agencies/<id>.pem,
-/// agencies/<id>.key (valid 10 years) and agencies/<id>.age (a fresh age X25519 identity in
-/// `age-keygen` format). Existing files are overwritten. Private key files get mode 0600 on unix.
-/// Returns the paths written, in order.
-pub fn write_dev_pki(dir: &Path) -> Result<Vec<PathBuf>, PkiError> {
-    const TEN_YEARS_DAYS: i64 = 3650;
-    let ten_years = Duration::days(TEN_YEARS_DAYS);
-    let agencies_dir = dir.join("agencies");
-    fs::create_dir_all(&agencies_dir).map_err(|source| PkiError::Io {
-        action: "create directory",
-        path: agencies_dir.clone(),
-        source,
-    })?;
-
-    let mut written = Vec::new();
-    let ca = CertificateAuthority::generate("Tsunagu Development CA", ten_years)?;
-    written.push(write_file(
-        &dir.join("ca.pem"),
-        ca.cert_pem(),
-        Secrecy::Public,
-    )?);
-    written.push(write_file(
-        &dir.join("ca.key"),
-        ca.key_pem(),
-        Secrecy::Private,
-    )?);
-
-    let hub = ca.issue_server(
-        &["localhost"],
-        &[
-            IpAddr::from([127, 0, 0, 1]),
-            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-        ],
-        Validity::days_from_now(TEN_YEARS_DAYS),
-    )?;
-    written.push(write_file(
-        &dir.join("hub.pem"),
-        &hub.cert_pem,
-        Secrecy::Public,
-    )?);
-    written.push(write_file(
-        &dir.join("hub.key"),
-        &hub.key_pem,
-        Secrecy::Private,
-    )?);
-
-    let crl = ca.crl(&[], 1, ten_years)?;
-    written.push(write_file(&dir.join("crl.pem"), &crl, Secrecy::Public)?);
-
-    for agency in DEV_AGENCIES {
-        let id = agency.agency_id;
-        let cert = ca.issue_agency(
-            DEV_TRUST_DOMAIN,
-            id,
-            Validity::days_from_now(TEN_YEARS_DAYS),
-        )?;
-        let age_key = generate_age_identity()?;
-        written.push(write_file(
-            &agencies_dir.join(format!("{id}.pem")),
-            &cert.cert_pem,
-            Secrecy::Public,
-        )?);
-        written.push(write_file(
-            &agencies_dir.join(format!("{id}.key")),
-            &cert.key_pem,
-            Secrecy::Private,
-        )?);
-        written.push(write_file(
-            &agencies_dir.join(format!("{id}.age")),
-            &age_key.file_text,
-            Secrecy::Private,
-        )?);
-    }
-    Ok(written)
-}
-
-/// Whether a file holds a secret and must be readable by its owner only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Secrecy {
-    Public,
-    Private,
-}
-
-/// Writes `contents` to `path`, returning the path. Private files are created with mode 0600
-/// (rather than chmod-ed afterwards) so the key is never briefly readable by others; a
-/// pre-existing file is tightened before the new secret goes in.
-fn write_file(path: &Path, contents: &str, secrecy: Secrecy) -> Result<PathBuf, PkiError> {
-    let io_error = |action| {
-        move |source| PkiError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if secrecy == Secrecy::Private {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io_error("create"))?;
-    #[cfg(unix)]
-    if secrecy == Secrecy::Private {
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(io_error("restrict permissions of"))?;
-    }
-    #[cfg(not(unix))]
-    let _ = secrecy;
-    file.write_all(contents.as_bytes())
-        .map_err(io_error("write"))?;
-    file.sync_all().map_err(io_error("sync"))?;
-    Ok(path.to_path_buf())
-}
-
 /// A subject with the given common name and the project's organisation.
 fn distinguished_name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
@@ -762,7 +544,7 @@ fn validate_trust_domain(trust_domain: &str) -> Result<(), PkiError> {
 
 /// Agency id as a SPIFFE path segment: letters, digits, '.', '-', '_', and not "." or ".."
 /// (SPIFFE-ID spec §2.2), so the id survives the round trip through the URI unchanged.
-fn validate_agency_id(agency_id: &str) -> Result<(), PkiError> {
+pub(crate) fn validate_agency_id(agency_id: &str) -> Result<(), PkiError> {
     let ok = !agency_id.is_empty()
         && agency_id != "."
         && agency_id != ".."
@@ -784,66 +566,10 @@ mod tests {
 
     use rustls::RootCertStore;
     use rustls::client::danger::ServerCertVerifier as _;
-    use rustls::server::WebPkiClientVerifier;
-    use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
-    use x509_parser::extensions::GeneralName;
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+    use super::test_support::*;
     use super::*;
-
-    fn test_ca() -> CertificateAuthority {
-        CertificateAuthority::generate("Test CA", Duration::days(365)).unwrap()
-    }
-
-    fn der(pem: &str) -> Vec<u8> {
-        certificate_der_from_pem(pem).unwrap()
-    }
-
-    fn crl_der(pem: &str) -> Vec<u8> {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
-        assert_eq!(pem.label, "X509 CRL");
-        pem.contents
-    }
-
-    fn uri_sans(der: &[u8]) -> Vec<String> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-        let san = cert.subject_alternative_name().unwrap().unwrap();
-        san.value
-            .general_names
-            .iter()
-            .filter_map(|name| match name {
-                GeneralName::URI(uri) => Some((*uri).to_owned()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-        Arc::new(rustls::crypto::ring::default_provider())
-    }
-
-    /// Runs a client certificate through rustls' webpki client verifier, as the hub does.
-    fn verify_client(
-        ca: &CertificateAuthority,
-        crl_pem: Option<&str>,
-        client: &IssuedCertificate,
-    ) -> Result<(), rustls::Error> {
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(CertificateDer::from(ca.cert_der().to_vec()))
-            .unwrap();
-        let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
-        if let Some(crl_pem) = crl_pem {
-            builder = builder.with_crls([CertificateRevocationListDer::from(crl_der(crl_pem))]);
-        }
-        let verifier = builder.build().unwrap();
-        verifier
-            .verify_client_cert(
-                &CertificateDer::from(der(&client.cert_pem)),
-                &[],
-                UnixTime::now(),
-            )
-            .map(|_| ())
-    }
 
     #[test]
     fn agency_certificate_carries_the_spiffe_uri() {
@@ -981,7 +707,7 @@ mod tests {
     fn rustls_rejects_expired_and_foreign_certificates() {
         let ca = test_ca();
         let expired = ca
-            .issue_agency("tsunagu.test", "aoba-kodomo", Validity::expired())
+            .issue_agency("tsunagu.test", "aoba-kodomo", testing::expired())
             .unwrap();
         let err = verify_client(&ca, None, &expired).unwrap_err();
         assert!(
@@ -1141,12 +867,12 @@ mod tests {
     #[test]
     fn client_with_uri_carries_any_ascii_uri() {
         let ca = test_ca();
-        let issued = ca
-            .issue_client_with_uri(
-                "spiffe://evil.example/agency/aoba-kodomo",
-                Validity::days_from_now(1),
-            )
-            .unwrap();
+        let issued = testing::issue_client_with_uri(
+            &ca,
+            "spiffe://evil.example/agency/aoba-kodomo",
+            Validity::days_from_now(1),
+        )
+        .unwrap();
         assert_eq!(
             uri_sans(&der(&issued.cert_pem)),
             ["spiffe://evil.example/agency/aoba-kodomo"]
@@ -1155,7 +881,7 @@ mod tests {
 
     #[test]
     fn expired_validity_ends_in_the_past() {
-        let validity = Validity::expired();
+        let validity = testing::expired();
         let now = OffsetDateTime::now_utc();
         assert!(validity.not_after < now);
         assert!(validity.not_before < validity.not_after);
@@ -1220,88 +946,5 @@ mod tests {
         let identity: age::x25519::Identity = lines[2].parse().unwrap();
         assert_eq!(identity.to_public().to_string(), key.public_key);
         assert!(!format!("{key:?}").contains("AGE-SECRET-KEY"));
-    }
-
-    #[test]
-    fn dev_agencies_are_the_five_aoba_agencies() {
-        let ids: Vec<&str> = DEV_AGENCIES.iter().map(|a| a.agency_id).collect();
-        assert_eq!(
-            ids,
-            [
-                "aoba-kodomo",
-                "north-jisou",
-                "aoba-hospital",
-                "aoba-nursery",
-                "aoba-hiroba"
-            ]
-        );
-        for agency in DEV_AGENCIES {
-            assert_eq!(agency.municipalities, ["141178"]);
-            validate_agency_id(agency.agency_id).unwrap();
-        }
-        let hiroba = DEV_AGENCIES
-            .iter()
-            .find(|a| a.kind == "support_hub")
-            .unwrap();
-        assert!(hiroba.council_memberships.is_empty());
-        let coordinators: Vec<&str> = DEV_AGENCIES
-            .iter()
-            .filter(|a| a.coordinator_of == ["141178"])
-            .map(|a| a.agency_id)
-            .collect();
-        assert_eq!(coordinators, ["aoba-kodomo"]);
-        assert_eq!(DEV_MUNICIPALITY, ("141178", "横浜市青葉区"));
-    }
-
-    #[test]
-    fn write_dev_pki_writes_a_working_pki_with_private_keys_locked_down() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("certs");
-        let written = write_dev_pki(&root).unwrap();
-        assert_eq!(written.len(), 5 + 3 * DEV_AGENCIES.len());
-        for path in &written {
-            assert!(path.is_file(), "{}", path.display());
-        }
-
-        let read = |rel: &str| fs::read_to_string(root.join(rel)).unwrap();
-        let ca = CertificateAuthority::from_pem(&read("ca.pem"), &read("ca.key")).unwrap();
-        let crl = read("crl.pem");
-        for agency in DEV_AGENCIES {
-            let id = agency.agency_id;
-            let cert_pem = read(&format!("agencies/{id}.pem"));
-            let cert = IssuedCertificate {
-                serial: Vec::new(),
-                fingerprint_sha256: String::new(),
-                key_pem: read(&format!("agencies/{id}.key")),
-                cert_pem,
-            };
-            verify_client(&ca, Some(&crl), &cert).unwrap();
-            assert_eq!(
-                uri_sans(&der(&cert.cert_pem)),
-                [agency_spiffe_id(DEV_TRUST_DOMAIN, id)]
-            );
-            assert!(read(&format!("agencies/{id}.age")).contains("AGE-SECRET-KEY-1"));
-        }
-        assert!(read("hub.key").contains("PRIVATE KEY"));
-
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            for path in &written {
-                let mode = fs::metadata(path).unwrap().permissions().mode() & 0o777;
-                let is_secret = matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("key" | "age")
-                );
-                if is_secret {
-                    assert_eq!(mode, 0o600, "{}", path.display());
-                }
-            }
-        }
-
-        // Running it again regenerates everything in place.
-        let again = write_dev_pki(&root).unwrap();
-        assert_eq!(again, written);
-        assert_ne!(read("ca.pem"), ca.cert_pem());
     }
 }

@@ -177,7 +177,7 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             database_url: "sqlite://data/tsunagu.db".to_owned(),
-            trust_domain: crate::pki::DEV_TRUST_DOMAIN.to_owned(),
+            trust_domain: crate::dev_pki::DEV_TRUST_DOMAIN.to_owned(),
             tls: TlsSettings::default(),
             limits: Limits::default(),
             deadlines: DeadlinePolicy::default(),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tsunagu_hub::domain::AgencyStatus;
-use tsunagu_hub::pki::Validity;
+use tsunagu_hub::pki::{Validity, testing};
 use tsunagu_proto::v1::WhoAmIRequest;
 use tsunagu_tests::{MUNICIPALITY, TRUST_DOMAIN, TestHub};
 
@@ -76,7 +76,7 @@ async fn an_expired_certificate_is_refused() {
     let expired = hub
         .pki
         .ca
-        .issue_agency(TRUST_DOMAIN, "kodomo", Validity::expired())
+        .issue_agency(TRUST_DOMAIN, "kodomo", testing::expired())
         .unwrap();
     let refused = who_am_i(&hub, Some(&expired)).await;
     assert!(refused.is_err(), "an expired certificate got in");
@@ -138,14 +138,12 @@ async fn an_unregistered_agency_is_told_it_is_not_registered() {
 #[tokio::test]
 async fn a_certificate_without_an_agency_identity_is_refused_with_the_reason() {
     let hub = TestHub::start().await;
-    let odd = hub
-        .pki
-        .ca
-        .issue_client_with_uri(
-            "spiffe://elsewhere.example/agency/kodomo",
-            Validity::days_from_now(3),
-        )
-        .unwrap();
+    let odd = testing::issue_client_with_uri(
+        &hub.pki.ca,
+        "spiffe://elsewhere.example/agency/kodomo",
+        Validity::days_from_now(3),
+    )
+    .unwrap();
     let (code, message) = who_am_i(&hub, Some(&odd)).await.unwrap_err();
     assert_eq!(code, Some(tonic::Code::Unauthenticated));
     assert!(message.contains("no agency identity"), "{message}");
