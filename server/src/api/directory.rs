@@ -10,9 +10,8 @@ use tsunagu_proto::v1::directory_service_server::DirectoryService;
 
 use super::Hub;
 use super::convert;
-use crate::domain::keys::{
-    AgeRecipient, AgencyKey, KeyFingerprint, Publication, PublishRefused, decide_publication,
-};
+use crate::casework::keys;
+use crate::domain::keys::{AgeRecipient, AgencyKey, KeyFingerprint};
 use crate::domain::{AgencyId, AgencyKind, Municipality, Timestamp};
 use crate::error::Error;
 use crate::identity::caller;
@@ -147,33 +146,10 @@ impl Hub {
         // The error never repeats the input: it may be a secret key pasted by mistake.
         let recipient = AgeRecipient::parse(&body.recipient)
             .map_err(|reason| Error::invalid("recipient", reason.to_string()))?;
-        let fingerprint = recipient.fingerprint();
         let (agency, now) = (agency.clone(), self.clock.now());
         self.store
             .write(Locking::Exclusive, move |tx| {
-                Box::pin(async move {
-                    let existing = tx.key_by_fingerprint(&fingerprint).await?;
-                    let active = tx.agency_keys(&agency, false).await?.len();
-                    match decide_publication(&agency, existing, active) {
-                        Ok(Publication::AlreadyActive(key)) => Ok(*key),
-                        Ok(Publication::New) => {
-                            let key = AgencyKey::publish(agency.clone(), recipient, now, staff);
-                            tx.insert_key(&key).await?;
-                            tracing::info!(%agency, fingerprint = %key.fingerprint, "age key published");
-                            Ok(key)
-                        }
-                        Err(refused @ PublishRefused::Retired(_)) => {
-                            Err(Error::FailedPrecondition(format!("recipient: {refused}")))
-                        }
-                        Err(refused @ PublishRefused::OtherAgency) => {
-                            Err(Error::AlreadyExists(format!("recipient: {refused}")))
-                        }
-                        Err(refused @ PublishRefused::TooMany) => Err(Error::LimitReached {
-                            field: "recipient".to_owned(),
-                            reason: refused.to_string(),
-                        }),
-                    }
-                })
+                Box::pin(async move { keys::publish_key(tx, &agency, recipient, staff, now).await })
             })
             .await
     }
@@ -198,31 +174,9 @@ impl Hub {
         let (agency, now) = (agency.clone(), self.clock.now());
         self.store
             .write(Locking::Exclusive, move |tx| {
-                Box::pin(async move {
-                    let key = tx
-                        .key_by_fingerprint(&fingerprint)
-                        .await?
-                        .filter(|key| key.agency_id == agency)
-                        .ok_or_else(|| Error::NotFound {
-                            what: "age key",
-                            id: format!("{fingerprint} of agency {agency}"),
-                        })?;
-                    if !key.is_active() {
-                        return Ok(key);
-                    }
-                    if !tx.retire_key(&agency, &fingerprint, now, &staff).await? {
-                        return Err(Error::internal(crate::store::StoreError::corrupt(
-                            "agency_keys",
-                            "an active key could not be retired",
-                        )));
-                    }
-                    tracing::info!(%agency, %fingerprint, "age key retired");
-                    Ok(AgencyKey {
-                        retired_at: Some(now),
-                        retired_by: Some(staff),
-                        ..key
-                    })
-                })
+                Box::pin(
+                    async move { keys::retire_key(tx, &agency, &fingerprint, staff, now).await },
+                )
             })
             .await
     }

@@ -13,6 +13,7 @@ use tsunagu_proto::v1 as pb;
 use super::feed_cache::FeedItem;
 use super::{Hub, convert};
 use crate::casework::audit::AuditTarget;
+use crate::casework::feed;
 use crate::domain::AgencyId;
 use crate::error::Error;
 use crate::identity::caller;
@@ -184,17 +185,8 @@ impl EventService for Hub {
             self.store
                 .write(Locking::Narrow, move |tx| {
                     Box::pin(async move {
-                        let end = tx.feed_end(&agency).await?;
-                        if cursor > end {
-                            return Err(Error::invalid(
-                                "cursor",
-                                format!(
-                                    "{cursor} is past the end of your feed (last cursor {end})"
-                                ),
-                            ));
-                        }
-                        tx.acknowledge_feed(&agency, cursor, now).await?;
-                        let acknowledged_cursor = tx.feed_acknowledged(&agency).await?;
+                        let acknowledged_cursor =
+                            feed::acknowledge(tx, &agency, cursor, now).await?;
                         written.write(tx, &AuditTarget::default(), now).await?;
                         Ok(pb::AckEventsResponse {
                             acknowledged_cursor,

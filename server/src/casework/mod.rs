@@ -5,7 +5,9 @@
 pub mod audit;
 pub mod cases;
 pub mod council;
+pub mod feed;
 pub mod followups;
+pub mod keys;
 pub mod notes;
 pub mod outcomes;
 pub mod referrals;

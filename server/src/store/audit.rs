@@ -1,6 +1,5 @@
 //! The tamper-evident audit log: appending records to the hash chain and reading them back.
 
-
 use async_trait::async_trait;
 
 use crate::domain::audit::{AuditEntry, AuditRecord, ChainHead};

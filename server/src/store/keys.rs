@@ -1,6 +1,5 @@
 //! The agency key directory: each agency's published age recipients (public keys only).
 
-
 use async_trait::async_trait;
 
 use crate::domain::keys::{AgencyKey, KeyFingerprint};

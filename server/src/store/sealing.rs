@@ -1,7 +1,6 @@
 //! Re-sealing: the recorded readers of re-sealed fields, replacing a field's ciphertext, and the
 //! re-seals of a case for its thread.
 
-
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;

@@ -1,6 +1,5 @@
 //! 移管: transfers of cases between municipalities, and the escalations of their timers.
 
-
 use async_trait::async_trait;
 
 use crate::domain::transfer::{Transfer, TransferId, TransferTimer};
