@@ -35,8 +35,8 @@ pub trait AuditQueries: Send {
     /// caller believes is current: when it is, the record goes in with one statement that checks
     /// so; when it is not (another instance wrote, a transaction rolled back), or when there is
     /// no guess, the head is read first. Returns the record as chained; `None` where the backend
-    /// chains the transaction's records only as it commits (PostgreSQL: the head is read under
-    /// the chain's lock then, and `expected` is not needed).
+    /// chains the transaction's records only after it commits (PostgreSQL: they are queued with
+    /// the commit and a sequencer chains them, so `expected` is not needed).
     async fn append_audit(
         &mut self,
         entry: &AuditEntry,
@@ -99,9 +99,10 @@ pub(crate) fn record_params(record: &AuditRecord) -> Result<Vec<Param>, StoreErr
 }
 
 /// Implements `AuditQueries` for a backend's transaction wrapper `$tx` (with a field
-/// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type.
+/// `tx: sqlx::Transaction<'static, DB>`), using `$row` as the backend's row type. With `$settle`,
+/// a method of `$tx` every read of the chain awaits first (PostgreSQL: chain what is pending).
 macro_rules! audit_queries {
-    ($tx:ty, $row:ty) => {
+    ($tx:ty, $row:ty $(, $settle:ident)?) => {
         fn audit_record_from_row(
             row: &$row,
         ) -> Result<$crate::domain::audit::AuditRecord, $crate::store::StoreError> {
@@ -159,6 +160,7 @@ macro_rules! audit_queries {
             async fn audit_head(
                 &mut self,
             ) -> Result<$crate::domain::audit::ChainHead, $crate::store::StoreError> {
+                $(self.$settle().await?;)?
                 let rows = self.look_up($crate::store::Lookup::AuditHead).await?;
                 audit_head_from_rows(&rows)
             }
@@ -214,6 +216,7 @@ macro_rules! audit_queries {
             ) -> Result<Option<$crate::domain::audit::AuditRecord>, $crate::store::StoreError>
             {
                 use $crate::store::audit::AUDIT_COLUMNS;
+                $(self.$settle().await?;)?
                 let row = sqlx::query(&format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence = $1"
                 ))
@@ -229,6 +232,7 @@ macro_rules! audit_queries {
                 limit: u32,
             ) -> Result<Vec<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
                 use $crate::store::audit::AUDIT_COLUMNS;
+                $(self.$settle().await?;)?
                 let rows = sqlx::query(&format!(
                     "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence > $1 \
                      ORDER BY sequence LIMIT $2"
@@ -246,6 +250,7 @@ macro_rules! audit_queries {
             ) -> Result<Vec<$crate::domain::audit::AuditRecord>, $crate::store::StoreError> {
                 use $crate::store::audit::AUDIT_COLUMNS;
                 use $crate::store::queries::join_codes;
+                $(self.$settle().await?;)?
                 // Coordinated municipalities travel as one comma-joined parameter ($7), matched
                 // with the delimiter-safe containment test of `visible_cases`.
                 let sql = format!(
