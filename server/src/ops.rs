@@ -318,6 +318,9 @@ pub async fn case_disclosure(
     case: &CaseId,
 ) -> Result<Option<Vec<DisclosedRecord>>, StoreError> {
     let mut tx = store.read().await?;
+    // The chain first, before anything else takes the read's snapshot: on PostgreSQL that
+    // chains the records still pending, so the snapshot holds every record written before.
+    tx.audit_head().await?;
     if tx.case(case).await?.is_none() {
         return Ok(None);
     }

@@ -145,6 +145,7 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
     async fn audit_head(
         &mut self,
     ) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
+        self.settle_audit().await?;
         let rows = self.look_up(crate::store::Lookup::AuditHead).await?;
         audit_head_from_rows(&rows)
     }
@@ -190,6 +191,7 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
         &mut self,
         sequence: u64,
     ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+        self.settle_audit().await?;
         use crate::store::audit::AUDIT_COLUMNS;
         let row = crate::store::db::query(format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence = $1"
@@ -205,6 +207,7 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
         after: u64,
         limit: u32,
     ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+        self.settle_audit().await?;
         use crate::store::audit::AUDIT_COLUMNS;
         let rows = crate::store::db::query(format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence > $1 \
@@ -221,6 +224,7 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
         &mut self,
         filter: &crate::store::audit::AuditFilter<'_>,
     ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+        self.settle_audit().await?;
         use crate::store::audit::AUDIT_COLUMNS;
         use crate::store::queries::join_codes;
         // Coordinated municipalities travel as one comma-joined parameter ($7), matched

@@ -79,6 +79,11 @@ pub(crate) trait Connection: Send {
     async fn lock_for(&mut self, _lookup: &Lookup<'_>) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Makes every committed audit record part of the chain before a read of the chain, where
+    /// the backend chains records after their commit (PostgreSQL's sequencer).
+    async fn settle_audit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Keeps a feed entry to write with the commit instead of now: true when it did.
     fn defer_feed(&mut self, _entry: &FeedEntry) -> bool {
         false

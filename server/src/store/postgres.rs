@@ -2,8 +2,9 @@
 //! transactions of different cases run side by side under narrower locks (see [`pg_locks`]):
 //! feed cursors still become visible in order per agency (no subscriber ever skips one), each
 //! idempotency key and each escalation is written once, and the audit chain keeps a single
-//! writer at its tail. Commits notify the other instances (LISTEN/NOTIFY) so that their
-//! subscribers look at the feed at once.
+//! writer at its tail: a sequencer that chains the records writes queue, after their commits.
+//! Commits notify the other instances (LISTEN/NOTIFY) so that their subscribers look at the
+//! feed at once.
 //!
 //! [`pg_locks`]: super::pg_locks
 
@@ -42,6 +43,8 @@ pub struct PostgresStore {
     /// Whether a search for the host that accepts writes is under way.
     searching: Arc<AtomicBool>,
     signals: Arc<FeedSignals>,
+    /// Chains the audit records that this instance's writes queue (and other instances').
+    sequencer: Arc<pg_locks::Sequencer>,
 }
 
 /// A transaction on PostgreSQL.
@@ -53,8 +56,15 @@ pub struct PostgresTransaction {
     signals: Arc<FeedSignals>,
     /// Feed entries to write at commit, under their agencies' feed locks.
     feed: Vec<crate::domain::records::FeedEntry>,
-    /// Audit records to chain and write at commit, under the audit chain's lock.
+    /// Audit records to queue at commit, for the sequencer to chain.
     audit: Vec<crate::domain::audit::AuditEntry>,
+    /// Whether the tail queued audit records: the sequencer is woken after the commit.
+    queued_audit: bool,
+    sequencer: Arc<pg_locks::Sequencer>,
+    /// No statement has run yet: a read transaction has not taken its snapshot.
+    fresh: bool,
+    /// The chain's pending records were chained for this transaction's reads of the chain.
+    settled: bool,
     /// Cases whose lock this transaction holds.
     locked_cases: std::collections::HashSet<String>,
 }
@@ -66,6 +76,7 @@ impl Connection for PostgresTransaction {
     }
 
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        self.fresh = false;
         let rows = bind_params(sqlx::query(sql), params)
             .fetch_all(&mut *self.tx)
             .await?;
@@ -73,6 +84,7 @@ impl Connection for PostgresTransaction {
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
+        self.fresh = false;
         let done = bind_params(sqlx::query(sql), params)
             .execute(&mut *self.tx)
             .await?;
@@ -81,6 +93,10 @@ impl Connection for PostgresTransaction {
 
     async fn lock_for(&mut self, lookup: &Lookup<'_>) -> Result<(), StoreError> {
         PostgresTransaction::lock_for(self, lookup).await
+    }
+
+    async fn settle_audit(&mut self) -> Result<(), StoreError> {
+        PostgresTransaction::settle_audit(self).await
     }
 
     fn defer_feed(&mut self, entry: &crate::domain::records::FeedEntry) -> bool {
@@ -133,11 +149,15 @@ impl PostgresStore {
         }
         let pool = pool.connect_with(options).await?;
         MIGRATIONS.run(&pool).await?;
+        let sequencer = pg_locks::Sequencer::new(pool.clone());
+        // Ends by itself once the pool is closed.
+        drop(sequencer.spawn());
         Ok(Self {
             pool,
             hosts,
             searching: Arc::default(),
             signals: Arc::default(),
+            sequencer,
         })
     }
 
@@ -154,7 +174,12 @@ impl PostgresStore {
             .bind(WRITER_LOCK)
             .execute(&mut *tx)
             .await?;
-        Ok(PostgresTransaction::new(tx, true, &self.signals))
+        Ok(PostgresTransaction::new(
+            tx,
+            true,
+            &self.signals,
+            &self.sequencer,
+        ))
     }
 
     /// Looks for the host that accepts writes in a task of its own (a ping may be cancelled
@@ -264,7 +289,12 @@ impl Store for PostgresStore {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        Ok(Box::new(PostgresTransaction::new(tx, false, &self.signals)))
+        Ok(Box::new(PostgresTransaction::new(
+            tx,
+            false,
+            &self.signals,
+            &self.sequencer,
+        )))
     }
 
     /// With several hosts, a ping that fails or finds the host read-only starts the search for
@@ -313,6 +343,7 @@ impl PostgresTransaction {
         tx: sqlx::Transaction<'static, sqlx::Postgres>,
         writes: bool,
         signals: &Arc<FeedSignals>,
+        sequencer: &Arc<pg_locks::Sequencer>,
     ) -> Self {
         Self {
             tx,
@@ -321,8 +352,25 @@ impl PostgresTransaction {
             signals: Arc::clone(signals),
             feed: Vec::new(),
             audit: Vec::new(),
+            queued_audit: false,
+            sequencer: Arc::clone(sequencer),
+            fresh: true,
+            settled: false,
             locked_cases: std::collections::HashSet::new(),
         }
+    }
+
+    /// Called before every read of the audit chain: chains what is pending first (once per
+    /// transaction), so that the read sees every record whose write committed before it. A read
+    /// transaction must do so before its first statement, which takes its snapshot; one that
+    /// reads other rows first sees the chain as its snapshot has it, without the records still
+    /// pending then (no reader of the chain does: they read it first).
+    async fn settle_audit(&mut self) -> Result<(), StoreError> {
+        if !self.settled && (self.writes || self.fresh) {
+            self.sequencer.settle().await?;
+        }
+        self.settled = true;
+        Ok(())
     }
 
     /// In a write transaction, the feed entry waits for the commit (see `before_commit`).
@@ -333,8 +381,8 @@ impl PostgresTransaction {
         self.writes
     }
 
-    /// In a write transaction, the audit record is chained and written at commit, after the
-    /// head as it is once the chain's lock is held (see `before_commit`).
+    /// In a write transaction, the audit record is queued at commit, for the sequencer to chain
+    /// (see `before_commit`).
     fn defer_audit(&mut self, entry: &crate::domain::audit::AuditEntry) -> bool {
         if self.writes {
             self.audit.push(entry.clone());
@@ -401,7 +449,7 @@ impl PostgresTransaction {
                     .await?;
                 Ok(())
             }
-            // The directory changes only in exclusive writes; the audit head is read at commit.
+            // The directory changes only in exclusive writes; audit records need no head here.
             Lookup::Agency(_) | Lookup::AuditHead => Ok(()),
         }
     }
@@ -426,11 +474,14 @@ impl PostgresTransaction {
         metrics::histogram!(crate::telemetry::names::COMMIT_DURATION)
             .record(started.elapsed().as_secs_f64());
         committed?;
+        if self.queued_audit {
+            self.sequencer.wake();
+        }
         Ok(())
     }
 
-    /// Called by `commit` before committing: writes the tail (feed entries, audit records)
-    /// under the locks of the feeds it grows and of the audit chain, and notifies other
+    /// Called by `commit` before committing: writes the tail (feed entries under the locks of
+    /// the feeds it grows, audit records queued for the sequencer), and notifies other
     /// instances' subscribers, who hear of the change when (and only if) it commits.
     async fn before_commit(&mut self) -> Result<(), StoreError> {
         if !self.writes || (self.feed.is_empty() && self.audit.is_empty()) {
@@ -451,6 +502,7 @@ impl PostgresTransaction {
         });
         let feed = std::mem::take(&mut self.feed);
         let audit = std::mem::take(&mut self.audit);
+        self.queued_audit = !audit.is_empty();
         pg_locks::write_tail(&mut self.tx, FEED_CHANNEL, payload, &feed, &audit).await?;
         Ok(())
     }

@@ -382,3 +382,114 @@ async fn two_instances_land_every_write_keep_each_feed_in_commit_order_and_one_k
     drop(instance_b);
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_concurrent_writes_through_two_instances_every_queued_audit_record_is_chained_exactly_once_and_the_chain_verifies()
+ {
+    use sqlx::Connection as _;
+    if postgres_or_skip("audit sequencer across instances").is_none() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    let instance_b = hub.another_instance().await;
+    let kodomo_on_a = hub.client("kodomo").await;
+    let jisou_on_b = hub.client_of(&instance_b, "jisou").await;
+    let chiyoda_on_b = hub.client_of(&instance_b, "chiyoda").await;
+
+    // Referrals through both instances and cases of another municipality through B, several
+    // at a time on each: both instances' sequencers chain while the others queue.
+    const TASKS: usize = 3;
+    const EACH: usize = 4;
+    let mut referrals = Vec::new();
+    for client in [&kodomo_on_a, &jisou_on_b] {
+        for _ in 0..TASKS {
+            let (client, clock) = (client.clone(), hub.clock.clone());
+            referrals.push(tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for _ in 0..EACH {
+                    let (_, referral) =
+                        referred_case(&*clock, &client, "hospital", POSTNATAL_CARE).await;
+                    sent.push(referral.referral_id);
+                }
+                sent
+            }));
+        }
+    }
+    let mut openings = Vec::new();
+    for _ in 0..TASKS {
+        let chiyoda = chiyoda_on_b.clone();
+        openings.push(tokio::spawn(async move {
+            let mut opened = Vec::new();
+            for _ in 0..EACH {
+                let case = try_open_case(&chiyoda, open_case_request("131016"))
+                    .await
+                    .unwrap();
+                opened.push(case.case_id);
+            }
+            opened
+        }));
+    }
+    let mut sent = Vec::new();
+    for task in referrals {
+        sent.extend(task.await.unwrap());
+    }
+    let mut opened = Vec::new();
+    for task in openings {
+        opened.extend(task.await.unwrap());
+    }
+
+    // A read of the chain through the store first chains whatever is still pending; the chain
+    // then verifies from its first record to its last, without a gap.
+    let mut tx = hub.store.read().await.unwrap();
+    let report = tsunagu_hub::casework::audit::verify_chain(&mut *tx, 1, None)
+        .await
+        .unwrap();
+    drop(tx);
+    assert!(report.broken.is_none(), "{report:?}");
+
+    // Nothing is left pending, the chain holds every record once: one record of each send and
+    // of each opening, and as many records as sequence numbers.
+    let mut database = sqlx::PgConnection::connect(&hub.database.url)
+        .await
+        .unwrap();
+    let count = |sql: &'static str, id: String| sqlx::query_scalar::<_, i64>(sql).bind(id);
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_pending")
+        .fetch_one(&mut database)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0, "records left pending");
+    let (records, last) = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT count(*), COALESCE(max(sequence), 0) FROM audit_records",
+    )
+    .fetch_one(&mut database)
+    .await
+    .unwrap();
+    assert_eq!(records, last);
+    assert_eq!(u64::try_from(last).unwrap(), report.checked);
+    assert_eq!(sent.len(), 2 * TASKS * EACH);
+    for referral in sent {
+        let sends = count(
+            "SELECT count(*) FROM audit_records \
+             WHERE action = 'ReferralService/SendReferral' AND referral_id = $1",
+            referral,
+        )
+        .fetch_one(&mut database)
+        .await
+        .unwrap();
+        assert_eq!(sends, 1);
+    }
+    assert_eq!(opened.len(), TASKS * EACH);
+    for case in opened {
+        let openings = count(
+            "SELECT count(*) FROM audit_records \
+             WHERE action = 'CaseService/OpenCase' AND case_id = $1",
+            case,
+        )
+        .fetch_one(&mut database)
+        .await
+        .unwrap();
+        assert_eq!(openings, 1);
+    }
+    drop(instance_b);
+    hub.stop().await;
+}
