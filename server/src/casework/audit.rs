@@ -36,6 +36,24 @@ pub enum AuditMode {
 pub struct Auditor {
     mode: AuditMode,
     head: Arc<Mutex<Option<ChainHead>>>,
+    reads: Arc<ReadRecords>,
+}
+
+/// The records of reads waiting to be appended. Reads arrive many at a time and each needs its
+/// record durable before it is answered; one write each made every read a full write (a job on
+/// SQLite's writer, a commit on PostgreSQL). Instead, whichever waiting read takes `appender`
+/// next appends everything pending in one write, and answers the others.
+#[derive(Debug, Default)]
+struct ReadRecords {
+    pending: Mutex<Vec<PendingRead>>,
+    appender: tokio::sync::Mutex<()>,
+}
+
+/// A read's record, and where to tell the read that it is durable (or why not).
+#[derive(Debug)]
+struct PendingRead {
+    entry: AuditEntry,
+    done: tokio::sync::oneshot::Sender<Result<(), Arc<StoreError>>>,
 }
 
 impl Auditor {
@@ -43,11 +61,12 @@ impl Auditor {
         Self {
             mode,
             head: Arc::default(),
+            reads: Arc::default(),
         }
     }
 
-    /// Appends the record of a read and returns once it is durable; nothing when auditing is
-    /// off.
+    /// Appends the record of a read and returns once it is durable, sharing the write with the
+    /// other reads recorded meanwhile; nothing when auditing is off.
     pub async fn record_read(
         &self,
         store: &Arc<dyn Store>,
@@ -60,8 +79,7 @@ impl Auditor {
     }
 
     /// Appends a record that belongs to no other write (a read, a refusal by the identity
-    /// layer) as a write of its own, and returns once it is durable. Reads arrive many at a
-    /// time: the store's writer commits their records together (one fsync for the batch).
+    /// layer) and returns once it is durable, batched with the others recorded meanwhile.
     pub async fn record_outside(
         &self,
         store: &Arc<dyn Store>,
@@ -70,17 +88,71 @@ impl Auditor {
         if self.mode == AuditMode::Off {
             return Ok(());
         }
+        let (done, mut outcome) = tokio::sync::oneshot::channel();
+        self.reads
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(PendingRead { entry, done });
+        let appender = self.reads.appender.lock().await;
+        let outcome = match outcome.try_recv() {
+            // The previous appender took this record already.
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let batch = std::mem::take(
+                    &mut *self
+                        .reads
+                        .pending
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner),
+                );
+                if !batch.is_empty() {
+                    // In a task of its own, so that a caller going away does not abandon the
+                    // batch half-way: the others are waiting for it.
+                    let auditor = self.clone();
+                    let store = Arc::clone(store);
+                    let _ = tokio::spawn(async move { auditor.append_reads(&store, batch).await })
+                        .await;
+                }
+                drop(appender);
+                outcome.await.map_err(|_| {
+                    Error::internal(StoreError::corrupt(
+                        "audit_records",
+                        "a batch of read records was abandoned",
+                    ))
+                })?
+            }
+        };
+        outcome.map_err(|failure| Error::from(StoreError::Batch(failure)))
+    }
+
+    /// Appends `batch` in one write and tells each read the outcome.
+    async fn append_reads(&self, store: &Arc<dyn Store>, batch: Vec<PendingRead>) {
+        let entries: Vec<AuditEntry> = batch.iter().map(|read| read.entry.clone()).collect();
         let auditor = self.clone();
-        // Only an audit record: nothing read-then-written but the chain, which the store guards,
-        // so it need not wait for other writes.
-        store
+        // Only audit records: nothing read-then-written but the chain, which the store guards,
+        // so the write need not wait for other writes.
+        let appended = store
             .write(Locking::Narrow, move |tx| {
                 Box::pin(async move {
-                    auditor.append(tx, &entry).await?;
-                    Ok::<_, Error>(())
+                    for entry in &entries {
+                        auditor.append(tx, entry).await?;
+                    }
+                    Ok::<_, StoreError>(())
                 })
             })
-            .await
+            .await;
+        let outcome = appended.map_err(|error| {
+            tracing::error!(
+                error = %crate::error::cause_chain(&error),
+                records = batch.len(),
+                "cannot append the audit records of reads"
+            );
+            Arc::new(error)
+        });
+        for read in batch {
+            let _ = read.done.send(outcome.clone());
+        }
     }
 
     /// Chains `entry` after the head this hub believes current, in `tx`.

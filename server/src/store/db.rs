@@ -75,6 +75,12 @@ pub(crate) trait Connection: Send {
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError>;
     /// Runs one statement and returns how many rows it changed.
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError>;
+    /// Runs a statement that writes and whose outcome nobody checks. SQLite keeps it to send
+    /// with the next statement that needs the connection (see `sqlite_batch`); its error then
+    /// surfaces there, or fails the write at its end.
+    async fn defer(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
+        self.execute(sql, &params).await.map(|_| ())
+    }
     /// Takes the lock that guards what `lookup` reads, where the backend has such locks.
     async fn lock_for(&mut self, _lookup: &Lookup<'_>) -> Result<(), StoreError> {
         Ok(())
@@ -168,13 +174,14 @@ impl Query<'_> {
     }
 }
 
-/// Runs a statement that writes, with its parameters already collected (`params!`).
+/// Runs a statement that writes and whose outcome nobody checks, with its parameters already
+/// collected (`params!`); the backend may send it with a later statement ([`Connection::defer`]).
 pub(crate) async fn write<C: Connection + ?Sized>(
     db: &mut C,
     sql: &str,
     params: Vec<Param>,
 ) -> Result<(), StoreError> {
-    db.execute(sql, &params).await.map(|_| ())
+    db.defer(sql, params).await
 }
 
 /// Runs a statement that writes, with its parameters already collected; returns how many rows

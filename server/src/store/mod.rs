@@ -13,6 +13,7 @@ pub mod postgres;
 pub(crate) mod queries;
 pub mod sealing;
 pub mod sqlite;
+mod sqlite_batch;
 pub mod transfers;
 
 use std::any::Any;

@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Connection, Dialect, Row};
+use super::sqlite_batch::{self, StatementBatch};
 use super::feed::FeedSignals;
 use super::queries::{
     AGENCY_COLUMNS, FEED_ACKNOWLEDGED, FEED_PAGE, Param, acknowledged_from_row, agency_from_row,
@@ -59,6 +60,9 @@ struct Writer {
     connection: Option<SqliteConnection>,
     signals: Arc<FeedSignals>,
     checkpoint_due: Arc<AtomicBool>,
+    /// A savepoint for the next job is open: each job's release opens the next one in the same
+    /// call, which spares every job a round trip to the connection's thread.
+    savepoint_open: bool,
 }
 
 impl Writer {
@@ -80,6 +84,7 @@ impl Writer {
     /// Runs `batch` in one transaction and answers every job once it committed (or failed).
     async fn run_batch(&mut self, batch: Vec<Job>) {
         // IMMEDIATE: take the write lock now, so a batch never fails half-way for want of it.
+        self.savepoint_open = false;
         if let Err(error) = self.connection().execute("BEGIN IMMEDIATE").await {
             tracing::error!(%error, "the writer cannot begin a transaction");
             let error = Arc::new(error);
@@ -124,6 +129,8 @@ impl Writer {
         // How many writes share this fsync.
         metrics::histogram!(crate::telemetry::names::COMMIT_BATCH).record(ran.len() as f64);
         let started = std::time::Instant::now();
+        // Commits the next job's savepoint too, empty.
+        self.savepoint_open = false;
         let committed = self.connection().execute(commit).await;
         metrics::histogram!(crate::telemetry::names::COMMIT_DURATION)
             .record(started.elapsed().as_secs_f64());
@@ -150,39 +157,65 @@ impl Writer {
     }
 
     /// Runs one job in a savepoint: released when the job succeeds, rolled back when it fails
-    /// or panics. `Err` only when the connection itself failed around it.
+    /// or panics (or its waiting writes fail at its end). `Err` only when the connection itself
+    /// failed around it. The release goes in one call with the job's waiting writes and opens
+    /// the next job's savepoint.
     async fn run_job(
         &mut self,
         run: WriteJob,
         touched: &mut Vec<AgencyId>,
     ) -> Result<Result<JobAnswer, StoreError>, sqlx::Error> {
-        self.connection().execute("SAVEPOINT job").await?;
+        if !self.savepoint_open {
+            self.connection().execute("SAVEPOINT job").await?;
+        }
+        self.savepoint_open = false;
         let connection = self.connection.take();
         let mut tx = SqliteTransaction {
             tx: SqliteTx::Write(connection),
             touched: Vec::new(),
+            pending: StatementBatch::default(),
         };
         let outcome = AssertUnwindSafe(run(&mut tx)).catch_unwind().await;
         let SqliteTx::Write(connection) = tx.tx else {
             unreachable!("a job's transaction is a write")
         };
         self.connection = connection;
-        let outcome = match outcome {
+        let failed = match outcome {
             Ok(Ok(value)) => {
-                self.connection().execute("RELEASE job").await?;
-                touched.extend(tx.touched);
-                return Ok(Ok(Ok(value)));
+                let mut finish = tx.pending;
+                let own = finish.statements + 1;
+                finish.push("RELEASE job", Vec::new());
+                finish.push("SAVEPOINT job", Vec::new());
+                let ran = sqlite_batch::run(self.connection(), &finish).await;
+                match ran.failure {
+                    None => {
+                        self.savepoint_open = true;
+                        touched.extend(tx.touched);
+                        return Ok(Ok(Ok(value)));
+                    }
+                    // Released, but the next savepoint did not open: the connection failed.
+                    Some(error) if ran.rows.len() >= own => return Err(error),
+                    // One of the job's waiting writes failed: the job is rolled back.
+                    Some(error) => StoreError::Database(error),
+                }
             }
-            Ok(Err(refused)) => Ok(Err(refused)),
+            Ok(Err(refused)) => {
+                self.connection()
+                    .execute("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
+                    .await?;
+                self.savepoint_open = true;
+                return Ok(Ok(Err(refused)));
+            }
             Err(_) => {
                 tracing::error!("a write job panicked; its writes are rolled back");
-                Err(StoreError::corrupt("write job", "the use case panicked"))
+                StoreError::corrupt("write job", "the use case panicked")
             }
         };
         self.connection()
-            .execute("ROLLBACK TO job; RELEASE job")
+            .execute("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
             .await?;
-        Ok(outcome)
+        self.savepoint_open = true;
+        Ok(Err(failed))
     }
 }
 
@@ -226,6 +259,8 @@ pub struct SqliteTransaction {
     tx: SqliteTx,
     /// Agencies whose feeds this job appended to, woken once its batch has committed.
     touched: Vec<crate::domain::AgencyId>,
+    /// The job's writes whose outcome nobody checks, waiting to go with the next statement.
+    pending: StatementBatch,
 }
 
 /// How often the write-ahead log is copied back into the database file in the background.
@@ -264,6 +299,25 @@ fn spawn_checkpointer(pool: SqlitePool, due: Arc<AtomicBool>) -> tokio::task::Jo
 }
 
 impl SqliteTransaction {
+    /// Runs `sql` after the writes waiting, in one call to the connection's thread.
+    async fn after_pending(
+        &mut self,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<sqlite_batch::BatchOutcome, StoreError> {
+        let mut batch = std::mem::take(&mut self.pending);
+        batch.push(sql, params.to_vec());
+        let ran = sqlite_batch::run(self.connection()?, &batch).await;
+        match ran.failure {
+            Some(error) => Err(error.into()),
+            None if ran.rows.len() == batch.statements => Ok(ran),
+            None => Err(StoreError::corrupt(
+                "sqlite writer",
+                format!("{} statements answered {} times", batch.statements, ran.rows.len()),
+            )),
+        }
+    }
+
     /// The connection, for a statement.
     fn connection(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         match &mut self.tx {
@@ -281,17 +335,29 @@ impl Connection for SqliteTransaction {
     }
 
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
-        let rows = bind_params(sqlx::query(sql), params)
-            .fetch_all(self.connection()?)
-            .await?;
-        Ok(rows.into_iter().map(Row::Sqlite).collect())
+        if self.pending.is_empty() {
+            let rows = bind_params(sqlx::query(sql), params)
+                .fetch_all(self.connection()?)
+                .await?;
+            return Ok(rows.into_iter().map(Row::Sqlite).collect());
+        }
+        let mut ran = self.after_pending(sql, params).await?;
+        Ok(ran.rows.pop().unwrap_or_default().into_iter().map(Row::Sqlite).collect())
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
-        let done = bind_params(sqlx::query(sql), params)
-            .execute(self.connection()?)
-            .await?;
-        Ok(done.rows_affected())
+        if self.pending.is_empty() {
+            let done = bind_params(sqlx::query(sql), params)
+                .execute(self.connection()?)
+                .await?;
+            return Ok(done.rows_affected());
+        }
+        Ok(self.after_pending(sql, params).await?.last_changed)
+    }
+
+    async fn defer(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
+        self.pending.push(sql, params);
+        Ok(())
     }
 
     fn touched(&mut self) -> &mut Vec<AgencyId> {
@@ -390,6 +456,7 @@ impl SqliteStore {
             connection: Some(writer_pool.acquire().await?.detach()),
             signals: Arc::clone(&signals),
             checkpoint_due: Arc::clone(&checkpoint_due),
+            savepoint_open: false,
         };
         let (jobs, queue) = mpsc::channel(QUEUE);
         tokio::spawn(writer.run(queue));
@@ -474,6 +541,7 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteTransaction {
             tx: SqliteTx::Read(tx),
             touched: Vec::new(),
+            pending: StatementBatch::default(),
         }))
     }
 
