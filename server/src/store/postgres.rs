@@ -244,17 +244,26 @@ async fn listen(options: &PgConnectOptions, signals: &FeedSignals) -> Result<(),
 
 #[async_trait]
 impl Store for PostgresStore {
-    /// One plain transaction per job. A caller that stops waiting drops it, and with it the
-    /// transaction, which rolls back.
+    /// One plain transaction per job, run in a task of its own: a caller that stops waiting
+    /// drops only its answer, and the job commits or rolls back whole. (Dropping a transaction
+    /// in the middle of a statement, or of its `BEGIN`, can hand the pool a connection still
+    /// inside a transaction.)
     async fn run_write(&self, locking: Locking, job: WriteJob) -> Result<JobAnswer, StoreError> {
-        let mut tx = self.begin_write(locking).await?;
-        match job(&mut tx).await {
-            Ok(value) => {
-                tx.commit().await?;
-                Ok(Ok(value))
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let mut tx = store.begin_write(locking).await?;
+            match job(&mut tx).await {
+                Ok(value) => {
+                    tx.commit().await?;
+                    Ok(Ok(value))
+                }
+                Err(refused) => Ok(Err(refused)),
             }
-            Err(refused) => Ok(Err(refused)),
-        }
+        });
+        task.await.map_err(|_| {
+            tracing::error!("a write job panicked; its transaction is rolled back");
+            StoreError::corrupt("write job", "the use case panicked")
+        })?
     }
 
     /// One statement on a pooled connection, without a transaction around it.
@@ -284,11 +293,19 @@ impl Store for PostgresStore {
     }
 
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // One consistent snapshot for the whole read.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
+        // Begun in a task of its own, so that a caller cancelled mid-way never leaves a
+        // connection inside a half-begun transaction.
+        let pool = self.pool.clone();
+        let tx = tokio::spawn(async move {
+            let mut tx = pool.begin().await?;
+            // One consistent snapshot for the whole read.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+            Ok::<_, StoreError>(tx)
+        })
+        .await
+        .map_err(|_| StoreError::corrupt("postgres reader", "beginning a read panicked"))??;
         Ok(Box::new(PostgresTransaction::new(
             tx,
             false,

@@ -25,12 +25,12 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Connection, Dialect, Row};
-use super::sqlite_batch::{self, StatementBatch};
 use super::feed::FeedSignals;
 use super::queries::{
     AGENCY_COLUMNS, FEED_ACKNOWLEDGED, FEED_PAGE, Param, acknowledged_from_row, agency_from_row,
     bind_params, feed_from_row,
 };
+use super::sqlite_batch::{self, StatementBatch};
 use super::{JobAnswer, Locking, Store, StoreError, Transaction, WriteJob};
 use crate::domain::AgencyId;
 
@@ -313,7 +313,11 @@ impl SqliteTransaction {
             None if ran.rows.len() == batch.statements => Ok(ran),
             None => Err(StoreError::corrupt(
                 "sqlite writer",
-                format!("{} statements answered {} times", batch.statements, ran.rows.len()),
+                format!(
+                    "{} statements answered {} times",
+                    batch.statements,
+                    ran.rows.len()
+                ),
             )),
         }
     }
@@ -342,7 +346,13 @@ impl Connection for SqliteTransaction {
             return Ok(rows.into_iter().map(Row::Sqlite).collect());
         }
         let mut ran = self.after_pending(sql, params).await?;
-        Ok(ran.rows.pop().unwrap_or_default().into_iter().map(Row::Sqlite).collect())
+        Ok(ran
+            .rows
+            .pop()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Row::Sqlite)
+            .collect())
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
