@@ -1,10 +1,11 @@
 //! The tamper-evident audit log: appending records to the hash chain and reading them back.
 
+use super::StoreError;
+use super::db::{self, Connection, Row, query};
 use async_trait::async_trait;
 
 use crate::domain::audit::{AuditEntry, AuditRecord, ChainHead};
 use crate::domain::{AgencyId, CaseId, Municipality, Timestamp};
-use crate::store::StoreError;
 use crate::store::queries::{Param, params};
 
 /// Which audit records one agency may list: those of its own calls, of calls about cases,
@@ -93,14 +94,11 @@ pub(crate) fn record_params(record: &AuditRecord) -> Result<Vec<Param>, StoreErr
     ])
 }
 
-fn audit_record_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::audit::AuditRecord, crate::store::StoreError> {
+fn audit_record_from_row(row: &Row) -> Result<crate::domain::audit::AuditRecord, StoreError> {
     let sequence: i64 = row.try_get("sequence")?;
     Ok(crate::domain::audit::AuditRecord {
-        sequence: u64::try_from(sequence).map_err(|_| {
-            crate::store::StoreError::corrupt("audit_records", format!("sequence {sequence}"))
-        })?,
+        sequence: u64::try_from(sequence)
+            .map_err(|_| StoreError::corrupt("audit_records", format!("sequence {sequence}")))?,
         entry: crate::domain::audit::AuditEntry {
             at: crate::domain::Timestamp::from_millis(row.try_get("recorded_at")?),
             agency_id: row.try_get("agency_id")?,
@@ -121,15 +119,15 @@ fn audit_record_from_row(
 
 /// The chain head from the rows of `Lookup::AuditHead` (none: the empty log).
 pub(crate) fn audit_head_from_rows(
-    rows: &[crate::store::db::Row],
-) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
+    rows: &[Row],
+) -> Result<crate::domain::audit::ChainHead, StoreError> {
     let Some(row) = rows.first() else {
         return Ok(crate::domain::audit::ChainHead::GENESIS);
     };
     let sequence: i64 = row.try_get("sequence")?;
     let hash: Vec<u8> = row.try_get("hash")?;
     let corrupt = || {
-        crate::store::StoreError::corrupt(
+        StoreError::corrupt(
             "audit_records",
             format!("the head (record {sequence}) is malformed"),
         )
@@ -141,10 +139,8 @@ pub(crate) fn audit_head_from_rows(
 }
 
 #[async_trait::async_trait]
-impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
-    async fn audit_head(
-        &mut self,
-    ) -> Result<crate::domain::audit::ChainHead, crate::store::StoreError> {
+impl<C: Connection> crate::store::audit::AuditQueries for C {
+    async fn audit_head(&mut self) -> Result<crate::domain::audit::ChainHead, StoreError> {
         self.settle_audit().await?;
         let rows = self.look_up(crate::store::Lookup::AuditHead).await?;
         audit_head_from_rows(&rows)
@@ -154,7 +150,7 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
         &mut self,
         entry: &crate::domain::audit::AuditEntry,
         expected: Option<crate::domain::audit::ChainHead>,
-    ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::audit::AuditRecord>, StoreError> {
         use crate::store::audit::{APPEND_AFTER_HEAD, record_params, sequence_column};
         if self.defer_audit(entry) {
             // Chained and written with the commit, after the head as it is then.
@@ -172,13 +168,13 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
         ]);
         // Sent together with the transaction's writes still waiting, if any: the record
         // is written after them, as it was called after them.
-        let appended = crate::store::db::write_counted(self, APPEND_AFTER_HEAD, params).await?;
+        let appended = db::write_counted(self, APPEND_AFTER_HEAD, params).await?;
         if appended == 1 {
             return Ok(Some(record));
         }
         if expected.is_none() {
             // Read in this very transaction, the head cannot have moved: one writer.
-            return Err(crate::store::StoreError::corrupt(
+            return Err(StoreError::corrupt(
                 "audit_records",
                 "the head moved inside a write transaction",
             ));
@@ -190,10 +186,10 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
     async fn audit_record(
         &mut self,
         sequence: u64,
-    ) -> Result<Option<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::audit::AuditRecord>, StoreError> {
         self.settle_audit().await?;
         use crate::store::audit::AUDIT_COLUMNS;
-        let row = crate::store::db::query(format!(
+        let row = query(format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence = $1"
         ))
         .bind(crate::store::audit::sequence_column(sequence)?)
@@ -206,10 +202,10 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
         &mut self,
         after: u64,
         limit: u32,
-    ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::audit::AuditRecord>, StoreError> {
         self.settle_audit().await?;
         use crate::store::audit::AUDIT_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_records WHERE sequence > $1 \
                      ORDER BY sequence LIMIT $2"
         ))
@@ -223,7 +219,7 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
     async fn audit_records(
         &mut self,
         filter: &crate::store::audit::AuditFilter<'_>,
-    ) -> Result<Vec<crate::domain::audit::AuditRecord>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::audit::AuditRecord>, StoreError> {
         self.settle_audit().await?;
         use crate::store::audit::AUDIT_COLUMNS;
         use crate::store::queries::join_codes;
@@ -253,7 +249,7 @@ impl<C: crate::store::db::Connection> crate::store::audit::AuditQueries for C {
                              WHERE (',' || $7 || ',') LIKE ('%,' || c.municipality || ',%'))) \
                      ORDER BY a.sequence LIMIT $8"
         );
-        let rows = crate::store::db::query(&sql)
+        let rows = query(&sql)
             .bind(crate::store::audit::sequence_column(filter.after_sequence)?)
             .bind(filter.from.map_or(i64::MIN, |at| at.millis()))
             .bind(filter.until.map_or(i64::MAX, |at| at.millis()))

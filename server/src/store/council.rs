@@ -1,6 +1,8 @@
 //! The 要対協: council registrations, meetings with their agendas, decisions, and the bulk reads
 //! a meeting pack is built from.
 
+use super::StoreError;
+use super::db::{Connection, Row, query};
 use super::queries::{case_from_row, event_from_row, note_from_row, referral_from_row};
 use super::transfers::transfer_from_row;
 
@@ -11,7 +13,6 @@ use async_trait::async_trait;
 use crate::domain::council::{Decision, Meeting, MeetingKind, Registration};
 use crate::domain::records::{Case, Note, Participant, Referral, ReferralEvent};
 use crate::domain::{CaseId, ConsentId, MeetingId, Municipality, Timestamp};
-use crate::store::StoreError;
 
 /// Everything stored about the cases on one meeting's agenda, read in a handful of queries
 /// rather than a handful per case, so a 実務者会議 of hundreds of cases builds its pack quickly.
@@ -104,17 +105,14 @@ pub(crate) fn optional_date(
         .transpose()
 }
 
-fn registration_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::council::Registration, crate::store::StoreError> {
+fn registration_from_row(row: &Row) -> Result<crate::domain::council::Registration, StoreError> {
     use crate::domain::council::{Registration, RegistrationStatus};
     use crate::domain::*;
     use crate::store::council::optional_date;
     use crate::store::queries::{code, optional_code, parse_date};
     const T: &str = "council_registrations";
-    let text = |column: &str| -> Result<String, crate::store::StoreError> {
-        Ok(row.try_get::<String, _>(column)?)
-    };
+    let text =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     let interval: i64 = row.try_get("review_interval_days")?;
     let key_person: Option<Vec<u8>> = row.try_get("key_person")?;
     Ok(Registration {
@@ -130,7 +128,7 @@ fn registration_from_row(
         lead_agency: code(T, "lead_agency", &text("lead_agency")?, AgencyId::parse)?,
         key_person: key_person.map(Sealed),
         review_interval_days: u32::try_from(interval)
-            .map_err(|_| crate::store::StoreError::corrupt(T, "review_interval_days"))?,
+            .map_err(|_| StoreError::corrupt(T, "review_interval_days"))?,
         next_review_on: parse_date(T, &text("next_review_on")?)?,
         last_reviewed_on: optional_date(T, row.try_get("last_reviewed_on")?)?,
         status: code(T, "status", &text("status")?, RegistrationStatus::from_code)?,
@@ -154,16 +152,13 @@ fn registration_from_row(
 }
 
 /// A meeting row, without its agenda (read separately).
-pub(crate) fn meeting_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::council::Meeting, crate::store::StoreError> {
+pub(crate) fn meeting_from_row(row: &Row) -> Result<crate::domain::council::Meeting, StoreError> {
     use crate::domain::council::{Meeting, MeetingKind};
     use crate::domain::*;
     use crate::store::queries::{code, parse_date};
     const T: &str = "council_meetings";
-    let text = |column: &str| -> Result<String, crate::store::StoreError> {
-        Ok(row.try_get::<String, _>(column)?)
-    };
+    let text =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     Ok(Meeting {
         id: code(T, "meeting_id", &text("meeting_id")?, MeetingId::parse)?,
         municipality: code(
@@ -184,17 +179,14 @@ pub(crate) fn meeting_from_row(
     })
 }
 
-pub(crate) fn decision_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::council::Decision, crate::store::StoreError> {
+pub(crate) fn decision_from_row(row: &Row) -> Result<crate::domain::council::Decision, StoreError> {
     use crate::domain::council::{Decision, DecisionOutcome};
     use crate::domain::*;
     use crate::store::council::optional_date;
     use crate::store::queries::{code, optional_code, parse_date};
     const T: &str = "council_decisions";
-    let text = |column: &str| -> Result<String, crate::store::StoreError> {
-        Ok(row.try_get::<String, _>(column)?)
-    };
+    let text =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     let outcome = text("outcome")?;
     let transfer_to = optional_code(
         T,
@@ -209,7 +201,7 @@ pub(crate) fn decision_from_row(
         case_id: code(T, "case_id", &text("case_id")?, CaseId::parse)?,
         held_on: parse_date(T, &text("held_on")?)?,
         outcome: DecisionOutcome::from_parts(&outcome, row.try_get("reason")?, transfer_to)
-            .ok_or_else(|| crate::store::StoreError::corrupt(T, format!("outcome {outcome:?}")))?,
+            .ok_or_else(|| StoreError::corrupt(T, format!("outcome {outcome:?}")))?,
         lead_agency: code(T, "lead_agency", &text("lead_agency")?, AgencyId::parse)?,
         plan: plan.map(Sealed),
         next_review_on: optional_date(T, row.try_get("next_review_on")?)?,
@@ -224,8 +216,8 @@ pub(crate) fn decision_from_row(
 
 /// (meeting id, case id) rows of agendas, in agenda order within each meeting.
 pub(crate) fn agenda_row_from_row(
-    row: &crate::store::db::Row,
-) -> Result<(crate::domain::MeetingId, crate::domain::CaseId), crate::store::StoreError> {
+    row: &Row,
+) -> Result<(crate::domain::MeetingId, crate::domain::CaseId), StoreError> {
     use crate::store::queries::code;
     const T: &str = "council_meeting_cases";
     let meeting: String = row.try_get("meeting_id")?;
@@ -237,13 +229,13 @@ pub(crate) fn agenda_row_from_row(
 }
 
 #[async_trait::async_trait]
-impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for C {
+impl<C: Connection> crate::store::council::CouncilQueries for C {
     async fn registration(
         &mut self,
         case: &crate::domain::CaseId,
-    ) -> Result<Option<crate::domain::council::Registration>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::council::Registration>, StoreError> {
         use crate::store::council::REGISTRATION_COLUMNS;
-        let row = crate::store::db::query(format!(
+        let row = query(format!(
             "SELECT {REGISTRATION_COLUMNS} FROM council_registrations WHERE case_id = $1"
         ))
         .bind(case.as_str())
@@ -255,11 +247,11 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
     async fn save_registration(
         &mut self,
         registration: &crate::domain::council::Registration,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         use crate::store::council::optional_date_text;
         use crate::store::queries::date_text;
         let r = registration;
-        crate::store::db::query(
+        query(
             "INSERT INTO council_registrations (case_id, municipality, category, \
                      registered_on, lead_agency, key_person, review_interval_days, \
                      next_review_on, last_reviewed_on, status, reason, transferred_to, ended_on, \
@@ -299,16 +291,15 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         .bind(r.updated_at.millis())
         .execute(self)
         .await?;
-        let updated = crate::store::db::query(
-            "UPDATE cases SET category = $1, council_registered = $2 WHERE case_id = $3",
-        )
-        .bind(r.category.code())
-        .bind(i64::from(r.is_active()))
-        .bind(r.case_id.as_str())
-        .execute(self)
-        .await?;
+        let updated =
+            query("UPDATE cases SET category = $1, council_registered = $2 WHERE case_id = $3")
+                .bind(r.category.code())
+                .bind(i64::from(r.is_active()))
+                .bind(r.case_id.as_str())
+                .execute(self)
+                .await?;
         if updated.rows_affected() != 1 {
-            return Err(crate::store::StoreError::corrupt(
+            return Err(StoreError::corrupt(
                 "council_registrations",
                 format!("case {} has no row in cases", r.case_id),
             ));
@@ -320,9 +311,9 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         &mut self,
         municipality: &crate::domain::Municipality,
         include_ended: bool,
-    ) -> Result<Vec<crate::domain::council::Registration>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::council::Registration>, StoreError> {
         use crate::store::council::REGISTRATION_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {REGISTRATION_COLUMNS} FROM council_registrations \
                      WHERE municipality = $1 AND ($2 = 1 OR status = 'active') \
                      ORDER BY next_review_on, case_id"
@@ -337,9 +328,9 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
     async fn insert_meeting(
         &mut self,
         meeting: &crate::domain::council::Meeting,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         use crate::store::queries::date_text;
-        crate::store::db::query(
+        query(
             "INSERT INTO council_meetings (meeting_id, municipality, kind, held_on, \
                      scheduled_by, staff_name, staff_role, scheduled_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -355,7 +346,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         .execute(self)
         .await?;
         for (position, case_id) in meeting.case_ids.iter().enumerate() {
-            crate::store::db::query(
+            query(
                 "INSERT INTO council_meeting_cases (meeting_id, position, case_id) \
                          VALUES ($1, $2, $3)",
             )
@@ -371,9 +362,9 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
     async fn meeting(
         &mut self,
         id: &crate::domain::MeetingId,
-    ) -> Result<Option<crate::domain::council::Meeting>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::council::Meeting>, StoreError> {
         use crate::store::council::MEETING_COLUMNS;
-        let row = crate::store::db::query(format!(
+        let row = query(format!(
             "SELECT {MEETING_COLUMNS} FROM council_meetings WHERE meeting_id = $1"
         ))
         .bind(id.as_str())
@@ -382,7 +373,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         let Some(mut meeting) = row.as_ref().map(meeting_from_row).transpose()? else {
             return Ok(None);
         };
-        let rows = crate::store::db::query(
+        let rows = query(
             "SELECT meeting_id, case_id FROM council_meeting_cases WHERE meeting_id = $1 \
                      ORDER BY position",
         )
@@ -399,9 +390,9 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
     async fn meetings(
         &mut self,
         municipality: &crate::domain::Municipality,
-    ) -> Result<Vec<crate::domain::council::Meeting>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::council::Meeting>, StoreError> {
         use crate::store::council::MEETING_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {MEETING_COLUMNS} FROM council_meetings WHERE municipality = $1 \
                      ORDER BY held_on, scheduled_at, meeting_id"
         ))
@@ -412,7 +403,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
             .iter()
             .map(meeting_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let agenda = crate::store::db::query(
+        let agenda = query(
             "SELECT c.meeting_id, c.case_id FROM council_meeting_cases c \
                      JOIN council_meetings m ON m.meeting_id = c.meeting_id \
                      WHERE m.municipality = $1 ORDER BY c.meeting_id, c.position",
@@ -436,11 +427,11 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         municipality: &crate::domain::Municipality,
         kind: crate::domain::council::MeetingKind,
         before: time::Date,
-    ) -> Result<Option<time::Date>, crate::store::StoreError> {
+    ) -> Result<Option<time::Date>, StoreError> {
         use crate::store::council::optional_date;
         use crate::store::queries::date_text;
         // Dates are stored as YYYY-MM-DD, so text order is date order.
-        let row = crate::store::db::query(
+        let row = query(
             "SELECT MAX(held_on) AS held_on FROM council_meetings \
                      WHERE municipality = $1 AND kind = $2 AND held_on < $3",
         )
@@ -455,11 +446,11 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
     async fn insert_decision(
         &mut self,
         decision: &crate::domain::council::Decision,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         use crate::store::council::optional_date_text;
         use crate::store::queries::date_text;
         let d = decision;
-        let result = crate::store::db::query(
+        let result = query(
             "INSERT INTO council_decisions (decision_id, meeting_id, case_id, held_on, \
                      outcome, reason, transfer_to, lead_agency, plan, next_review_on, \
                      decided_by, staff_name, staff_role, decided_at) \
@@ -483,7 +474,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         .execute(self)
         .await?;
         if result.rows_affected() == 0 {
-            return Err(crate::store::StoreError::Conflict(format!(
+            return Err(StoreError::Conflict(format!(
                 "a decision of meeting {} on case {}",
                 d.meeting_id, d.case_id
             )));
@@ -495,9 +486,9 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         &mut self,
         case: &crate::domain::CaseId,
         since: Option<crate::domain::Timestamp>,
-    ) -> Result<Vec<crate::domain::council::Decision>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::council::Decision>, StoreError> {
         use crate::store::council::DECISION_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {DECISION_COLUMNS} FROM council_decisions WHERE case_id = $1 \
                      AND decided_at >= $2 ORDER BY decided_at, decision_id"
         ))
@@ -511,7 +502,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
     async fn agenda_material(
         &mut self,
         meeting: &crate::domain::MeetingId,
-    ) -> Result<crate::store::council::AgendaMaterial, crate::store::StoreError> {
+    ) -> Result<crate::store::council::AgendaMaterial, StoreError> {
         use crate::store::council::{AGENDA_CASES, DECISION_COLUMNS, REGISTRATION_COLUMNS};
         use crate::store::queries::{
             CASE_COLUMNS, EVENT_COLUMNS, NOTE_COLUMNS, REFERRAL_COLUMNS, code, timestamp,
@@ -519,7 +510,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         let id = meeting.as_str();
         let mut material = crate::store::council::AgendaMaterial::default();
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE case_id IN ({AGENDA_CASES})"
         ))
         .bind(id)
@@ -527,7 +518,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         .await?;
         material.cases = rows.iter().map(case_from_row).collect::<Result<_, _>>()?;
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT case_id, agency_id, since FROM case_participants \
                      WHERE case_id IN ({AGENDA_CASES}) ORDER BY case_id, since, agency_id"
         ))
@@ -547,7 +538,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
             ));
         }
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {REGISTRATION_COLUMNS} FROM council_registrations \
                      WHERE case_id IN ({AGENDA_CASES})"
         ))
@@ -559,7 +550,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
             .map(registration_from_row)
             .collect::<Result<_, _>>()?;
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE case_id IN ({AGENDA_CASES}) \
                      ORDER BY sent_at, referral_id"
         ))
@@ -571,7 +562,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
             .map(referral_from_row)
             .collect::<Result<_, _>>()?;
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {EVENT_COLUMNS} FROM referral_events \
                      WHERE case_id IN ({AGENDA_CASES}) ORDER BY recorded_at, event_id"
         ))
@@ -580,7 +571,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         .await?;
         material.events = rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {NOTE_COLUMNS} FROM notes WHERE case_id IN ({AGENDA_CASES}) \
                      ORDER BY sent_at, note_id"
         ))
@@ -588,7 +579,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
         .fetch_all(self)
         .await?;
         material.notes = rows.iter().map(note_from_row).collect::<Result<_, _>>()?;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT note_id, agency_id, acknowledged_at FROM note_recipients \
                      WHERE note_id IN (SELECT note_id FROM notes WHERE case_id IN \
                      ({AGENDA_CASES})) ORDER BY note_id, agency_id"
@@ -616,7 +607,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
             note.recipients = recipients.remove(&note.id).unwrap_or_default();
         }
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {DECISION_COLUMNS} FROM council_decisions \
                      WHERE case_id IN ({AGENDA_CASES}) ORDER BY decided_at, decision_id"
         ))
@@ -628,7 +619,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
             .map(decision_from_row)
             .collect::<Result<_, _>>()?;
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT consent_id FROM consents WHERE withdrawn_at IS NOT NULL \
                      AND case_id IN ({AGENDA_CASES})"
         ))
@@ -645,7 +636,7 @@ impl<C: crate::store::db::Connection> crate::store::council::CouncilQueries for 
             )?);
         }
 
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {} FROM transfers WHERE case_id IN ({AGENDA_CASES}) \
                      OR receiving_case_id IN ({AGENDA_CASES}) ORDER BY proposed_at, transfer_id",
             crate::store::transfers::TRANSFER_COLUMNS

@@ -1,5 +1,7 @@
 //! The agency key directory: each agency's published age recipients (public keys only).
 
+use super::StoreError;
+use super::db::{Connection, Row, query};
 use async_trait::async_trait;
 
 use crate::domain::keys::{AgencyKey, KeyFingerprint};
@@ -17,16 +19,16 @@ pub trait KeyQueries: Send {
         &mut self,
         agency: &AgencyId,
         include_retired: bool,
-    ) -> Result<Vec<AgencyKey>, crate::store::StoreError>;
+    ) -> Result<Vec<AgencyKey>, StoreError>;
 
     /// The key with this fingerprint, whichever agency published it.
     async fn key_by_fingerprint(
         &mut self,
         fingerprint: &KeyFingerprint,
-    ) -> Result<Option<AgencyKey>, crate::store::StoreError>;
+    ) -> Result<Option<AgencyKey>, StoreError>;
 
     /// Stores a newly published key. Fails with `Conflict` when the fingerprint is taken.
-    async fn insert_key(&mut self, key: &AgencyKey) -> Result<(), crate::store::StoreError>;
+    async fn insert_key(&mut self, key: &AgencyKey) -> Result<(), StoreError>;
 
     /// Marks an active key of `agency` retired; false when it has no such active key.
     async fn retire_key(
@@ -35,15 +37,12 @@ pub trait KeyQueries: Send {
         fingerprint: &KeyFingerprint,
         at: Timestamp,
         by: &Staff,
-    ) -> Result<bool, crate::store::StoreError>;
+    ) -> Result<bool, StoreError>;
 }
 
-pub(crate) fn key_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::keys::AgencyKey, crate::store::StoreError> {
+pub(crate) fn key_from_row(row: &Row) -> Result<crate::domain::keys::AgencyKey, StoreError> {
     use crate::domain::keys::{AgeRecipient, AgencyKey, KeyFingerprint};
     use crate::domain::{AgencyId, Staff};
-    use crate::store::StoreError;
     use crate::store::queries::{code, timestamp};
     const T: &str = "agency_keys";
     let agency: String = row.try_get("agency_id")?;
@@ -77,14 +76,14 @@ pub(crate) fn key_from_row(
 }
 
 #[async_trait::async_trait]
-impl<C: crate::store::db::Connection> crate::store::keys::KeyQueries for C {
+impl<C: Connection> crate::store::keys::KeyQueries for C {
     async fn agency_keys(
         &mut self,
         agency: &crate::domain::AgencyId,
         include_retired: bool,
-    ) -> Result<Vec<crate::domain::keys::AgencyKey>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::keys::AgencyKey>, StoreError> {
         use crate::store::keys::KEY_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {KEY_COLUMNS} FROM agency_keys WHERE agency_id = $1 \
                      AND (retired_at IS NULL OR $2 = 1) ORDER BY published_at, fingerprint"
         ))
@@ -98,9 +97,9 @@ impl<C: crate::store::db::Connection> crate::store::keys::KeyQueries for C {
     async fn key_by_fingerprint(
         &mut self,
         fingerprint: &crate::domain::keys::KeyFingerprint,
-    ) -> Result<Option<crate::domain::keys::AgencyKey>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::keys::AgencyKey>, StoreError> {
         use crate::store::keys::KEY_COLUMNS;
-        let row = crate::store::db::query(format!(
+        let row = query(format!(
             "SELECT {KEY_COLUMNS} FROM agency_keys WHERE fingerprint = $1"
         ))
         .bind(fingerprint.as_str())
@@ -109,11 +108,8 @@ impl<C: crate::store::db::Connection> crate::store::keys::KeyQueries for C {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    async fn insert_key(
-        &mut self,
-        key: &crate::domain::keys::AgencyKey,
-    ) -> Result<(), crate::store::StoreError> {
-        let result = crate::store::db::query(
+    async fn insert_key(&mut self, key: &crate::domain::keys::AgencyKey) -> Result<(), StoreError> {
+        let result = query(
             "INSERT INTO agency_keys (agency_id, fingerprint, recipient, published_at, \
                      published_by_name, published_by_role, retired_at, retired_by_name, \
                      retired_by_role) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -131,10 +127,7 @@ impl<C: crate::store::db::Connection> crate::store::keys::KeyQueries for C {
         .execute(self)
         .await?;
         if result.rows_affected() == 0 {
-            return Err(crate::store::StoreError::Conflict(format!(
-                "age key {}",
-                key.fingerprint
-            )));
+            return Err(StoreError::Conflict(format!("age key {}", key.fingerprint)));
         }
         Ok(())
     }
@@ -145,8 +138,8 @@ impl<C: crate::store::db::Connection> crate::store::keys::KeyQueries for C {
         fingerprint: &crate::domain::keys::KeyFingerprint,
         at: crate::domain::Timestamp,
         by: &crate::domain::Staff,
-    ) -> Result<bool, crate::store::StoreError> {
-        let result = crate::store::db::query(
+    ) -> Result<bool, StoreError> {
+        let result = query(
             "UPDATE agency_keys SET retired_at = $1, retired_by_name = $2, \
                      retired_by_role = $3 WHERE agency_id = $4 AND fingerprint = $5 \
                      AND retired_at IS NULL",

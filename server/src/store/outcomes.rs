@@ -5,13 +5,14 @@
 //! The step times and escalations are kept on the referral row (migration 0008), so no event or
 //! escalation is read. No sealed column (body, notes) is selected.
 
+use super::StoreError;
+use super::db::{Connection, Row, query};
 use super::queries::referral_state_from_row;
 
 use async_trait::async_trait;
 
 use crate::domain::outcomes::{Dimension, OutcomeParts};
 use crate::domain::{AgencyId, Municipality, Timestamp};
-use crate::store::StoreError;
 use crate::store::queries::Param;
 
 /// Whose referrals to read.
@@ -214,26 +215,25 @@ pub(crate) fn links_statement(
 }
 
 #[async_trait::async_trait]
-impl<C: crate::store::db::Connection> crate::store::outcomes::OutcomeQueries for C {
+impl<C: Connection> crate::store::outcomes::OutcomeQueries for C {
     async fn outcome_parts(
         &mut self,
         scope: crate::store::outcomes::OutcomeScope<'_>,
         from: crate::domain::Timestamp,
         until: crate::domain::Timestamp,
         view: &crate::store::outcomes::OutcomeView<'_>,
-    ) -> Result<crate::domain::outcomes::OutcomeParts, crate::store::StoreError> {
+    ) -> Result<crate::domain::outcomes::OutcomeParts, StoreError> {
         use crate::domain::ReferralId;
         use crate::domain::outcomes::{LinkRow, OutcomeParts, Tally, Timing};
         use crate::domain::referral::*;
-        use crate::store::StoreError;
         use crate::store::outcomes::{links_statement, tallies_statement};
         use crate::store::queries::{code, optional_code};
         const T: &str = "referrals";
         let k = view.group_by.len();
-        let key = |row: &crate::store::db::Row| -> Result<Vec<String>, StoreError> {
+        let key = |row: &Row| -> Result<Vec<String>, StoreError> {
             (0..k).map(|i| Ok(row.try_get::<String, _>(i)?)).collect()
         };
-        let count = |row: &crate::store::db::Row, i: usize| -> Result<u64, StoreError> {
+        let count = |row: &Row, i: usize| -> Result<u64, StoreError> {
             u64::try_from(row.try_get::<i64, _>(i)?).map_err(|_| StoreError::corrupt(T, "count"))
         };
         let mut parts = OutcomeParts::default();
@@ -246,10 +246,7 @@ impl<C: crate::store::db::Connection> crate::store::outcomes::OutcomeQueries for
             self.dialect().month_of_sending(),
             self.dialect().comma_list(),
         );
-        let rows = crate::store::db::query(&s.sql)
-            .bind_all(&s.params)
-            .fetch_all(self)
-            .await?;
+        let rows = query(&s.sql).bind_all(&s.params).fetch_all(self).await?;
         for row in &rows {
             let text =
                 |i: usize| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(i)?) };
@@ -298,10 +295,7 @@ impl<C: crate::store::db::Connection> crate::store::outcomes::OutcomeQueries for
         }
 
         let s = links_statement(scope, from, until, view, self.dialect().month_of_sending());
-        let rows = crate::store::db::query(&s.sql)
-            .bind_all(&s.params)
-            .fetch_all(self)
-            .await?;
+        let rows = query(&s.sql).bind_all(&s.params).fetch_all(self).await?;
         for row in &rows {
             parts.links.push(LinkRow {
                 id: code(

@@ -1,6 +1,8 @@
 //! The SQL shared by every backend. Runtime queries with `$1` placeholders work on SQLite and
 //! PostgreSQL alike, so `Transaction` is implemented once, for every backend's [`Connection`](super::db::Connection).
 
+use super::StoreError;
+use super::db::{self, Connection, Row, query};
 /// Joins municipality codes for a comma-separated column.
 pub(crate) fn join_codes<T: std::fmt::Display>(codes: &[T]) -> String {
     codes
@@ -41,13 +43,10 @@ pub(crate) fn date_text(date: time::Date) -> String {
     )
 }
 
-pub(crate) fn parse_date(
-    table: &'static str,
-    text: &str,
-) -> Result<time::Date, crate::store::StoreError> {
+pub(crate) fn parse_date(table: &'static str, text: &str) -> Result<time::Date, StoreError> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(text, format)
-        .map_err(|_| crate::store::StoreError::corrupt(table, format!("date {text:?}")))
+        .map_err(|_| StoreError::corrupt(table, format!("date {text:?}")))
 }
 
 /// Parses a stored code with `from_code`, or reports the row as corrupt.
@@ -56,9 +55,8 @@ pub(crate) fn code<T>(
     column: &'static str,
     text: &str,
     from_code: impl Fn(&str) -> Option<T>,
-) -> Result<T, crate::store::StoreError> {
-    from_code(text)
-        .ok_or_else(|| crate::store::StoreError::corrupt(table, format!("{column} {text:?}")))
+) -> Result<T, StoreError> {
+    from_code(text).ok_or_else(|| StoreError::corrupt(table, format!("{column} {text:?}")))
 }
 
 pub(crate) fn optional_code<T>(
@@ -66,7 +64,7 @@ pub(crate) fn optional_code<T>(
     column: &'static str,
     text: Option<String>,
     from_code: impl Fn(&str) -> Option<T>,
-) -> Result<Option<T>, crate::store::StoreError> {
+) -> Result<Option<T>, StoreError> {
     text.map(|text| code(table, column, &text, from_code))
         .transpose()
 }
@@ -112,7 +110,7 @@ pub(crate) fn event_kind_from_columns(
     kind: &str,
     action: Option<String>,
     timer: Option<String>,
-) -> Result<crate::domain::records::ReferralEventKind, crate::store::StoreError> {
+) -> Result<crate::domain::records::ReferralEventKind, StoreError> {
     use crate::domain::records::{EscalationTier, ReferralEventKind};
     use crate::domain::referral::{ReferralAction, TimerKind};
     const TABLE: &str = "referral_events";
@@ -131,16 +129,13 @@ pub(crate) fn event_kind_from_columns(
             let timer = timer.unwrap_or_default();
             let (timer, tier) = timer
                 .split_once(':')
-                .ok_or_else(|| crate::store::StoreError::corrupt(TABLE, "timer"))?;
+                .ok_or_else(|| StoreError::corrupt(TABLE, "timer"))?;
             Ok(ReferralEventKind::Escalated {
                 timer: code(TABLE, "timer", timer, TimerKind::from_code)?,
                 tier: code(TABLE, "tier", tier, EscalationTier::from_code)?,
             })
         }
-        other => Err(crate::store::StoreError::corrupt(
-            TABLE,
-            format!("kind {other:?}"),
-        )),
+        other => Err(StoreError::corrupt(TABLE, format!("kind {other:?}"))),
     }
 }
 
@@ -339,22 +334,18 @@ where
 fn parse_codes(
     table: &'static str,
     text: &str,
-) -> Result<Vec<crate::domain::Municipality>, crate::store::StoreError> {
+) -> Result<Vec<crate::domain::Municipality>, StoreError> {
     text.split(',')
         .filter(|code| !code.is_empty())
         .map(|code| {
-            crate::domain::Municipality::parse(code).ok_or_else(|| {
-                crate::store::StoreError::corrupt(table, format!("municipality {code:?}"))
-            })
+            crate::domain::Municipality::parse(code)
+                .ok_or_else(|| StoreError::corrupt(table, format!("municipality {code:?}")))
         })
         .collect()
 }
 
-pub(crate) fn agency_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::Agency, crate::store::StoreError> {
+pub(crate) fn agency_from_row(row: &Row) -> Result<crate::domain::Agency, StoreError> {
     use crate::domain::{AgencyId, AgencyKind, AgencyStatus};
-    use crate::store::StoreError;
     let id: String = row.try_get("agency_id")?;
     let kind: String = row.try_get("kind")?;
     let status: String = row.try_get("status")?;
@@ -370,9 +361,7 @@ pub(crate) fn agency_from_row(
     })
 }
 
-pub(crate) fn case_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::records::Case, crate::store::StoreError> {
+pub(crate) fn case_from_row(row: &Row) -> Result<crate::domain::records::Case, StoreError> {
     use crate::domain::*;
     use crate::store::queries::code;
     const T: &str = "cases";
@@ -394,9 +383,7 @@ pub(crate) fn case_from_row(
     })
 }
 
-pub(crate) fn consent_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::consent::Consent, crate::store::StoreError> {
+pub(crate) fn consent_from_row(row: &Row) -> Result<crate::domain::consent::Consent, StoreError> {
     use crate::domain::consent::{Consent, ConsentGiver, ConsentMethod, ConsentScope};
     use crate::domain::*;
     use crate::store::queries::{code, parse_date, split_list, timestamp};
@@ -443,15 +430,14 @@ pub(crate) fn consent_from_row(
 
 /// A referral's state columns, read alike wherever a statement selects them.
 pub(crate) fn referral_state_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::referral::ReferralState, crate::store::StoreError> {
+    row: &Row,
+) -> Result<crate::domain::referral::ReferralState, StoreError> {
     use crate::domain::referral::*;
     use crate::domain::*;
     use crate::store::queries::{code, optional_code, timestamp};
     const T: &str = "referrals";
-    let text = |column: &str| -> Result<String, crate::store::StoreError> {
-        Ok(row.try_get::<String, _>(column)?)
-    };
+    let text =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     let attempts: i64 = row.try_get("contact_attempts")?;
     Ok(ReferralState {
         delivery: code(T, "delivery", &text("delivery")?, DeliveryState::from_code)?,
@@ -467,7 +453,7 @@ pub(crate) fn referral_state_from_row(
         )?,
         connection_updated_at: timestamp(row.try_get("connection_updated_at")?),
         contact_attempts: u32::try_from(attempts)
-            .map_err(|_| crate::store::StoreError::corrupt(T, "contact_attempts"))?,
+            .map_err(|_| StoreError::corrupt(T, "contact_attempts"))?,
         not_connected_reason: optional_code(
             T,
             "not_connected_reason",
@@ -490,17 +476,14 @@ pub(crate) fn referral_state_from_row(
     })
 }
 
-pub(crate) fn referral_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::records::Referral, crate::store::StoreError> {
+pub(crate) fn referral_from_row(row: &Row) -> Result<crate::domain::records::Referral, StoreError> {
     use crate::domain::basis::LegalBasisKind;
     use crate::domain::referral::*;
     use crate::domain::*;
     use crate::store::queries::{code, optional_code, timestamp};
     const T: &str = "referrals";
-    let text = |column: &str| -> Result<String, crate::store::StoreError> {
-        Ok(row.try_get::<String, _>(column)?)
-    };
+    let text =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     let hide_sender: i64 = row.try_get("hide_sender")?;
     Ok(crate::domain::records::Referral {
         id: code(T, "referral_id", &text("referral_id")?, ReferralId::parse)?,
@@ -553,14 +536,14 @@ pub(crate) fn referral_from_row(
                 reason,
                 text: row.try_get("close_reason_text")?,
                 at: timestamp(row.try_get("closed_with_reason_at")?)
-                    .ok_or_else(|| crate::store::StoreError::corrupt(T, "closed_with_reason_at"))?,
+                    .ok_or_else(|| StoreError::corrupt(T, "closed_with_reason_at"))?,
                 by: optional_code(
                     T,
                     "closed_with_reason_by",
                     row.try_get("closed_with_reason_by")?,
                     AgencyId::parse,
                 )?
-                .ok_or_else(|| crate::store::StoreError::corrupt(T, "closed_with_reason_by"))?,
+                .ok_or_else(|| StoreError::corrupt(T, "closed_with_reason_by"))?,
             }),
             None => None,
         },
@@ -568,15 +551,14 @@ pub(crate) fn referral_from_row(
 }
 
 pub(crate) fn event_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::records::ReferralEvent, crate::store::StoreError> {
+    row: &Row,
+) -> Result<crate::domain::records::ReferralEvent, StoreError> {
     use crate::domain::referral::*;
     use crate::domain::*;
     use crate::store::queries::{code, event_kind_from_columns, optional_code};
     const T: &str = "referral_events";
-    let text = |column: &str| -> Result<String, crate::store::StoreError> {
-        Ok(row.try_get::<String, _>(column)?)
-    };
+    let text =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     let staff_name: Option<String> = row.try_get("staff_name")?;
     let staff_role: Option<String> = row.try_get("staff_role")?;
     let note: Option<Vec<u8>> = row.try_get("note")?;
@@ -623,16 +605,13 @@ pub(crate) fn event_from_row(
     })
 }
 
-pub(crate) fn note_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::records::Note, crate::store::StoreError> {
+pub(crate) fn note_from_row(row: &Row) -> Result<crate::domain::records::Note, StoreError> {
     use crate::domain::basis::LegalBasisKind;
     use crate::domain::*;
     use crate::store::queries::{code, optional_code};
     const T: &str = "notes";
-    let text = |column: &str| -> Result<String, crate::store::StoreError> {
-        Ok(row.try_get::<String, _>(column)?)
-    };
+    let text =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
     let hide_sender: i64 = row.try_get("hide_sender")?;
     Ok(crate::domain::records::Note {
         id: code(T, "note_id", &text("note_id")?, NoteId::parse)?,
@@ -659,9 +638,7 @@ pub(crate) fn note_from_row(
 }
 
 /// The acknowledged cursor from its row, 0 when the agency never acknowledged.
-pub(crate) fn acknowledged_from_row(
-    row: Option<&crate::store::db::Row>,
-) -> Result<u64, crate::store::StoreError> {
+pub(crate) fn acknowledged_from_row(row: Option<&Row>) -> Result<u64, StoreError> {
     match row {
         Some(row) => Ok(u64::try_from(row.try_get::<i64, _>("cursor")?).unwrap_or(0)),
         None => Ok(0),
@@ -669,13 +646,13 @@ pub(crate) fn acknowledged_from_row(
 }
 
 pub(crate) fn feed_from_row(
-    row: &crate::store::db::Row,
+    row: &Row,
 ) -> Result<
     (
         crate::domain::records::FeedEvent,
         Option<crate::domain::records::ReferralEvent>,
     ),
-    crate::store::StoreError,
+    StoreError,
 > {
     use crate::domain::records::{FeedEntry, FeedEvent, FeedEventKind};
     use crate::domain::*;
@@ -712,8 +689,7 @@ pub(crate) fn feed_from_row(
     };
     Ok((
         FeedEvent {
-            cursor: u64::try_from(cursor)
-                .map_err(|_| crate::store::StoreError::corrupt(T, "cursor"))?,
+            cursor: u64::try_from(cursor).map_err(|_| StoreError::corrupt(T, "cursor"))?,
             entry,
         },
         event,
@@ -721,17 +697,17 @@ pub(crate) fn feed_from_row(
 }
 
 #[async_trait::async_trait]
-impl<C: crate::store::db::Connection> crate::store::Transaction for C {
+impl<C: Connection> crate::store::Transaction for C {
     async fn agency(
         &mut self,
         id: &crate::domain::AgencyId,
-    ) -> Result<Option<crate::domain::Agency>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::Agency>, StoreError> {
         let rows = self.look_up(crate::store::Lookup::Agency(id)).await?;
         rows.first().map(agency_from_row).transpose()
     }
 
-    async fn agencies(&mut self) -> Result<Vec<crate::domain::Agency>, crate::store::StoreError> {
-        let rows = crate::store::db::query(format!(
+    async fn agencies(&mut self) -> Result<Vec<crate::domain::Agency>, StoreError> {
+        let rows = query(format!(
             "SELECT {AGENCY_COLUMNS} FROM agencies ORDER BY agency_id"
         ))
         .fetch_all(self)
@@ -743,9 +719,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         agency: &crate::domain::Agency,
         at: crate::domain::Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         use crate::store::queries::join_codes;
-        let result = crate::store::db::query(
+        let result = query(
             "INSERT INTO agencies (agency_id, kind, display_name, municipalities, \
                      council_memberships, coordinator_of, status, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
@@ -761,10 +737,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         .execute(self)
         .await?;
         if result.rows_affected() == 0 {
-            return Err(crate::store::StoreError::Conflict(format!(
-                "agency {}",
-                agency.id
-            )));
+            return Err(StoreError::Conflict(format!("agency {}", agency.id)));
         }
         Ok(())
     }
@@ -773,9 +746,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         agency: &crate::domain::Agency,
         at: crate::domain::Timestamp,
-    ) -> Result<bool, crate::store::StoreError> {
+    ) -> Result<bool, StoreError> {
         use crate::store::queries::join_codes;
-        let result = crate::store::db::query(
+        let result = query(
             "UPDATE agencies SET kind = $1, display_name = $2, municipalities = $3, \
                      council_memberships = $4, coordinator_of = $5, updated_at = $6 \
                      WHERE agency_id = $7",
@@ -797,15 +770,13 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         id: &crate::domain::AgencyId,
         status: crate::domain::AgencyStatus,
         at: crate::domain::Timestamp,
-    ) -> Result<bool, crate::store::StoreError> {
-        let result = crate::store::db::query(
-            "UPDATE agencies SET status = $1, updated_at = $2 WHERE agency_id = $3",
-        )
-        .bind(status.code())
-        .bind(at.millis())
-        .bind(id.as_str())
-        .execute(self)
-        .await?;
+    ) -> Result<bool, StoreError> {
+        let result = query("UPDATE agencies SET status = $1, updated_at = $2 WHERE agency_id = $3")
+            .bind(status.code())
+            .bind(at.millis())
+            .bind(id.as_str())
+            .execute(self)
+            .await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -814,8 +785,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         fingerprint: &str,
         reason: &str,
         at: crate::domain::Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::query(
+    ) -> Result<(), StoreError> {
+        query(
             "INSERT INTO revoked_certificates (fingerprint, reason, revoked_at) \
                      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -833,8 +804,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         fingerprint: &str,
         not_after: i64,
         at: crate::domain::Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::query(
+    ) -> Result<(), StoreError> {
+        query(
             "INSERT INTO agency_certificates (agency_id, fingerprint, not_after, \
                      first_seen_at, last_seen_at) VALUES ($1, $2, $3, $4, $4) \
                      ON CONFLICT (agency_id, fingerprint) \
@@ -851,8 +822,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
 
     async fn last_seen_certificates(
         &mut self,
-    ) -> Result<Vec<crate::domain::agency::SeenCertificate>, crate::store::StoreError> {
-        let rows = crate::store::db::query(
+    ) -> Result<Vec<crate::domain::agency::SeenCertificate>, StoreError> {
+        let rows = query(
             "SELECT agency_id, fingerprint, not_after, last_seen_at \
                      FROM agency_certificates ORDER BY agency_id, last_seen_at, not_after",
         )
@@ -861,9 +832,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         let mut last: Vec<crate::domain::agency::SeenCertificate> = Vec::new();
         for row in rows {
             let id: String = row.try_get("agency_id")?;
-            let agency_id = crate::domain::AgencyId::parse(&id).ok_or_else(|| {
-                crate::store::StoreError::corrupt("agency_certificates", id.clone())
-            })?;
+            let agency_id = crate::domain::AgencyId::parse(&id)
+                .ok_or_else(|| StoreError::corrupt("agency_certificates", id.clone()))?;
             let seen = crate::domain::agency::SeenCertificate {
                 agency_id,
                 fingerprint: row.try_get("fingerprint")?,
@@ -879,23 +849,16 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         Ok(last)
     }
 
-    async fn is_certificate_revoked(
-        &mut self,
-        fingerprint: &str,
-    ) -> Result<bool, crate::store::StoreError> {
-        let row =
-            crate::store::db::query("SELECT 1 FROM revoked_certificates WHERE fingerprint = $1")
-                .bind(fingerprint)
-                .fetch_optional(self)
-                .await?;
+    async fn is_certificate_revoked(&mut self, fingerprint: &str) -> Result<bool, StoreError> {
+        let row = query("SELECT 1 FROM revoked_certificates WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .fetch_optional(self)
+            .await?;
         Ok(row.is_some())
     }
 
-    async fn insert_case(
-        &mut self,
-        case: &crate::domain::records::Case,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::query(
+    async fn insert_case(&mut self, case: &crate::domain::records::Case) -> Result<(), StoreError> {
+        query(
                     "INSERT INTO cases (case_id, municipality, category, stage, opened_by, \
                      opened_at, header, council_registered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
@@ -915,9 +878,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn case(
         &mut self,
         id: &crate::domain::CaseId,
-    ) -> Result<Option<crate::domain::records::Case>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::records::Case>, StoreError> {
         use crate::store::queries::CASE_COLUMNS;
-        let row = crate::store::db::query(format!(
+        let row = query(format!(
             "SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1"
         ))
         .bind(id.as_str())
@@ -930,7 +893,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         id: &crate::domain::CaseId,
         agency: &crate::domain::AgencyId,
-    ) -> Result<Option<(crate::domain::records::Case, bool)>, crate::store::StoreError> {
+    ) -> Result<Option<(crate::domain::records::Case, bool)>, StoreError> {
         let rows = self
             .look_up(crate::store::Lookup::CaseFor(id, agency))
             .await?;
@@ -943,8 +906,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn participants(
         &mut self,
         case: &crate::domain::CaseId,
-    ) -> Result<Vec<crate::domain::records::Participant>, crate::store::StoreError> {
-        let rows = crate::store::db::query(
+    ) -> Result<Vec<crate::domain::records::Participant>, StoreError> {
+        let rows = query(
             "SELECT agency_id, since FROM case_participants WHERE case_id = $1 \
                      ORDER BY since, agency_id",
         )
@@ -972,7 +935,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         case: &crate::domain::CaseId,
         agencies: &[&crate::domain::AgencyId],
         since: crate::domain::Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let mut unique: Vec<&crate::domain::AgencyId> = Vec::with_capacity(agencies.len());
         for agency in agencies {
             if !unique.contains(agency) {
@@ -993,7 +956,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         );
         let mut params = crate::store::queries::params![case.as_str(), since.millis()];
         params.extend(unique.iter().map(|agency| agency.as_str().into()));
-        crate::store::db::write(self, &sql, params).await
+        db::write(self, &sql, params).await
     }
 
     async fn visible_cases(
@@ -1003,7 +966,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         municipality: Option<&crate::domain::Municipality>,
         after: Option<&crate::domain::CaseId>,
         limit: u32,
-    ) -> Result<Vec<crate::domain::records::Case>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::Case>, StoreError> {
         use crate::store::queries::{CASE_COLUMNS, join_codes};
         // Coordinated municipalities travel as one comma-joined parameter, matched with
         // a delimiter-safe containment test that both SQLite and PostgreSQL understand.
@@ -1015,7 +978,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
                      AND case_id > $4 \
                      ORDER BY case_id LIMIT $5"
         );
-        let rows = crate::store::db::query(&sql)
+        let rows = query(&sql)
             .bind(agency.as_str())
             .bind(join_codes(coordinated))
             .bind(municipality.map(|m| m.as_str()).unwrap_or(""))
@@ -1029,10 +992,10 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn insert_consent(
         &mut self,
         consent: &crate::domain::consent::Consent,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         use crate::store::queries::{date_text, join_list, millis};
         let scope = &consent.scope;
-        crate::store::db::query(
+        query(
             "INSERT INTO consents (consent_id, case_id, given_by, method, recorded_by, \
                      staff_name, staff_role, recipient_agencies, recipient_kinds, purposes, \
                      valid_from, valid_until, recorded_at, withdrawn_at, evidence) \
@@ -1079,7 +1042,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn consent(
         &mut self,
         id: &crate::domain::ConsentId,
-    ) -> Result<Option<crate::domain::consent::Consent>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::consent::Consent>, StoreError> {
         let rows = self.look_up(crate::store::Lookup::Consent(id)).await?;
         rows.first().map(consent_from_row).transpose()
     }
@@ -1087,7 +1050,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn consents(
         &mut self,
         case: &crate::domain::CaseId,
-    ) -> Result<Vec<crate::domain::consent::Consent>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::consent::Consent>, StoreError> {
         let rows = self.look_up(crate::store::Lookup::Consents(case)).await?;
         rows.iter().map(consent_from_row).collect()
     }
@@ -1096,8 +1059,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         id: &crate::domain::ConsentId,
         at: crate::domain::Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::query(
+    ) -> Result<(), StoreError> {
+        query(
             "UPDATE consents SET withdrawn_at = $1 WHERE consent_id = $2 \
                      AND withdrawn_at IS NULL",
         )
@@ -1111,7 +1074,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn insert_referral(
         &mut self,
         referral: &crate::domain::records::Referral,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let r = referral;
         let mut params = crate::store::queries::params![
             r.id.as_str(),
@@ -1137,7 +1100,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         // $20..$32
         params.extend(crate::store::queries::state_params(&r.state));
         params.push(r.deadline_terms.map(|t| t.code()).into());
-        crate::store::db::write(
+        db::write(
             self,
             "INSERT INTO referrals (referral_id, case_id, municipality, from_agency, \
                      to_agency, purpose, urgency, basis, consent_id, justification, hide_sender, \
@@ -1156,7 +1119,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn referral(
         &mut self,
         id: &crate::domain::ReferralId,
-    ) -> Result<Option<crate::domain::records::Referral>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::records::Referral>, StoreError> {
         let rows = self.look_up(crate::store::Lookup::Referral(id)).await?;
         rows.first().map(referral_from_row).transpose()
     }
@@ -1165,10 +1128,10 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         id: &crate::domain::ReferralId,
         s: &crate::domain::referral::ReferralState,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let mut params = crate::store::queries::state_params(s);
         params.push(id.as_str().into());
-        crate::store::db::write(
+        db::write(
                     self,
                     "UPDATE referrals SET delivery = $1, delivered_at = $2, response = $3, \
                      responded_at = $4, response_reason = $5, connection = $6, \
@@ -1184,8 +1147,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         id: &crate::domain::ReferralId,
         closed: &crate::domain::referral::ClosedWithReason,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::write(
+    ) -> Result<(), StoreError> {
+        db::write(
             self,
             "UPDATE referrals SET close_reason = $1, close_reason_text = $2, \
                      closed_with_reason_at = $3, closed_with_reason_by = $4 WHERE referral_id = $5",
@@ -1203,9 +1166,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn case_referrals(
         &mut self,
         case: &crate::domain::CaseId,
-    ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::Referral>, StoreError> {
         use crate::store::queries::REFERRAL_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE case_id = $1 \
                      ORDER BY sent_at, referral_id"
         ))
@@ -1218,7 +1181,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn agency_referrals(
         &mut self,
         query: &crate::store::ReferralQuery<'_>,
-    ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::Referral>, StoreError> {
         use crate::store::queries::REFERRAL_COLUMNS;
         let sql = format!(
             "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE \
@@ -1228,7 +1191,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
                      AND ($6 = '' OR referral_id < $6) \
                      ORDER BY referral_id DESC LIMIT $7"
         );
-        let rows = crate::store::db::query(&sql)
+        let rows = db::query(&sql)
             .bind(query.agency.as_str())
             .bind(i64::from(query.sent))
             .bind(i64::from(query.received))
@@ -1245,11 +1208,11 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         due_by: crate::domain::Timestamp,
         municipality: Option<&crate::domain::Municipality>,
-    ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::Referral>, StoreError> {
         use crate::store::queries::REFERRAL_COLUMNS;
         // The deliver-by deadline is the earliest of the four, so an open referral with
         // nothing due yet is skipped by the index alone.
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
                     "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE closed = 0 \
                      AND ($2 = '' OR municipality = $2) \
                      AND (deliver_by <= $1 OR respond_by <= $1 OR connect_by <= $1 OR confirm_by <= $1) \
@@ -1265,9 +1228,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn open_referrals_without_consent(
         &mut self,
         municipality: &crate::domain::Municipality,
-    ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::Referral>, StoreError> {
         use crate::store::queries::REFERRAL_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {REFERRAL_COLUMNS} FROM referrals WHERE closed = 0 \
                      AND municipality = $1 AND basis <> 'consent' ORDER BY referral_id"
         ))
@@ -1281,9 +1244,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         municipality: Option<&crate::domain::Municipality>,
         from_agency: Option<&crate::domain::AgencyId>,
-    ) -> Result<Vec<crate::domain::records::Referral>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::Referral>, StoreError> {
         use crate::store::queries::REFERRAL_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {REFERRAL_COLUMNS} FROM referrals r WHERE r.closed = 1 \
                      AND r.connection = 'not_connected' AND r.confirmed_at IS NOT NULL \
                      AND r.not_connected_reason <> 'referred_elsewhere' AND r.close_reason IS NULL \
@@ -1302,9 +1265,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn insert_referral_event(
         &mut self,
         event: &crate::domain::records::ReferralEvent,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let (kind, action, timer) = crate::store::queries::event_kind_columns(&event.kind);
-        crate::store::db::write(
+        db::write(
             self,
             "INSERT INTO referral_events (event_id, referral_id, case_id, kind, action, \
                      timer, actor_agency, staff_name, staff_role, occurred_at, recorded_at, \
@@ -1343,7 +1306,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
             _ => None,
         };
         if let Some(column) = step {
-            crate::store::db::write(
+            db::write(
                 self,
                 &format!(
                     "UPDATE referrals SET {column} = $1 WHERE referral_id = $2 \
@@ -1362,9 +1325,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn referral_events(
         &mut self,
         referral: &crate::domain::ReferralId,
-    ) -> Result<Vec<crate::domain::records::ReferralEvent>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::ReferralEvent>, StoreError> {
         use crate::store::queries::EVENT_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {EVENT_COLUMNS} FROM referral_events WHERE referral_id = $1 \
                      ORDER BY recorded_at, event_id"
         ))
@@ -1378,9 +1341,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         case: &crate::domain::CaseId,
         since: Option<crate::domain::Timestamp>,
-    ) -> Result<Vec<crate::domain::records::ReferralEvent>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::ReferralEvent>, StoreError> {
         use crate::store::queries::EVENT_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {EVENT_COLUMNS} FROM referral_events WHERE case_id = $1 \
                      AND recorded_at >= $2 ORDER BY recorded_at, event_id"
         ))
@@ -1397,8 +1360,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         timer: crate::domain::referral::TimerKind,
         tier: crate::domain::records::EscalationTier,
         at: crate::domain::Timestamp,
-    ) -> Result<bool, crate::store::StoreError> {
-        let result = crate::store::db::query(
+    ) -> Result<bool, StoreError> {
+        let result = query(
             "INSERT INTO escalations (referral_id, timer, tier, raised_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
@@ -1411,7 +1374,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         let raised = result.rows_affected() == 1;
         if raised {
             // Kept on the referral for outcomes (migration 0008), in this transaction.
-            crate::store::db::write(
+            db::write(
                 self,
                 "UPDATE referrals SET escalated = escalated | $1 WHERE referral_id = $2",
                 crate::store::queries::params![
@@ -1424,11 +1387,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         Ok(raised)
     }
 
-    async fn insert_note(
-        &mut self,
-        note: &crate::domain::records::Note,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::query(
+    async fn insert_note(&mut self, note: &crate::domain::records::Note) -> Result<(), StoreError> {
+        query(
             "INSERT INTO notes (note_id, case_id, from_agency, staff_name, staff_role, \
                      purpose, basis, consent_id, justification, hide_sender, body, sent_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -1448,7 +1408,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         .execute(self)
         .await?;
         for recipient in &note.recipients {
-            crate::store::db::query(
+            query(
                 "INSERT INTO note_recipients (note_id, agency_id, acknowledged_at) \
                          VALUES ($1, $2, $3)",
             )
@@ -1464,9 +1424,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn note(
         &mut self,
         id: &crate::domain::NoteId,
-    ) -> Result<Option<crate::domain::records::Note>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::records::Note>, StoreError> {
         use crate::store::queries::NOTE_COLUMNS;
-        let row = crate::store::db::query(format!(
+        let row = query(format!(
             "SELECT {NOTE_COLUMNS} FROM notes WHERE note_id = $1"
         ))
         .bind(id.as_str())
@@ -1483,9 +1443,9 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         &mut self,
         case: &crate::domain::CaseId,
         since: Option<crate::domain::Timestamp>,
-    ) -> Result<Vec<crate::domain::records::Note>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::records::Note>, StoreError> {
         use crate::store::queries::NOTE_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {NOTE_COLUMNS} FROM notes WHERE case_id = $1 AND sent_at >= $2 \
                      ORDER BY sent_at, note_id"
         ))
@@ -1508,8 +1468,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         note: &crate::domain::NoteId,
         agency: &crate::domain::AgencyId,
         at: crate::domain::Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::query(
+    ) -> Result<(), StoreError> {
+        query(
             "UPDATE note_recipients SET acknowledged_at = $1 WHERE note_id = $2 \
                      AND agency_id = $3 AND acknowledged_at IS NULL",
         )
@@ -1524,7 +1484,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn append_feed(
         &mut self,
         entry: &crate::domain::records::FeedEntry,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         if !self.touched().contains(&entry.agency_id) {
             self.touched().push(entry.agency_id.clone());
         }
@@ -1532,7 +1492,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
             // Written with the commit, under the agency's feed lock.
             return Ok(());
         }
-        crate::store::db::write(
+        db::write(
             self,
             "INSERT INTO feed_events (agency_id, event_id, kind, case_id, referral_id, \
                      note_id, referral_event_id, recorded_at) \
@@ -1552,16 +1512,12 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         Ok(())
     }
 
-    async fn feed_end(
-        &mut self,
-        agency: &crate::domain::AgencyId,
-    ) -> Result<u64, crate::store::StoreError> {
-        let row = crate::store::db::query(
-            "SELECT COALESCE(MAX(cursor), 0) AS last FROM feed_events WHERE agency_id = $1",
-        )
-        .bind(agency.as_str())
-        .fetch_one(self)
-        .await?;
+    async fn feed_end(&mut self, agency: &crate::domain::AgencyId) -> Result<u64, StoreError> {
+        let row =
+            query("SELECT COALESCE(MAX(cursor), 0) AS last FROM feed_events WHERE agency_id = $1")
+                .bind(agency.as_str())
+                .fetch_one(self)
+                .await?;
         let last: i64 = row.try_get("last")?;
         Ok(u64::try_from(last).unwrap_or(0))
     }
@@ -1569,8 +1525,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     async fn feed_acknowledged(
         &mut self,
         agency: &crate::domain::AgencyId,
-    ) -> Result<u64, crate::store::StoreError> {
-        let row = crate::store::db::query(crate::store::queries::FEED_ACKNOWLEDGED)
+    ) -> Result<u64, StoreError> {
+        let row = query(crate::store::queries::FEED_ACKNOWLEDGED)
             .bind(agency.as_str())
             .fetch_optional(self)
             .await?;
@@ -1582,8 +1538,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         agency: &crate::domain::AgencyId,
         cursor: u64,
         at: crate::domain::Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::query(
+    ) -> Result<(), StoreError> {
+        query(
             "INSERT INTO feed_acknowledgements (agency_id, cursor, acknowledged_at) \
                      VALUES ($1, $2, $3) ON CONFLICT (agency_id) DO UPDATE \
                      SET cursor = excluded.cursor, acknowledged_at = excluded.acknowledged_at \
@@ -1602,7 +1558,7 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         agency: &crate::domain::AgencyId,
         operation: &str,
         key: &str,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, crate::store::StoreError> {
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         let rows = self
             .look_up(crate::store::Lookup::IdempotentResponse {
                 agency,
@@ -1627,8 +1583,8 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
         digest: &[u8],
         response: &[u8],
         at: crate::domain::Timestamp,
-    ) -> Result<(), crate::store::StoreError> {
-        crate::store::db::write(
+    ) -> Result<(), StoreError> {
+        db::write(
             self,
             "INSERT INTO idempotency_keys (agency_id, operation, idempotency_key, \
                      request_digest, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1646,11 +1602,11 @@ impl<C: crate::store::db::Connection> crate::store::Transaction for C {
     }
 }
 
-pub(crate) async fn note_recipients<C: crate::store::db::Connection + ?Sized>(
+pub(crate) async fn note_recipients<C: Connection + ?Sized>(
     db: &mut C,
     note: &crate::domain::NoteId,
-) -> Result<Vec<crate::domain::records::NoteRecipient>, crate::store::StoreError> {
-    let rows = crate::store::db::query(
+) -> Result<Vec<crate::domain::records::NoteRecipient>, StoreError> {
+    let rows = query(
         "SELECT agency_id, acknowledged_at FROM note_recipients WHERE note_id = $1 \
                      ORDER BY agency_id",
     )

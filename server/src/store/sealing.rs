@@ -1,13 +1,14 @@
 //! Re-sealing: the recorded readers of re-sealed fields, replacing a field's ciphertext, and the
 //! re-seals of a case for its thread.
 
+use super::StoreError;
+use super::db::{Connection, Row, query};
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 
 use crate::domain::sealing::{ResealRecord, SealedFieldRef};
 use crate::domain::{AgencyId, CaseId, Sealed, Timestamp};
-use crate::store::StoreError;
 
 /// Store operations of this area, part of every `Transaction`.
 #[async_trait]
@@ -47,7 +48,7 @@ pub(crate) fn field_column(
 }
 
 #[async_trait::async_trait]
-impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
+impl<C: Connection> crate::store::sealing::SealQueries for C {
     async fn sealed_readers(
         &mut self,
         case: &crate::domain::CaseId,
@@ -56,13 +57,13 @@ impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
             crate::domain::sealing::SealedFieldRef,
             crate::domain::AgencyId,
         )>,
-        crate::store::StoreError,
+        StoreError,
     > {
         use crate::domain::AgencyId;
         use crate::domain::sealing::{SealedFieldKind, SealedFieldRef};
         use crate::store::queries::code;
         const T: &str = "sealed_readers";
-        let rows = crate::store::db::query(
+        let rows = query(
             "SELECT field_kind, field_id, agency_id FROM sealed_readers \
                      WHERE case_id = $1 ORDER BY field_kind, field_id, agency_id",
         )
@@ -70,7 +71,7 @@ impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
         .fetch_all(self)
         .await?;
         rows.iter()
-            .map(|row: &crate::store::db::Row| {
+            .map(|row: &Row| {
                 let kind: String = row.try_get("field_kind")?;
                 let agency: String = row.try_get("agency_id")?;
                 Ok((
@@ -89,9 +90,9 @@ impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
         record: &crate::domain::sealing::ResealRecord,
         sealed: &crate::domain::Sealed,
         readers: &std::collections::BTreeSet<crate::domain::AgencyId>,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let (table, column, key) = crate::store::sealing::field_column(record.field.kind);
-        let updated = crate::store::db::query(format!(
+        let updated = query(format!(
             "UPDATE {table} SET {column} = $1 WHERE {key} = $2 AND case_id = $3"
         ))
         .bind(&sealed.0)
@@ -100,7 +101,7 @@ impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
         .execute(self)
         .await?;
         if updated.rows_affected() != 1 {
-            return Err(crate::store::StoreError::corrupt(
+            return Err(StoreError::corrupt(
                 table,
                 format!(
                     "no {} {} on case {}",
@@ -108,15 +109,13 @@ impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
                 ),
             ));
         }
-        crate::store::db::query(
-            "DELETE FROM sealed_readers WHERE field_kind = $1 AND field_id = $2",
-        )
-        .bind(record.field.kind.code())
-        .bind(&record.field.id)
-        .execute(self)
-        .await?;
+        query("DELETE FROM sealed_readers WHERE field_kind = $1 AND field_id = $2")
+            .bind(record.field.kind.code())
+            .bind(&record.field.id)
+            .execute(self)
+            .await?;
         for agency in readers {
-            crate::store::db::query(
+            query(
                 "INSERT INTO sealed_readers (case_id, field_kind, field_id, agency_id) \
                          VALUES ($1, $2, $3, $4)",
             )
@@ -128,7 +127,7 @@ impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
             .await?;
         }
         let added: Vec<&str> = record.added_readers.iter().map(|a| a.as_str()).collect();
-        crate::store::db::query(
+        query(
             "INSERT INTO reseals (reseal_id, case_id, field_kind, field_id, resealed_by, \
                      staff_name, staff_role, added_readers, resealed_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -151,12 +150,12 @@ impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
         &mut self,
         case: &crate::domain::CaseId,
         since: Option<crate::domain::Timestamp>,
-    ) -> Result<Vec<crate::domain::sealing::ResealRecord>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::sealing::ResealRecord>, StoreError> {
         use crate::domain::sealing::{ResealRecord, SealedFieldKind, SealedFieldRef};
         use crate::domain::{AgencyId, CaseId, ResealId, Staff, Timestamp};
         use crate::store::queries::code;
         const T: &str = "reseals";
-        let rows = crate::store::db::query(
+        let rows = query(
             "SELECT reseal_id, case_id, field_kind, field_id, resealed_by, staff_name, \
                      staff_role, added_readers, resealed_at FROM reseals \
                      WHERE case_id = $1 AND resealed_at >= $2 ORDER BY resealed_at, reseal_id",
@@ -166,8 +165,8 @@ impl<C: crate::store::db::Connection> crate::store::sealing::SealQueries for C {
         .fetch_all(self)
         .await?;
         rows.iter()
-            .map(|row: &crate::store::db::Row| {
-                let text = |column: &str| -> Result<String, crate::store::StoreError> {
+            .map(|row: &Row| {
+                let text = |column: &str| -> Result<String, StoreError> {
                     Ok(row.try_get::<String, _>(column)?)
                 };
                 let added = text("added_readers")?;

@@ -1,10 +1,11 @@
 //! 移管: transfers of cases between municipalities, and the escalations of their timers.
 
+use super::StoreError;
+use super::db::{Connection, Row, query};
 use async_trait::async_trait;
 
 use crate::domain::transfer::{Transfer, TransferId, TransferTimer};
 use crate::domain::{CaseId, Municipality, Timestamp};
-use crate::store::StoreError;
 
 /// Store operations of this area, part of every `Transaction`.
 #[async_trait]
@@ -47,8 +48,8 @@ pub(crate) const TRANSFER_COLUMNS: &str = "transfer_id, case_id, from_municipali
      accept_by, updated_at";
 
 pub(crate) fn transfer_from_row(
-    row: &crate::store::db::Row,
-) -> Result<crate::domain::transfer::Transfer, crate::store::StoreError> {
+    row: &Row,
+) -> Result<crate::domain::transfer::Transfer, StoreError> {
     use crate::domain::basis::LegalBasisKind;
     use crate::domain::transfer::{
         DeclineReason, Transfer, TransferDeadlines, TransferId, TransferState,
@@ -56,10 +57,9 @@ pub(crate) fn transfer_from_row(
     use crate::domain::*;
     use crate::store::queries::{code, optional_code, timestamp};
     const T: &str = "transfers";
-    let text = |column: &str| -> Result<String, crate::store::StoreError> {
-        Ok(row.try_get::<String, _>(column)?)
-    };
-    let at = |column: &str| -> Result<Timestamp, crate::store::StoreError> {
+    let text =
+        |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
+    let at = |column: &str| -> Result<Timestamp, StoreError> {
         Ok(Timestamp::from_millis(row.try_get::<i64, _>(column)?))
     };
     let note: Option<Vec<u8>> = row.try_get("note")?;
@@ -146,12 +146,12 @@ pub(crate) fn transfer_from_row(
 }
 
 #[async_trait::async_trait]
-impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries for C {
+impl<C: Connection> crate::store::transfers::TransferQueries for C {
     async fn insert_transfer(
         &mut self,
         transfer: &crate::domain::transfer::Transfer,
-    ) -> Result<(), crate::store::StoreError> {
-        let result = crate::store::db::query(
+    ) -> Result<(), StoreError> {
+        let result = query(
             "INSERT INTO transfers (transfer_id, case_id, from_municipality, \
                      to_municipality, proposed_by, staff_name, staff_role, basis, consent_id, \
                      justification, note, state, proposed_at, deliver_by, respond_by, accept_by, \
@@ -178,7 +178,7 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
         .execute(self)
         .await?;
         if result.rows_affected() == 0 {
-            return Err(crate::store::StoreError::Conflict(format!(
+            return Err(StoreError::Conflict(format!(
                 "a transfer in progress of case {}",
                 transfer.case_id
             )));
@@ -189,10 +189,10 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
     async fn update_transfer(
         &mut self,
         transfer: &crate::domain::transfer::Transfer,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         use crate::store::queries::millis;
         let staff = transfer.responded_staff.as_ref();
-        crate::store::db::query(
+        query(
             "UPDATE transfers SET state = $1, acknowledged_at = $2, acknowledged_by = $3, \
                      responded_at = $4, responded_by = $5, responded_staff_name = $6, \
                      responded_staff_role = $7, lead_agency = $8, receiving_case_id = $9, \
@@ -237,9 +237,9 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
     async fn transfer(
         &mut self,
         id: &crate::domain::TransferId,
-    ) -> Result<Option<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+    ) -> Result<Option<crate::domain::transfer::Transfer>, StoreError> {
         use crate::store::transfers::TRANSFER_COLUMNS;
-        let row = crate::store::db::query(format!(
+        let row = query(format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE transfer_id = $1"
         ))
         .bind(id.as_str())
@@ -251,9 +251,9 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
     async fn case_transfers(
         &mut self,
         case: &crate::domain::CaseId,
-    ) -> Result<Vec<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::transfer::Transfer>, StoreError> {
         use crate::store::transfers::TRANSFER_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE case_id = $1 \
                      ORDER BY proposed_at, transfer_id"
         ))
@@ -266,9 +266,9 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
     async fn received_transfers(
         &mut self,
         case: &crate::domain::CaseId,
-    ) -> Result<Vec<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::transfer::Transfer>, StoreError> {
         use crate::store::transfers::TRANSFER_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE receiving_case_id = $1 \
                      ORDER BY proposed_at, transfer_id"
         ))
@@ -281,9 +281,9 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
     async fn municipality_transfers(
         &mut self,
         municipality: &crate::domain::Municipality,
-    ) -> Result<Vec<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::transfer::Transfer>, StoreError> {
         use crate::store::transfers::TRANSFER_COLUMNS;
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers \
                      WHERE from_municipality = $1 OR to_municipality = $1 \
                      ORDER BY proposed_at DESC, transfer_id DESC"
@@ -297,11 +297,11 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
     async fn transfers_due(
         &mut self,
         due_by: crate::domain::Timestamp,
-    ) -> Result<Vec<crate::domain::transfer::Transfer>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::transfer::Transfer>, StoreError> {
         use crate::store::transfers::TRANSFER_COLUMNS;
         // The deliver-by deadline is the earliest: a transfer in progress with none of
         // its deadlines passed has not passed that one either.
-        let rows = crate::store::db::query(format!(
+        let rows = query(format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers \
                      WHERE state IN ('proposed', 'acknowledged') AND deliver_by <= $1 \
                      ORDER BY proposed_at, transfer_id"
@@ -317,8 +317,8 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
         transfer: &crate::domain::TransferId,
         timer: crate::domain::transfer::TransferTimer,
         at: crate::domain::Timestamp,
-    ) -> Result<bool, crate::store::StoreError> {
-        let result = crate::store::db::query(
+    ) -> Result<bool, StoreError> {
+        let result = query(
             "INSERT INTO transfer_escalations (transfer_id, timer, raised_at) \
                      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -333,17 +333,15 @@ impl<C: crate::store::db::Connection> crate::store::transfers::TransferQueries f
     async fn transfer_escalations(
         &mut self,
         transfer: &crate::domain::TransferId,
-    ) -> Result<Vec<crate::domain::transfer::TransferTimer>, crate::store::StoreError> {
+    ) -> Result<Vec<crate::domain::transfer::TransferTimer>, StoreError> {
         use crate::domain::transfer::TransferTimer;
-        let codes = crate::store::db::query(
-            "SELECT timer FROM transfer_escalations WHERE transfer_id = $1",
-        )
-        .bind(transfer.as_str())
-        .fetch_all(self)
-        .await?
-        .iter()
-        .map(|row| row.try_get::<String, _>(0))
-        .collect::<Result<Vec<_>, _>>()?;
+        let codes = query("SELECT timer FROM transfer_escalations WHERE transfer_id = $1")
+            .bind(transfer.as_str())
+            .fetch_all(self)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut timers = codes
             .iter()
             .map(|code| {
