@@ -19,7 +19,7 @@ use crate::casework::audit::{
 use crate::domain::audit::OK;
 use crate::domain::basis::LegalBasisKind;
 use crate::domain::{
-    Agency, CaseId, ConsentId, Municipality, NoteId, ReferralId, Staff, Timestamp,
+    Agency, AgencyId, CaseId, ConsentId, Municipality, NoteId, ReferralId, Staff, Timestamp,
 };
 use crate::error::{Error, cause_chain};
 use crate::identity::caller;
@@ -85,6 +85,11 @@ impl Audit {
     pub fn basis(mut self, basis: Option<&pb::LegalBasis>) -> Self {
         self.named.basis = basis.and_then(|basis| basis_kind(basis.kind));
         self
+    }
+
+    /// The calling agency.
+    pub fn agency(&self) -> &AgencyId {
+        &self.call.agency
     }
 
     /// What the request named, as far as it parsed.

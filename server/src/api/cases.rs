@@ -39,23 +39,16 @@ impl CaseService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let view = cases::open_case(tx, &agency, open, now).await?;
-                        let agencies = directory(tx).await?;
-                        let response = pb::OpenCaseResponse {
-                            case: Some(case_out(&view, &agencies)),
-                        };
-                        Ok((response, AuditTarget::case(&view.case)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view = cases::open_case(tx, &agency, open, now).await?;
+                    let agencies = directory(tx).await?;
+                    let response = pb::OpenCaseResponse {
+                        case: Some(case_out(&view, &agencies)),
+                    };
+                    Ok((response, AuditTarget::case(&view.case)))
+                })
+            })
             .await
         }
         .await;
@@ -156,22 +149,15 @@ impl CaseService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let consent = cases::record_consent(tx, &agency, record, now).await?;
-                        let response = pb::RecordConsentResponse {
-                            consent: Some(convert::consent(&consent)),
-                        };
-                        Ok((response, AuditTarget::consent(&consent)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let consent = cases::record_consent(tx, &agency, record, now).await?;
+                    let response = pb::RecordConsentResponse {
+                        consent: Some(convert::consent(&consent)),
+                    };
+                    Ok((response, AuditTarget::consent(&consent)))
+                })
+            })
             .await
         }
         .await;

@@ -362,29 +362,22 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let (agency, settings) = (agency.clone(), std::sync::Arc::clone(&self.settings));
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let registration = council::register_case(
-                            tx,
-                            &agency,
-                            register,
-                            settings.council.review_interval_days,
-                            now,
-                        )
-                        .await?;
-                        let response = pb::RegisterCaseResponse {
-                            registration: Some(registration_out(&registration)),
-                        };
-                        Ok((response, registration_target(&registration)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let registration = council::register_case(
+                        tx,
+                        &agency,
+                        register,
+                        settings.council.review_interval_days,
+                        now,
+                    )
+                    .await?;
+                    let response = pb::RegisterCaseResponse {
+                        registration: Some(registration_out(&registration)),
+                    };
+                    Ok((response, registration_target(&registration)))
+                })
+            })
             .await
         }
         .await;
@@ -458,25 +451,18 @@ impl CouncilService for Hub {
             let staff = convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let registration = council::end_registration(
-                            tx, &agency, &case_id, ending, ended_on, staff, now,
-                        )
-                        .await?;
-                        let response = pb::EndRegistrationResponse {
-                            registration: Some(registration_out(&registration)),
-                        };
-                        Ok((response, registration_target(&registration)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let registration = council::end_registration(
+                        tx, &agency, &case_id, ending, ended_on, staff, now,
+                    )
+                    .await?;
+                    let response = pb::EndRegistrationResponse {
+                        registration: Some(registration_out(&registration)),
+                    };
+                    Ok((response, registration_target(&registration)))
+                })
+            })
             .await
         }
         .await;
@@ -529,22 +515,15 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let (agency, named) = (agency.clone(), audit.named().clone());
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let meeting = council::schedule_meeting(tx, &agency, schedule, now).await?;
-                        let response = pb::ScheduleMeetingResponse {
-                            meeting: Some(meeting_out(&meeting)),
-                        };
-                        Ok((response, named))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let meeting = council::schedule_meeting(tx, &agency, schedule, now).await?;
+                    let response = pb::ScheduleMeetingResponse {
+                        meeting: Some(meeting_out(&meeting)),
+                    };
+                    Ok((response, named))
+                })
+            })
             .await
         }
         .await;
@@ -660,24 +639,17 @@ impl CouncilService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let (decision, registration) =
-                            council::record_decision(tx, &agency, record, now).await?;
-                        let response = pb::RecordDecisionResponse {
-                            decision: Some(decision_out(&decision)),
-                            registration: Some(registration_out(&registration)),
-                        };
-                        Ok((response, registration_target(&registration)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (decision, registration) =
+                        council::record_decision(tx, &agency, record, now).await?;
+                    let response = pb::RecordDecisionResponse {
+                        decision: Some(decision_out(&decision)),
+                        registration: Some(registration_out(&registration)),
+                    };
+                    Ok((response, registration_target(&registration)))
+                })
+            })
             .await
         }
         .await;

@@ -115,15 +115,14 @@ const NARROW_WRITES: &[&str] = &[
 ];
 
 impl Hub {
-    /// Makes an audited, idempotent write of `request` by `agency` to `operation` (the RPC's
-    /// name in the idempotency table) under `key`, already checked, as one job of the store's
-    /// writer. When the key was used for the same request it answers the first response
+    /// Makes an audited, idempotent write of `request` by the audited caller to `operation` (the
+    /// RPC's name in the idempotency table) under `key`, already checked, as one job of the
+    /// store's writer. When the key was used for the same request it answers the first response
     /// (recording the call); otherwise it runs `use_case` at the write's instant, keeps the
     /// response under the key, and records the call about the target the use case names. The
     /// answer comes once the write is durable.
     pub async fn write<R, F>(
         &self,
-        agency: &AgencyId,
         operation: &'static str,
         key: String,
         request: &impl Message,
@@ -141,7 +140,7 @@ impl Hub {
     {
         let digest = request_digest(request);
         let now = self.clock.now();
-        let (agency, audit) = (agency.clone(), audit.clone());
+        let (agency, audit) = (audit.agency().clone(), audit.clone());
         let locking = if NARROW_WRITES.contains(&operation) {
             Locking::Narrow
         } else {

@@ -57,24 +57,17 @@ impl ReferralService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let (agency, settings) = (agency.clone(), std::sync::Arc::clone(&self.settings));
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let (referral, _) =
-                            referrals::send_referral(tx, &agency, send, &settings.deadlines, now)
-                                .await?;
-                        let response = pb::SendReferralResponse {
-                            referral: Some(convert::referral(&referral, &agency.id, now, false)),
-                        };
-                        Ok((response, AuditTarget::referral(&referral)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (referral, _) =
+                        referrals::send_referral(tx, &agency, send, &settings.deadlines, now)
+                            .await?;
+                    let response = pb::SendReferralResponse {
+                        referral: Some(convert::referral(&referral, &agency.id, now, false)),
+                    };
+                    Ok((response, AuditTarget::referral(&referral)))
+                })
+            })
             .await
         }
         .await;
@@ -215,27 +208,20 @@ impl ReferralService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let (referral, event) =
-                            referrals::record_action(tx, &agency, record, now).await?;
-                        let response = pb::RecordReferralActionResponse {
-                            referral: Some(referral_out(tx, &referral, &agency, now).await?),
-                            event: Some(convert::referral_event(
-                                &event,
-                                convert::hides_actor(&event, &referral, &agency.id),
-                            )),
-                        };
-                        Ok((response, AuditTarget::referral(&referral)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (referral, event) =
+                        referrals::record_action(tx, &agency, record, now).await?;
+                    let response = pb::RecordReferralActionResponse {
+                        referral: Some(referral_out(tx, &referral, &agency, now).await?),
+                        event: Some(convert::referral_event(
+                            &event,
+                            convert::hides_actor(&event, &referral, &agency.id),
+                        )),
+                    };
+                    Ok((response, AuditTarget::referral(&referral)))
+                })
+            })
             .await
         }
         .await;
@@ -281,22 +267,15 @@ impl ReferralService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let note = notes::send_note(tx, &agency, send, now).await?;
-                        let response = pb::SendNoteResponse {
-                            note: Some(convert::note(&note, &agency.id)),
-                        };
-                        Ok((response, AuditTarget::note(&note)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let note = notes::send_note(tx, &agency, send, now).await?;
+                    let response = pb::SendNoteResponse {
+                        note: Some(convert::note(&note, &agency.id)),
+                    };
+                    Ok((response, AuditTarget::note(&note)))
+                })
+            })
             .await
         }
         .await;
@@ -319,22 +298,15 @@ impl ReferralService for Hub {
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let note = notes::acknowledge_note(tx, &agency, &note_id, now).await?;
-                        let response = pb::AcknowledgeNoteResponse {
-                            note: Some(convert::note(&note, &agency.id)),
-                        };
-                        Ok((response, AuditTarget::note(&note)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let note = notes::acknowledge_note(tx, &agency, &note_id, now).await?;
+                    let response = pb::AcknowledgeNoteResponse {
+                        note: Some(convert::note(&note, &agency.id)),
+                    };
+                    Ok((response, AuditTarget::note(&note)))
+                })
+            })
             .await
         }
         .await;

@@ -174,34 +174,27 @@ impl SealingService for Hub {
                 staff: convert::staff(body.staff.as_ref())?,
             };
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let (view, record) = sealing::reseal(tx, &agency, reseal, now).await?;
-                        let agencies = directory(tx).await?;
-                        let case =
-                            tx.case(&record.case_id)
-                                .await?
-                                .ok_or_else(|| Error::NotFound {
-                                    what: "case",
-                                    id: record.case_id.to_string(),
-                                })?;
-                        // The response is kept for retries: without the ciphertext, which the caller has.
-                        let mut field = view_out(&view, &agencies);
-                        field.sealed = None;
-                        let response = pb::ResealResponse {
-                            field: Some(field),
-                            record: Some(record_out(&record)),
-                        };
-                        Ok((response, target(&case, &record.field)))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (view, record) = sealing::reseal(tx, &agency, reseal, now).await?;
+                    let agencies = directory(tx).await?;
+                    let case = tx
+                        .case(&record.case_id)
+                        .await?
+                        .ok_or_else(|| Error::NotFound {
+                            what: "case",
+                            id: record.case_id.to_string(),
+                        })?;
+                    // The response is kept for retries: without the ciphertext, which the caller has.
+                    let mut field = view_out(&view, &agencies);
+                    field.sealed = None;
+                    let response = pb::ResealResponse {
+                        field: Some(field),
+                        record: Some(record_out(&record)),
+                    };
+                    Ok((response, target(&case, &record.field)))
+                })
+            })
             .await
         }
         .await;

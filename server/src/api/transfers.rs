@@ -119,30 +119,18 @@ impl TransferService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let (agency, settings) = (agency.clone(), std::sync::Arc::clone(&self.settings));
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let view = transfers::propose(
-                            tx,
-                            &agency,
-                            propose,
-                            &settings.deadlines.calendar,
-                            now,
-                        )
-                        .await?;
-                        let response = pb::ProposeTransferResponse {
-                            transfer: Some(transfer_out(&view, now)),
-                        };
-                        let target = transfers::audit_target(&view.transfer);
-                        Ok((response, target))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view =
+                        transfers::propose(tx, &agency, propose, &settings.deadlines.calendar, now)
+                            .await?;
+                    let response = pb::ProposeTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
             .await
         }
         .await;
@@ -164,23 +152,16 @@ impl TransferService for Hub {
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let view = transfers::acknowledge(tx, &agency, &id, now).await?;
-                        let response = pb::AcknowledgeTransferResponse {
-                            transfer: Some(transfer_out(&view, now)),
-                        };
-                        let target = transfers::audit_target(&view.transfer);
-                        Ok((response, target))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view = transfers::acknowledge(tx, &agency, &id, now).await?;
+                    let response = pb::AcknowledgeTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
             .await
         }
         .await;
@@ -215,25 +196,18 @@ impl TransferService for Hub {
             };
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let (view, case) = transfers::accept(tx, &agency, accept, now).await?;
-                        let agencies = directory(tx).await?;
-                        let response = pb::AcceptTransferResponse {
-                            transfer: Some(transfer_out(&view, now)),
-                            receiving_case: Some(case_out(&case, &agencies)),
-                        };
-                        let target = transfers::audit_target(&view.transfer);
-                        Ok((response, target))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let (view, case) = transfers::accept(tx, &agency, accept, now).await?;
+                    let agencies = directory(tx).await?;
+                    let response = pb::AcceptTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                        receiving_case: Some(case_out(&case, &agencies)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
             .await
         }
         .await;
@@ -257,24 +231,17 @@ impl TransferService for Hub {
             let staff = convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let view =
-                            transfers::decline(tx, &agency, &id, reason, text, staff, now).await?;
-                        let response = pb::DeclineTransferResponse {
-                            transfer: Some(transfer_out(&view, now)),
-                        };
-                        let target = transfers::audit_target(&view.transfer);
-                        Ok((response, target))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view =
+                        transfers::decline(tx, &agency, &id, reason, text, staff, now).await?;
+                    let response = pb::DeclineTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
             .await
         }
         .await;
@@ -296,23 +263,16 @@ impl TransferService for Hub {
             convert::staff(body.staff.as_ref())?;
             let key = convert::idempotency_key(&body.idempotency_key)?;
             let agency = agency.clone();
-            self.write(
-                &agency.id.clone(),
-                OPERATION,
-                key,
-                &body,
-                &audit,
-                move |tx, now| {
-                    Box::pin(async move {
-                        let view = transfers::withdraw(tx, &agency, &id, now).await?;
-                        let response = pb::WithdrawTransferResponse {
-                            transfer: Some(transfer_out(&view, now)),
-                        };
-                        let target = transfers::audit_target(&view.transfer);
-                        Ok((response, target))
-                    })
-                },
-            )
+            self.write(OPERATION, key, &body, &audit, move |tx, now| {
+                Box::pin(async move {
+                    let view = transfers::withdraw(tx, &agency, &id, now).await?;
+                    let response = pb::WithdrawTransferResponse {
+                        transfer: Some(transfer_out(&view, now)),
+                    };
+                    let target = transfers::audit_target(&view.transfer);
+                    Ok((response, target))
+                })
+            })
             .await
         }
         .await;

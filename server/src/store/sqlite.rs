@@ -180,7 +180,8 @@ impl Writer {
             unreachable!("a job's transaction is a write")
         };
         self.connection = connection;
-        let failed = match outcome {
+        // What a job that is rolled back answers: its own refusal, or why it failed.
+        let rolled_back = match outcome {
             Ok(Ok(value)) => {
                 let mut finish = tx.pending;
                 let own = finish.statements + 1;
@@ -196,26 +197,20 @@ impl Writer {
                     // Released, but the next savepoint did not open: the connection failed.
                     Some(error) if ran.rows.len() >= own => return Err(error),
                     // One of the job's waiting writes failed: the job is rolled back.
-                    Some(error) => StoreError::Database(error),
+                    Some(error) => Err(StoreError::Database(error)),
                 }
             }
-            Ok(Err(refused)) => {
-                self.connection()
-                    .execute("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
-                    .await?;
-                self.savepoint_open = true;
-                return Ok(Ok(Err(refused)));
-            }
+            Ok(Err(refused)) => Ok(Err(refused)),
             Err(_) => {
                 tracing::error!("a write job panicked; its writes are rolled back");
-                StoreError::corrupt("write job", "the use case panicked")
+                Err(StoreError::corrupt("write job", "the use case panicked"))
             }
         };
         self.connection()
             .execute("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
             .await?;
         self.savepoint_open = true;
-        Ok(Err(failed))
+        Ok(rolled_back)
     }
 }
 
