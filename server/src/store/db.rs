@@ -4,8 +4,10 @@
 //! impls over it, written once for both backends.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Sqlite};
@@ -43,10 +45,11 @@ impl Dialect {
     }
 }
 
-/// A row of either backend.
+/// A row of either backend: read through sqlx, or by SQLite's writer thread.
 pub(crate) enum Row {
     Sqlite(SqliteRow),
     Postgres(PgRow),
+    Written(WrittenRow),
 }
 
 impl Row {
@@ -56,12 +59,118 @@ impl Row {
         T: sqlx::Decode<'r, Sqlite>
             + sqlx::Type<Sqlite>
             + sqlx::Decode<'r, Postgres>
-            + sqlx::Type<Postgres>,
-        C: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow>,
+            + sqlx::Type<Postgres>
+            + FromWritten<'r>,
+        C: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> + WrittenColumn,
     {
         match self {
             Self::Sqlite(row) => sqlx::Row::try_get(row, column),
             Self::Postgres(row) => sqlx::Row::try_get(row, column),
+            Self::Written(row) => {
+                let index = column.index_in(&row.columns)?;
+                T::from_written(&row.values[index]).map_err(|reason| {
+                    sqlx::Error::ColumnDecode {
+                        index: index.to_string(),
+                        source: reason.into(),
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// A row that SQLite's writer thread read (`sqlite_writer`): its column names and values.
+pub(crate) struct WrittenRow {
+    columns: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl WrittenRow {
+    pub(crate) fn new(columns: Arc<[String]>, values: Vec<Value>) -> Self {
+        Self { columns, values }
+    }
+}
+
+/// A column of a [`WrittenRow`], by name or by index.
+pub(crate) trait WrittenColumn {
+    fn index_in(&self, columns: &[String]) -> Result<usize, sqlx::Error>;
+}
+
+impl WrittenColumn for usize {
+    fn index_in(&self, columns: &[String]) -> Result<usize, sqlx::Error> {
+        if *self < columns.len() {
+            Ok(*self)
+        } else {
+            Err(sqlx::Error::ColumnIndexOutOfBounds {
+                index: *self,
+                len: columns.len(),
+            })
+        }
+    }
+}
+
+impl WrittenColumn for &str {
+    fn index_in(&self, columns: &[String]) -> Result<usize, sqlx::Error> {
+        columns
+            .iter()
+            .position(|column| column == self)
+            .ok_or_else(|| sqlx::Error::ColumnNotFound((*self).to_owned()))
+    }
+}
+
+/// A Rust value read from a [`WrittenRow`], with SQLite's types as sqlx reads them.
+pub(crate) trait FromWritten<'r>: Sized {
+    fn from_written(value: &'r Value) -> Result<Self, String>;
+}
+
+impl FromWritten<'_> for i64 {
+    fn from_written(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Integer(value) => Ok(*value),
+            other => Err(format!("expected an integer, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl FromWritten<'_> for bool {
+    fn from_written(value: &Value) -> Result<Self, String> {
+        i64::from_written(value).map(|value| value != 0)
+    }
+}
+
+impl FromWritten<'_> for String {
+    fn from_written(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Text(value) => Ok(value.clone()),
+            other => Err(format!("expected text, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl FromWritten<'_> for Vec<u8> {
+    fn from_written(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Blob(value) => Ok(value.clone()),
+            Value::Text(value) => Ok(value.clone().into_bytes()),
+            other => Err(format!("expected a blob, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl<'r> FromWritten<'r> for &'r str {
+    fn from_written(value: &'r Value) -> Result<Self, String> {
+        match value {
+            Value::Text(value) => Ok(value),
+            other => Err(format!("expected text, found {:?}", other.data_type())),
+        }
+    }
+}
+
+impl<'r, T: FromWritten<'r>> FromWritten<'r> for Option<T> {
+    fn from_written(value: &'r Value) -> Result<Self, String> {
+        match value {
+            Value::Null => Ok(None),
+            value => T::from_written(value).map(Some),
         }
     }
 }
@@ -75,12 +184,6 @@ pub(crate) trait Connection: Send {
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError>;
     /// Runs one statement and returns how many rows it changed.
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError>;
-    /// Runs a statement that writes and whose outcome nobody checks. SQLite keeps it to send
-    /// with the next statement that needs the connection (see `sqlite_batch`); its error then
-    /// surfaces there, or fails the write at its end.
-    async fn defer(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
-        self.execute(sql, &params).await.map(|_| ())
-    }
     /// Takes the lock that guards what `lookup` reads, where the backend has such locks.
     async fn lock_for(&mut self, _lookup: &Lookup<'_>) -> Result<(), StoreError> {
         Ok(())
@@ -175,13 +278,13 @@ impl Query<'_> {
 }
 
 /// Runs a statement that writes and whose outcome nobody checks, with its parameters already
-/// collected (`params!`); the backend may send it with a later statement ([`Connection::defer`]).
+/// collected (`params!`).
 pub(crate) async fn write<C: Connection + ?Sized>(
     db: &mut C,
     sql: &str,
     params: Vec<Param>,
 ) -> Result<(), StoreError> {
-    db.defer(sql, params).await
+    db.execute(sql, &params).await.map(|_| ())
 }
 
 /// Runs a statement that writes, with its parameters already collected; returns how many rows

@@ -13,7 +13,7 @@ pub mod postgres;
 pub(crate) mod queries;
 pub mod sealing;
 pub mod sqlite;
-mod sqlite_batch;
+mod sqlite_writer;
 pub mod transfers;
 
 use std::any::Any;
@@ -36,9 +36,12 @@ use crate::domain::{
 pub enum StoreError {
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// A statement on SQLite's write connection failed (see `sqlite_writer`).
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     /// The batch this write belonged to failed to commit; nothing of it was stored.
     #[error("the write could not be committed")]
-    Commit(#[source] Arc<sqlx::Error>),
+    Commit(#[source] Arc<rusqlite::Error>),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A unique key already exists.
@@ -76,7 +79,8 @@ impl StoreError {
                     || code == "5"
                     || code == "6"
             }
-            Self::Commit(error) => matches!(**error, sqlx::Error::Io(_)),
+            Self::Sqlite(error) => sqlite_unavailable(error),
+            Self::Commit(error) => sqlite_unavailable(error),
             Self::Batch(error) => error.is_unavailable(),
             Self::Database(error) => matches!(
                 error,
@@ -97,6 +101,22 @@ impl StoreError {
             reason: reason.into(),
         }
     }
+}
+
+/// Whether SQLite failed for want of the file (another process holds it too long, the disk
+/// failed or is full) rather than because of the statement.
+fn sqlite_unavailable(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+        )
+    )
 }
 
 /// Which writes a write job waits for on a backend with several writers (PostgreSQL).

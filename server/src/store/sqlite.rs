@@ -1,26 +1,15 @@
 //! The embedded SQLite backend: one file in WAL mode with `synchronous=FULL`, a small pool of
-//! readers, and one writer task that owns the only write connection.
-//!
-//! The writer task receives whole write use cases (jobs) over a channel and runs the jobs
-//! waiting one after another in one transaction, each in a savepoint of its own: a job that
-//! fails is rolled back alone. The batch then commits with one fsync, and only then does each
-//! job get its answer, so under load many writes share one fsync and still no write is
-//! acknowledged before it is on disk. A caller that stops waiting drops only its answer: a job
-//! not yet begun is skipped, one begun runs to its end, and the connection is never left
-//! half-way through anything.
+//! readers (sqlx), and one writer thread that owns the only write connection
+//! (`sqlite_writer`).
 
-use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::FutureExt as _;
-use sqlx::Executor as _;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,189 +19,11 @@ use super::queries::{
     AGENCY_COLUMNS, FEED_ACKNOWLEDGED, FEED_PAGE, Param, acknowledged_from_row, agency_from_row,
     bind_params, feed_from_row,
 };
-use super::sqlite_batch::{self, StatementBatch};
+use super::sqlite_writer::{self, Job};
 use super::{JobAnswer, Locking, Store, StoreError, Transaction, WriteJob};
 use crate::domain::AgencyId;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// The most jobs one transaction takes: bounds how long the first of them waits for its answer.
-const MAX_BATCH: usize = 512;
-/// Jobs waiting for the writer beyond this make their callers wait to send them.
-const QUEUE: usize = 4096;
-
-/// A write use case and where its answer goes.
-struct Job {
-    run: WriteJob,
-    answer: oneshot::Sender<Result<JobAnswer, StoreError>>,
-}
-
-/// A job that ran in the open batch, waiting for the batch to commit.
-struct Ran {
-    answer: oneshot::Sender<Result<JobAnswer, StoreError>>,
-    outcome: Result<JobAnswer, StoreError>,
-}
-
-/// The writer task's state: the write connection, and whether a job's savepoint is open on it.
-struct Writer {
-    /// Detached from its pool: it lives as long as the store, and closing the pool must not
-    /// wait for it. Lent to each job's transaction while the job runs.
-    connection: Option<SqliteConnection>,
-    signals: Arc<FeedSignals>,
-    checkpoint_due: Arc<AtomicBool>,
-    /// A savepoint for the next job is open: each job's release opens the next one in the same
-    /// call, which spares every job a round trip to the connection's thread.
-    savepoint_open: bool,
-}
-
-impl Writer {
-    /// Runs jobs until every sender is gone (the store closed or dropped).
-    async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            self.run_batch(std::mem::take(&mut batch)).await;
-        }
-    }
-
-    fn connection(&mut self) -> &mut SqliteConnection {
-        match self.connection.as_mut() {
-            Some(connection) => connection,
-            None => unreachable!("the write connection is lent to one job at a time"),
-        }
-    }
-
-    /// Runs `batch` in one transaction and answers every job once it committed (or failed).
-    async fn run_batch(&mut self, batch: Vec<Job>) {
-        // IMMEDIATE: take the write lock now, so a batch never fails half-way for want of it.
-        self.savepoint_open = false;
-        if let Err(error) = self.connection().execute("BEGIN IMMEDIATE").await {
-            tracing::error!(%error, "the writer cannot begin a transaction");
-            let error = Arc::new(error);
-            for job in batch {
-                let _ = job.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
-            }
-            return;
-        }
-        let mut ran = Vec::with_capacity(batch.len());
-        let mut touched = Vec::new();
-        for job in batch {
-            if job.answer.is_closed() {
-                // Nobody waits for it and it has not begun: it was never acknowledged.
-                continue;
-            }
-            match self.run_job(job.run, &mut touched).await {
-                Ok(outcome) => ran.push(Ran {
-                    answer: job.answer,
-                    outcome,
-                }),
-                Err(error) => {
-                    // The connection failed around the job: nothing of the batch is kept.
-                    tracing::error!(%error, "a batch of writes failed");
-                    let _ = self.connection().execute("ROLLBACK").await;
-                    let error = Arc::new(error);
-                    let _ = job.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
-                    for done in ran {
-                        let _ = done
-                            .answer
-                            .send(Err(StoreError::Commit(Arc::clone(&error))));
-                    }
-                    return;
-                }
-            }
-        }
-        let commit = if self.checkpoint_due.swap(false, Ordering::Relaxed) {
-            // Stops before the checkpoint if the commit fails.
-            "COMMIT; PRAGMA wal_checkpoint(PASSIVE)"
-        } else {
-            "COMMIT"
-        };
-        // How many writes share this fsync.
-        metrics::histogram!(crate::telemetry::names::COMMIT_BATCH).record(ran.len() as f64);
-        let started = std::time::Instant::now();
-        // Commits the next job's savepoint too, empty.
-        self.savepoint_open = false;
-        let committed = self.connection().execute(commit).await;
-        metrics::histogram!(crate::telemetry::names::COMMIT_DURATION)
-            .record(started.elapsed().as_secs_f64());
-        match committed {
-            Ok(_) => {
-                // Only now is there something to read: wake those whose feeds grew.
-                self.signals.wake(&touched);
-                for done in ran {
-                    let _ = done.answer.send(done.outcome);
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, "a batch of writes failed to commit");
-                // Leave the connection clean for the next batch whatever state it is in.
-                let _ = self.connection().execute("ROLLBACK").await;
-                let error = Arc::new(error);
-                for done in ran {
-                    let _ = done
-                        .answer
-                        .send(Err(StoreError::Commit(Arc::clone(&error))));
-                }
-            }
-        }
-    }
-
-    /// Runs one job in a savepoint: released when the job succeeds, rolled back when it fails
-    /// or panics (or its waiting writes fail at its end). `Err` only when the connection itself
-    /// failed around it. The release goes in one call with the job's waiting writes and opens
-    /// the next job's savepoint.
-    async fn run_job(
-        &mut self,
-        run: WriteJob,
-        touched: &mut Vec<AgencyId>,
-    ) -> Result<Result<JobAnswer, StoreError>, sqlx::Error> {
-        if !self.savepoint_open {
-            self.connection().execute("SAVEPOINT job").await?;
-        }
-        self.savepoint_open = false;
-        let connection = self.connection.take();
-        let mut tx = SqliteTransaction {
-            tx: SqliteTx::Write(connection),
-            touched: Vec::new(),
-            pending: StatementBatch::default(),
-        };
-        let outcome = AssertUnwindSafe(run(&mut tx)).catch_unwind().await;
-        let SqliteTx::Write(connection) = tx.tx else {
-            unreachable!("a job's transaction is a write")
-        };
-        self.connection = connection;
-        // What a job that is rolled back answers: its own refusal, or why it failed.
-        let rolled_back = match outcome {
-            Ok(Ok(value)) => {
-                let mut finish = tx.pending;
-                let own = finish.statements + 1;
-                finish.push("RELEASE job", Vec::new());
-                finish.push("SAVEPOINT job", Vec::new());
-                let ran = sqlite_batch::run(self.connection(), &finish).await;
-                match ran.failure {
-                    None => {
-                        self.savepoint_open = true;
-                        touched.extend(tx.touched);
-                        return Ok(Ok(Ok(value)));
-                    }
-                    // Released, but the next savepoint did not open: the connection failed.
-                    Some(error) if ran.rows.len() >= own => return Err(error),
-                    // One of the job's waiting writes failed: the job is rolled back.
-                    Some(error) => Err(StoreError::Database(error)),
-                }
-            }
-            Ok(Err(refused)) => Ok(Err(refused)),
-            Err(_) => {
-                tracing::error!("a write job panicked; its writes are rolled back");
-                Err(StoreError::corrupt("write job", "the use case panicked"))
-            }
-        };
-        self.connection()
-            .execute("ROLLBACK TO job; RELEASE job; SAVEPOINT job")
-            .await?;
-        self.savepoint_open = true;
-        Ok(rolled_back)
-    }
-}
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -224,7 +35,7 @@ pub struct SqliteStore {
     writer_pool: SqlitePool,
 }
 
-/// The store's background task, stopped with the last handle on the store. (The writer task
+/// The store's background task, stopped with the last handle on the store. (The writer thread
 /// stops by itself once the last handle, and with it the last sender of jobs, is gone.)
 struct Tasks {
     checkpointer: tokio::task::JoinHandle<()>,
@@ -242,20 +53,11 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// The connection a transaction runs on: a read snapshot, or the write connection lent to a job
-/// (`None` only for the instant it is handed back).
-pub enum SqliteTx {
-    Read(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Write(Option<SqliteConnection>),
-}
-
-/// A transaction on SQLite: a read snapshot, or one write job's savepoint.
+/// A read snapshot on SQLite.
 pub struct SqliteTransaction {
-    tx: SqliteTx,
-    /// Agencies whose feeds this job appended to, woken once its batch has committed.
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    /// Never appended to: a read writes no feed.
     touched: Vec<crate::domain::AgencyId>,
-    /// The job's writes whose outcome nobody checks, waiting to go with the next statement.
-    pending: StatementBatch,
 }
 
 /// How often the write-ahead log is copied back into the database file in the background.
@@ -293,40 +95,6 @@ fn spawn_checkpointer(pool: SqlitePool, due: Arc<AtomicBool>) -> tokio::task::Jo
     })
 }
 
-impl SqliteTransaction {
-    /// Runs `sql` after the writes waiting, in one call to the connection's thread.
-    async fn after_pending(
-        &mut self,
-        sql: &str,
-        params: &[Param],
-    ) -> Result<sqlite_batch::BatchOutcome, StoreError> {
-        let mut batch = std::mem::take(&mut self.pending);
-        batch.push(sql, params.to_vec());
-        let ran = sqlite_batch::run(self.connection()?, &batch).await;
-        match ran.failure {
-            Some(error) => Err(error.into()),
-            None if ran.rows.len() == batch.statements => Ok(ran),
-            None => Err(StoreError::corrupt(
-                "sqlite writer",
-                format!(
-                    "{} statements answered {} times",
-                    batch.statements,
-                    ran.rows.len()
-                ),
-            )),
-        }
-    }
-
-    /// The connection, for a statement.
-    fn connection(&mut self) -> Result<&mut SqliteConnection, StoreError> {
-        match &mut self.tx {
-            SqliteTx::Read(tx) => Ok(tx),
-            SqliteTx::Write(Some(connection)) => Ok(connection),
-            SqliteTx::Write(None) => Err(StoreError::corrupt("sqlite writer", "no connection")),
-        }
-    }
-}
-
 #[async_trait]
 impl Connection for SqliteTransaction {
     fn dialect(&self) -> Dialect {
@@ -334,35 +102,17 @@ impl Connection for SqliteTransaction {
     }
 
     async fn fetch(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
-        if self.pending.is_empty() {
-            let rows = bind_params(sqlx::query(sql), params)
-                .fetch_all(self.connection()?)
-                .await?;
-            return Ok(rows.into_iter().map(Row::Sqlite).collect());
-        }
-        let mut ran = self.after_pending(sql, params).await?;
-        Ok(ran
-            .rows
-            .pop()
-            .unwrap_or_default()
-            .into_iter()
-            .map(Row::Sqlite)
-            .collect())
+        let rows = bind_params(sqlx::query(sql), params)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(rows.into_iter().map(Row::Sqlite).collect())
     }
 
     async fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, StoreError> {
-        if self.pending.is_empty() {
-            let done = bind_params(sqlx::query(sql), params)
-                .execute(self.connection()?)
-                .await?;
-            return Ok(done.rows_affected());
-        }
-        Ok(self.after_pending(sql, params).await?.last_changed)
-    }
-
-    async fn defer(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
-        self.pending.push(sql, params);
-        Ok(())
+        let done = bind_params(sqlx::query(sql), params)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     fn touched(&mut self) -> &mut Vec<AgencyId> {
@@ -457,14 +207,11 @@ impl SqliteStore {
             .await?;
         let signals = Arc::<FeedSignals>::default();
         let checkpoint_due = Arc::new(AtomicBool::new(false));
-        let writer = Writer {
-            connection: Some(writer_pool.acquire().await?.detach()),
-            signals: Arc::clone(&signals),
-            checkpoint_due: Arc::clone(&checkpoint_due),
-            savepoint_open: false,
-        };
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(writer.run(queue));
+        let jobs = sqlite_writer::spawn(
+            options.get_filename(),
+            Arc::clone(&signals),
+            Arc::clone(&checkpoint_due),
+        )?;
         let checkpointer = spawn_checkpointer(writer_pool.clone(), checkpoint_due);
         Ok(Self {
             jobs,
@@ -478,7 +225,7 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    /// Hands the job to the writer task and waits for its batch to commit.
+    /// Hands the job to the writer thread and waits for its batch to commit.
     async fn run_write(&self, _locking: Locking, job: WriteJob) -> Result<JobAnswer, StoreError> {
         let stopped = || StoreError::Database(sqlx::Error::PoolClosed);
         let (answer, answered) = oneshot::channel();
@@ -544,9 +291,8 @@ impl Store for SqliteStore {
     async fn read(&self) -> Result<Box<dyn Transaction>, StoreError> {
         let tx = self.readers.begin().await?;
         Ok(Box::new(SqliteTransaction {
-            tx: SqliteTx::Read(tx),
+            tx,
             touched: Vec::new(),
-            pending: StatementBatch::default(),
         }))
     }
 
