@@ -60,7 +60,7 @@ impl Row {
             + sqlx::Type<Sqlite>
             + sqlx::Decode<'r, Postgres>
             + sqlx::Type<Postgres>
-            + FromWritten<'r>,
+            + rusqlite::types::FromSql,
         C: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> + WrittenColumn,
     {
         match self {
@@ -68,10 +68,10 @@ impl Row {
             Self::Postgres(row) => sqlx::Row::try_get(row, column),
             Self::Written(row) => {
                 let index = column.index_in(&row.columns)?;
-                T::from_written(&row.values[index]).map_err(|reason| {
+                T::column_result((&row.values[index]).into()).map_err(|error| {
                     sqlx::Error::ColumnDecode {
                         index: index.to_string(),
-                        source: reason.into(),
+                        source: error.into(),
                     }
                 })
             }
@@ -115,63 +115,6 @@ impl WrittenColumn for &str {
             .iter()
             .position(|column| column == self)
             .ok_or_else(|| sqlx::Error::ColumnNotFound((*self).to_owned()))
-    }
-}
-
-/// A Rust value read from a [`WrittenRow`], with SQLite's types as sqlx reads them.
-pub(crate) trait FromWritten<'r>: Sized {
-    fn from_written(value: &'r Value) -> Result<Self, String>;
-}
-
-impl FromWritten<'_> for i64 {
-    fn from_written(value: &Value) -> Result<Self, String> {
-        match value {
-            Value::Integer(value) => Ok(*value),
-            other => Err(format!("expected an integer, found {:?}", other.data_type())),
-        }
-    }
-}
-
-impl FromWritten<'_> for bool {
-    fn from_written(value: &Value) -> Result<Self, String> {
-        i64::from_written(value).map(|value| value != 0)
-    }
-}
-
-impl FromWritten<'_> for String {
-    fn from_written(value: &Value) -> Result<Self, String> {
-        match value {
-            Value::Text(value) => Ok(value.clone()),
-            other => Err(format!("expected text, found {:?}", other.data_type())),
-        }
-    }
-}
-
-impl FromWritten<'_> for Vec<u8> {
-    fn from_written(value: &Value) -> Result<Self, String> {
-        match value {
-            Value::Blob(value) => Ok(value.clone()),
-            Value::Text(value) => Ok(value.clone().into_bytes()),
-            other => Err(format!("expected a blob, found {:?}", other.data_type())),
-        }
-    }
-}
-
-impl<'r> FromWritten<'r> for &'r str {
-    fn from_written(value: &'r Value) -> Result<Self, String> {
-        match value {
-            Value::Text(value) => Ok(value),
-            other => Err(format!("expected text, found {:?}", other.data_type())),
-        }
-    }
-}
-
-impl<'r, T: FromWritten<'r>> FromWritten<'r> for Option<T> {
-    fn from_written(value: &'r Value) -> Result<Self, String> {
-        match value {
-            Value::Null => Ok(None),
-            value => T::from_written(value).map(Some),
-        }
     }
 }
 

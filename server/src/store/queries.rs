@@ -333,7 +333,7 @@ where
 
 fn parse_codes(
     table: &'static str,
-    text: &str,
+    text: String,
 ) -> Result<Vec<crate::domain::Municipality>, StoreError> {
     text.split(',')
         .filter(|code| !code.is_empty())

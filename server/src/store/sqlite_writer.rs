@@ -103,6 +103,17 @@ pub(super) fn spawn(
     Ok(jobs)
 }
 
+/// Answers every job of a batch that did not commit with why.
+fn fail(
+    answers: impl Iterator<Item = oneshot::Sender<Result<JobAnswer, StoreError>>>,
+    error: rusqlite::Error,
+) {
+    let error = Arc::new(error);
+    for answer in answers {
+        let _ = answer.send(Err(StoreError::Commit(Arc::clone(&error))));
+    }
+}
+
 /// The writer thread's state.
 struct Writer {
     /// Lent to each job's transaction while the job runs.
@@ -132,11 +143,7 @@ impl Writer {
         // IMMEDIATE: take the write lock now, so a batch never fails half-way for want of it.
         if let Err(error) = self.connection().execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(%error, "the writer cannot begin a transaction");
-            let error = Arc::new(error);
-            for job in batch {
-                let _ = job.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
-            }
-            return;
+            return fail(batch.into_iter().map(|job| job.answer), error);
         }
         let mut ran = Vec::with_capacity(batch.len());
         let mut touched = Vec::new();
@@ -154,14 +161,8 @@ impl Writer {
                     // The connection failed around the job: nothing of the batch is kept.
                     tracing::error!(%error, "a batch of writes failed");
                     let _ = self.connection().execute_batch("ROLLBACK");
-                    let error = Arc::new(error);
-                    let _ = job.answer.send(Err(StoreError::Commit(Arc::clone(&error))));
-                    for done in ran {
-                        let _ = done
-                            .answer
-                            .send(Err(StoreError::Commit(Arc::clone(&error))));
-                    }
-                    return;
+                    let answers = ran.into_iter().map(|done| done.answer);
+                    return fail(answers.chain([job.answer]), error);
                 }
             }
         }
@@ -192,12 +193,7 @@ impl Writer {
                 tracing::error!(%error, "a batch of writes failed to commit");
                 // Leave the connection clean for the next batch whatever state it is in.
                 let _ = self.connection().execute_batch("ROLLBACK");
-                let error = Arc::new(error);
-                for done in ran {
-                    let _ = done
-                        .answer
-                        .send(Err(StoreError::Commit(Arc::clone(&error))));
-                }
+                fail(ran.into_iter().map(|done| done.answer), error);
             }
         }
     }
