@@ -28,14 +28,10 @@ pub enum AuditMode {
     Off,
 }
 
-/// The hub's auditing: whether it is on, and the head this hub last chained a record after. The
-/// head is a guess that spares reading it again, so a record costs one statement while this
-/// instance is the only writer; a wrong guess (another instance wrote, a write rolled back) costs
-/// the read it would have cost anyway. The store checks the guess in the same statement.
+/// The hub's auditing: whether it is on, and the records of reads waiting to be appended.
 #[derive(Debug, Clone, Default)]
 pub struct Auditor {
     mode: AuditMode,
-    head: Arc<Mutex<Option<ChainHead>>>,
     reads: Arc<ReadRecords>,
 }
 
@@ -60,7 +56,6 @@ impl Auditor {
     pub fn new(mode: AuditMode) -> Self {
         Self {
             mode,
-            head: Arc::default(),
             reads: Arc::default(),
         }
     }
@@ -155,21 +150,13 @@ impl Auditor {
         }
     }
 
-    /// Chains `entry` after the head this hub believes current, in `tx`.
+    /// Chains `entry` after the chain's head, in `tx`.
     async fn append(
         &self,
         tx: &mut dyn Transaction,
         entry: &AuditEntry,
     ) -> Result<Option<AuditRecord>, StoreError> {
-        let expected = *self.head.lock().unwrap_or_else(PoisonError::into_inner);
-        let record = tx.append_audit(entry, expected).await?;
-        // Set before the commit: the next job sees the record unless this one rolls back, and
-        // then the store finds the guess wrong. A store that chains records as it commits
-        // (PostgreSQL) needs no guess and returns none.
-        if let Some(record) = &record {
-            *self.head.lock().unwrap_or_else(PoisonError::into_inner) = ChainHead::of(record);
-        }
-        Ok(record)
+        tx.append_audit(entry).await
     }
 
     /// Appends `entry` as it is, in `tx` (a write transaction); nothing when auditing is off.

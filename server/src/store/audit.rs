@@ -32,17 +32,11 @@ pub trait AuditQueries: Send {
     /// The newest record's sequence number and hash; the genesis head when the log is empty.
     async fn audit_head(&mut self) -> Result<ChainHead, StoreError>;
     /// Chains `entry` after the current head and appends it. Only in a write transaction, which
-    /// keeps the head from moving underneath (one writer at a time). `expected` is the head the
-    /// caller believes is current: when it is, the record goes in with one statement that checks
-    /// so; when it is not (another instance wrote, a transaction rolled back), or when there is
-    /// no guess, the head is read first. Returns the record as chained; `None` where the backend
-    /// chains the transaction's records only as it commits (PostgreSQL: the head is read under
-    /// the chain's lock then, and `expected` is not needed).
-    async fn append_audit(
-        &mut self,
-        entry: &AuditEntry,
-        expected: Option<ChainHead>,
-    ) -> Result<Option<AuditRecord>, StoreError>;
+    /// keeps the head from moving underneath (one writer at a time). Returns the record as
+    /// chained; `None` where the backend chains the transaction's records only after it commits
+    /// (PostgreSQL's sequencer).
+    async fn append_audit(&mut self, entry: &AuditEntry)
+    -> Result<Option<AuditRecord>, StoreError>;
     /// One record by its sequence number.
     async fn audit_record(&mut self, sequence: u64) -> Result<Option<AuditRecord>, StoreError>;
     /// Records after `after`, in sequence order, at most `limit` (for verification).
@@ -61,19 +55,17 @@ pub(crate) const AUDIT_COLUMNS: &str = "sequence, recorded_at, agency_id, staff_
 
 /// Appends a record ($1..$14) only if the head is the one it was chained after: sequence $15
 /// (0 for the empty log) with hash $16. One statement, so a right guess costs one round trip.
-pub(crate) const APPEND_AFTER_HEAD: &str = "INSERT INTO audit_records (sequence, recorded_at, \
+pub(crate) const APPEND: &str = "INSERT INTO audit_records (sequence, recorded_at, \
      agency_id, staff_name, staff_role, action, municipality, case_id, referral_id, note_id, \
      consent_id, basis, outcome, hash) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-     WHERE (SELECT COALESCE(MAX(sequence), 0) FROM audit_records) = $15 \
-     AND ($15 = 0 OR (SELECT hash FROM audit_records WHERE sequence = $15) = $16)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// A sequence number as the database's 64-bit signed integer.
 pub(crate) fn sequence_column(sequence: u64) -> Result<i64, StoreError> {
     i64::try_from(sequence).map_err(|_| StoreError::corrupt("audit_records", "sequence"))
 }
 
-/// The parameters $1..$14 of [`APPEND_AFTER_HEAD`]: the record itself.
+/// The parameters $1..$14 of [`APPEND`]: the record itself.
 pub(crate) fn record_params(record: &AuditRecord) -> Result<Vec<Param>, StoreError> {
     let e = &record.entry;
     Ok(params![
@@ -149,38 +141,17 @@ impl<C: Connection> crate::store::audit::AuditQueries for C {
     async fn append_audit(
         &mut self,
         entry: &crate::domain::audit::AuditEntry,
-        expected: Option<crate::domain::audit::ChainHead>,
     ) -> Result<Option<crate::domain::audit::AuditRecord>, StoreError> {
-        use crate::store::audit::{APPEND_AFTER_HEAD, record_params, sequence_column};
+        use crate::store::audit::{APPEND, record_params};
         if self.defer_audit(entry) {
             // Chained and written with the commit, after the head as it is then.
             return Ok(None);
         }
-        let head = match expected {
-            Some(head) => head,
-            None => crate::store::audit::AuditQueries::audit_head(self).await?,
-        };
+        // One writer: the head read here stays the head until this transaction commits.
+        let head = crate::store::audit::AuditQueries::audit_head(self).await?;
         let record = crate::domain::audit::chain(entry.clone(), &head);
-        let mut params = record_params(&record)?;
-        params.extend(crate::store::queries::params![
-            sequence_column(head.sequence)?,
-            head.hash.as_slice(),
-        ]);
-        // Sent together with the transaction's writes still waiting, if any: the record
-        // is written after them, as it was called after them.
-        let appended = db::write_counted(self, APPEND_AFTER_HEAD, params).await?;
-        if appended == 1 {
-            return Ok(Some(record));
-        }
-        if expected.is_none() {
-            // Read in this very transaction, the head cannot have moved: one writer.
-            return Err(StoreError::corrupt(
-                "audit_records",
-                "the head moved inside a write transaction",
-            ));
-        }
-        // The expected head was not the head: read it and chain after it.
-        crate::store::audit::AuditQueries::append_audit(self, entry, None).await
+        db::write(self, APPEND, record_params(&record)?).await?;
+        Ok(Some(record))
     }
 
     async fn audit_record(

@@ -229,13 +229,3 @@ pub(crate) async fn write<C: Connection + ?Sized>(
 ) -> Result<(), StoreError> {
     db.execute(sql, &params).await.map(|_| ())
 }
-
-/// Runs a statement that writes, with its parameters already collected; returns how many rows
-/// it changed.
-pub(crate) async fn write_counted<C: Connection + ?Sized>(
-    db: &mut C,
-    sql: &str,
-    params: Vec<Param>,
-) -> Result<u64, StoreError> {
-    db.execute(sql, &params).await
-}

@@ -567,7 +567,7 @@ mod tests {
                 store
                     .write(Locking::Narrow, move |tx| {
                         Box::pin(async move {
-                            tx.append_audit(&audit_entry(action), None).await?;
+                            tx.append_audit(&audit_entry(action)).await?;
                             if fail {
                                 return Err(StoreError::Conflict("on purpose".to_owned()));
                             }

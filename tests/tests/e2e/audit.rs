@@ -1204,7 +1204,7 @@ async fn records_written_by_another_writer_never_fork_the_chain() {
         entry.action = "CaseService/GetCase".to_owned();
         hub.store
             .write(Locking::Exclusive, move |tx| {
-                Box::pin(async move { tx.append_audit(&entry, None).await })
+                Box::pin(async move { tx.append_audit(&entry).await })
             })
             .await
             .unwrap();

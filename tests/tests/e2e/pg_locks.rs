@@ -154,20 +154,14 @@ async fn on_postgresql_feed_entries_and_audit_records_of_a_write_go_in_with_its_
     // Two writes open at once, the second committed first; one more that rolls back.
     let mut first = pg.begin_write(Locking::Narrow).await.unwrap();
     first.append_feed(&entry(&case_a)).await.unwrap();
-    first.append_audit(&record("first"), None).await.unwrap();
+    first.append_audit(&record("first")).await.unwrap();
     let mut second = pg.begin_write(Locking::Narrow).await.unwrap();
     second.append_feed(&entry(&case_b)).await.unwrap();
-    second.append_audit(&record("second"), None).await.unwrap();
-    second
-        .append_audit(&record("second again"), None)
-        .await
-        .unwrap();
+    second.append_audit(&record("second")).await.unwrap();
+    second.append_audit(&record("second again")).await.unwrap();
     let mut rolled_back = pg.begin_write(Locking::Narrow).await.unwrap();
     rolled_back.append_feed(&entry(&case_b)).await.unwrap();
-    rolled_back
-        .append_audit(&record("never"), None)
-        .await
-        .unwrap();
+    rolled_back.append_audit(&record("never")).await.unwrap();
     drop(rolled_back);
     // Nothing is written before the commit.
     let mut read = hub.store.read().await.unwrap();
@@ -244,8 +238,8 @@ async fn on_postgresql_an_answered_write_leaves_its_audit_records_pending_withou
         PATIENCE,
         hub.store.write(Locking::Narrow, move |tx| {
             Box::pin(async move {
-                tx.append_audit(&queued, None).await?;
-                tx.append_audit(&queued_too, None).await?;
+                tx.append_audit(&queued).await?;
+                tx.append_audit(&queued_too).await?;
                 Ok::<_, StoreError>(())
             })
         }),
@@ -302,7 +296,7 @@ async fn on_postgresql_the_sequencer_chains_a_committed_write_s_audit_records_wi
     };
     hub.store
         .write(Locking::Narrow, move |tx| {
-            Box::pin(async move { tx.append_audit(&alone, None).await })
+            Box::pin(async move { tx.append_audit(&alone).await })
         })
         .await
         .unwrap();
