@@ -51,10 +51,10 @@ use crate::domain::audit::{AuditEntry, hash_body, hash_prefix};
 use crate::domain::records::FeedEntry;
 use crate::store::StoreError;
 
-/// Takes the writer lock shared ($1: its key): narrow use cases run side by side.
-pub(crate) const WRITER_SHARED: &str = "SELECT pg_advisory_xact_lock_shared($1)";
-/// Takes the writer lock exclusive ($1: its key): every other write runs alone.
-pub(crate) const WRITER_EXCLUSIVE: &str = "SELECT pg_advisory_xact_lock($1)";
+/// Takes the writer lock shared: narrow use cases run side by side.
+pub(crate) const WRITER_SHARED: &str = "pg_advisory_xact_lock_shared";
+/// Takes the writer lock exclusive: every other write runs alone.
+pub(crate) const WRITER_EXCLUSIVE: &str = "pg_advisory_xact_lock";
 
 /// Locks a case by its id ($1).
 pub(crate) const LOCK_CASE: &str =

@@ -297,10 +297,9 @@ impl Store for PostgresStore {
         // connection inside a half-begun transaction.
         let pool = self.pool.clone();
         let tx = tokio::spawn(async move {
-            let mut tx = pool.begin().await?;
-            // One consistent snapshot for the whole read.
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
+            // One consistent snapshot for the whole read; one round trip.
+            let tx = pool
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .await?;
             Ok::<_, StoreError>(tx)
         })
