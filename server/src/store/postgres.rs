@@ -165,14 +165,14 @@ impl PostgresStore {
     /// with [`PostgresTransaction::commit`]; dropped, it rolls back. (The hub writes through
     /// [`Store::run_write`]; tests that hold two transactions open at once use this.)
     pub async fn begin_write(&self, locking: Locking) -> Result<PostgresTransaction, StoreError> {
-        let mut tx = self.pool.begin().await?;
         let lock = match locking {
             Locking::Narrow => pg_locks::WRITER_SHARED,
             Locking::Exclusive => pg_locks::WRITER_EXCLUSIVE,
         };
-        sqlx::query(lock)
-            .bind(WRITER_LOCK)
-            .execute(&mut *tx)
+        // One round trip: the transaction begins with the writer lock.
+        let tx = self
+            .pool
+            .begin_with(format!("BEGIN; SELECT {lock}({WRITER_LOCK})"))
             .await?;
         Ok(PostgresTransaction::new(
             tx,
