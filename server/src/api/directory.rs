@@ -55,11 +55,9 @@ impl DirectoryService for Hub {
             })?),
         };
         let mut tx = self.store.read().await.map_err(Error::from)?;
-        let agencies = tx.agencies().await.map_err(Error::from)?;
-        let agencies = agencies
+        let agencies = crate::casework::agencies(&mut *tx, municipality.as_ref(), kind.as_ref())
+            .await?
             .iter()
-            .filter(|a| municipality.as_ref().is_none_or(|m| a.serves(m)))
-            .filter(|a| kind.as_ref().is_none_or(|k| &a.kind == k))
             .map(|a| convert::agency(a, &self.settings.trust_domain))
             .collect();
         Ok(Response::new(pb::ListAgenciesResponse { agencies }))
@@ -113,22 +111,10 @@ impl DirectoryService for Hub {
             agencies
         };
         let mut tx = self.store.read().await.map_err(Error::from)?;
-        let mut keys = Vec::new();
-        for agency in &agencies {
-            if tx.agency(agency).await.map_err(Error::from)?.is_none() {
-                return Err(Error::NotFound {
-                    what: "agency",
-                    id: agency.to_string(),
-                }
-                .into());
-            }
-            let found = tx
-                .agency_keys(agency, body.include_retired)
-                .await
-                .map_err(Error::from)?;
-            keys.extend(found.iter().map(key_out));
-        }
-        Ok(Response::new(pb::ListKeysResponse { keys }))
+        let keys = keys::keys_of(&mut *tx, &agencies, body.include_retired).await?;
+        Ok(Response::new(pb::ListKeysResponse {
+            keys: keys.iter().map(key_out).collect(),
+        }))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::casework::audit::AuditTarget;
 use crate::casework::followups::{FollowUpStatus, follow_ups};
 use crate::casework::notes::{self, SendNote};
 use crate::casework::referrals::{
-    self, RecordAction, SendReferral, consent_withdrawn, visible_referral,
+    self, RecordAction, SendReferral, consent_withdrawn, referral_with_events,
 };
 use crate::domain::referral::ActionInput;
 use crate::domain::{Agency, CaseId, NoteId, ReferralId, Timestamp};
@@ -87,8 +87,7 @@ impl ReferralService for Hub {
             let id = convert::required_id("referral_id", referral_id, ReferralId::parse)?;
             let now = self.clock.now();
             let mut tx = self.store.read().await?;
-            let referral = visible_referral(&mut *tx, &agency, &id).await?;
-            let events = tx.referral_events(&id).await?;
+            let (referral, events) = referral_with_events(&mut *tx, &agency, &id).await?;
             let response = pb::GetReferralResponse {
                 referral: Some(referral_out(&mut *tx, &referral, &agency, now).await?),
                 events: events

@@ -8,6 +8,26 @@ use crate::domain::{AgencyId, Staff, Timestamp};
 use crate::error::Error;
 use crate::store::{StoreError, Transaction};
 
+/// The keys of `agencies` (retired ones too when `include_retired`), in the order named; an
+/// agency that is not registered is refused.
+pub async fn keys_of(
+    tx: &mut dyn Transaction,
+    agencies: &[AgencyId],
+    include_retired: bool,
+) -> Result<Vec<AgencyKey>, Error> {
+    let mut keys = Vec::new();
+    for agency in agencies {
+        if tx.agency(agency).await?.is_none() {
+            return Err(Error::NotFound {
+                what: "agency",
+                id: agency.to_string(),
+            });
+        }
+        keys.extend(tx.agency_keys(agency, include_retired).await?);
+    }
+    Ok(keys)
+}
+
 /// Publishes `recipient` for `agency`; publishing an active key again answers it as it is.
 pub async fn publish_key(
     tx: &mut dyn Transaction,

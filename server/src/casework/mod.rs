@@ -131,6 +131,18 @@ pub async fn directory(
         .collect())
 }
 
+/// The registered agencies, those serving `municipality` and of `kind` where given.
+pub async fn agencies(
+    tx: &mut dyn Transaction,
+    municipality: Option<&crate::domain::Municipality>,
+    kind: Option<&crate::domain::AgencyKind>,
+) -> Result<Vec<Agency>, Error> {
+    let mut agencies = tx.agencies().await?;
+    agencies
+        .retain(|a| municipality.is_none_or(|m| a.serves(m)) && kind.is_none_or(|k| &a.kind == k));
+    Ok(agencies)
+}
+
 pub async fn coordinators(
     tx: &mut dyn Transaction,
     municipality: &crate::domain::Municipality,

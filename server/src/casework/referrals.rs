@@ -205,6 +205,17 @@ pub async fn visible_referral(
     Ok(referral)
 }
 
+/// A referral the caller may see, with its events in order.
+pub async fn referral_with_events(
+    tx: &mut dyn Transaction,
+    caller: &Agency,
+    id: &ReferralId,
+) -> Result<(Referral, Vec<ReferralEvent>), Error> {
+    let referral = visible_referral(tx, caller, id).await?;
+    let events = tx.referral_events(id).await?;
+    Ok((referral, events))
+}
+
 pub async fn record_action(
     tx: &mut dyn Transaction,
     caller: &Agency,

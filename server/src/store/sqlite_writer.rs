@@ -313,3 +313,66 @@ impl Connection for WriteTransaction {
         &mut self.touched
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transaction(dir: &tempfile::TempDir) -> WriteTransaction {
+        WriteTransaction {
+            connection: Some(open_connection(&dir.path().join("t.db")).unwrap()),
+            touched: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_parameter_binds_by_its_number_wherever_it_stands_and_a_row_reads_by_name_or_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tx = transaction(&dir);
+        let params = [Param::Int(Some(7)), Param::Text(Some("x".to_owned()))];
+        let rows = tx
+            .fetch("SELECT $2 AS b, $1 AS a, $2 AS c, NULL AS n", &params)
+            .await
+            .unwrap();
+        let row = &rows[0];
+        assert_eq!(row.try_get::<String, _>("b").unwrap(), "x");
+        assert_eq!(row.try_get::<i64, _>(1).unwrap(), 7);
+        assert_eq!(row.try_get::<String, _>("c").unwrap(), "x");
+        assert_eq!(row.try_get::<Option<Vec<u8>>, _>("n").unwrap(), None);
+        assert!(row.try_get::<i64, _>("missing").is_err());
+        assert!(
+            row.try_get::<i64, _>("b").is_err(),
+            "text is not an integer"
+        );
+        assert!(tx.fetch("SELECT $3", &params).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_statement_that_writes_counts_the_rows_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tx = transaction(&dir);
+        tx.execute("CREATE TABLE t (a INTEGER)", &[]).await.unwrap();
+        let one = [Param::Int(Some(1))];
+        let inserted = tx.execute("INSERT INTO t VALUES ($1), ($1)", &one).await;
+        assert_eq!(inserted.unwrap(), 2);
+        let updated = tx.execute("UPDATE t SET a = 2 WHERE a = $1", &one).await;
+        assert_eq!(updated.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_write_connection_commits_durably_in_wal_mode_with_foreign_keys_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tx = transaction(&dir);
+        let setting = async |tx: &mut WriteTransaction, pragma: &str| {
+            let rows = tx.fetch(&format!("PRAGMA {pragma}"), &[]).await.unwrap();
+            rows[0]
+                .try_get::<String, _>(0)
+                .or_else(|_| rows[0].try_get::<i64, _>(0).map(|value| value.to_string()))
+        };
+        assert_eq!(setting(&mut tx, "journal_mode").await.unwrap(), "wal");
+        // 2: FULL, an fsync on every commit.
+        assert_eq!(setting(&mut tx, "synchronous").await.unwrap(), "2");
+        assert_eq!(setting(&mut tx, "foreign_keys").await.unwrap(), "1");
+        assert_eq!(setting(&mut tx, "wal_autocheckpoint").await.unwrap(), "0");
+    }
+}
