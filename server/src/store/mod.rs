@@ -140,7 +140,7 @@ pub type WriteJob =
 
 impl dyn Store {
     /// Runs `job` as one write (see [`Store::run_write`]) and answers its value once durable.
-    /// The job owns what it uses (`move`), because the store may run it on its writer task.
+    /// The job owns what it uses (`move`), because the store may run it on its writer thread.
     pub async fn write<T, E, F>(&self, locking: Locking, job: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -180,7 +180,7 @@ pub type FeedPage = Vec<(FeedEvent, Option<ReferralEvent>)>;
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Runs a write use case whole, in one transaction of its own, and answers once it is
-    /// durable (or rolled back: the job's error). SQLite's one writer task runs jobs one after
+    /// durable (or rolled back: the job's error). SQLite's one writer thread runs jobs one after
     /// another, each in a savepoint, and commits them in batches (one fsync per batch).
     /// PostgreSQL runs each in a plain transaction of its own, under the locks `locking` says.
     /// A caller that stops waiting drops only its answer: a job that began runs to its end.
