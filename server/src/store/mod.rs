@@ -9,6 +9,7 @@ pub mod keys;
 pub mod outcomes;
 mod pg_hosts;
 mod pg_locks;
+mod pg_notify;
 pub mod postgres;
 pub(crate) mod queries;
 pub mod sealing;

@@ -72,18 +72,17 @@ pub(crate) const LOCK_KEY: &str = "SELECT pg_advisory_xact_lock(hashtextextended
      'tsunagu:key:' || $1 || ':' || $2 || ':' || $3, 0))";
 
 /// Writes a transaction's tail in one call (migrations 0013, 0014): locks the feeds of the
-/// agencies it grows (sorted inside), inserts the feed rows, notifies, and queues the audit
-/// records, each with the bytes [`crate::domain::audit::hash_body`] gives for it, for the
-/// [`Sequencer`] to chain. (Its `hash_prefix` argument is 0013's, unused since 0014.)
+/// agencies it grows (sorted inside), inserts the feed rows, and queues the audit records, each
+/// with the bytes [`crate::domain::audit::hash_body`] gives for it, for the [`Sequencer`] to
+/// chain. (Its `hash_prefix` argument is 0013's, unused since 0014; it notifies a channel only
+/// when given one, which the hub no longer does: see `pg_notify`.)
 const WRITE_TAIL: &str = "SELECT tsunagu_write_tail($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
      $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)";
 
 /// Writes the tail of a transaction (see [`WRITE_TAIL`]): `feed` in the order appended, then
-/// `audit` queued in the order appended; notifies `channel` with `payload` when there is one.
+/// `audit` queued in the order appended.
 pub(crate) async fn write_tail(
     connection: &mut sqlx::PgConnection,
-    channel: &str,
-    payload: Option<String>,
     feed: &[FeedEntry],
     audit: &[AuditEntry],
 ) -> Result<(), StoreError> {
@@ -93,8 +92,9 @@ pub(crate) async fn write_tail(
     let text = |value: Option<&str>| value.map(str::to_owned);
     sqlx::query(WRITE_TAIL)
         .bind(agencies)
-        .bind(channel)
-        .bind(payload)
+        // No channel, no payload: the function notifies nobody (see `pg_notify`).
+        .bind(None::<&str>)
+        .bind(None::<&str>)
         .bind(
             feed.iter()
                 .map(|f| f.agency_id.as_str())

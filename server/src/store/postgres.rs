@@ -19,6 +19,7 @@ use super::db::{Connection, Dialect, Row};
 use super::feed::FeedSignals;
 use super::pg_hosts::{self, Hosts};
 use super::pg_locks;
+use super::pg_notify::{EVERYONE, Notifier};
 use super::queries::{
     FEED_ACKNOWLEDGED, FEED_PAGE, Param, acknowledged_from_row, bind_params, feed_from_row,
 };
@@ -29,10 +30,7 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgr
 /// The advisory lock key every write transaction holds ("tsunagu" in ASCII, as a number):
 /// shared by the use cases the narrower locks guard, exclusive for every other write.
 const WRITER_LOCK: i64 = 0x0074_7375_6e61_6775;
-/// The channel commits notify on. The payload names the agencies whose feeds grew.
-pub const FEED_CHANNEL: &str = "tsunagu_feed";
-/// The payload when too many agencies to name (NOTIFY payloads stop at 8000 bytes).
-const EVERYONE: &str = "*";
+pub use super::pg_notify::FEED_CHANNEL;
 
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -45,6 +43,8 @@ pub struct PostgresStore {
     signals: Arc<FeedSignals>,
     /// Chains the audit records that this instance's writes queue (and other instances').
     sequencer: Arc<pg_locks::Sequencer>,
+    /// Tells the other instances whose feeds this instance's commits grew.
+    notifier: Arc<Notifier>,
 }
 
 /// A transaction on PostgreSQL.
@@ -61,6 +61,7 @@ pub struct PostgresTransaction {
     /// Whether the tail queued audit records: the sequencer is woken after the commit.
     queued_audit: bool,
     sequencer: Arc<pg_locks::Sequencer>,
+    notifier: Arc<Notifier>,
     /// No statement has run yet: a read transaction has not taken its snapshot.
     fresh: bool,
     /// The chain's pending records were chained for this transaction's reads of the chain.
@@ -152,12 +153,15 @@ impl PostgresStore {
         let sequencer = pg_locks::Sequencer::new(pool.clone());
         // Ends by itself once the pool is closed.
         drop(sequencer.spawn());
+        let notifier = Notifier::new(pool.clone());
+        drop(notifier.spawn());
         Ok(Self {
             pool,
             hosts,
             searching: Arc::default(),
             signals: Arc::default(),
             sequencer,
+            notifier,
         })
     }
 
@@ -179,6 +183,7 @@ impl PostgresStore {
             true,
             &self.signals,
             &self.sequencer,
+            &self.notifier,
         ))
     }
 
@@ -310,6 +315,7 @@ impl Store for PostgresStore {
             false,
             &self.signals,
             &self.sequencer,
+            &self.notifier,
         )))
     }
 
@@ -360,6 +366,7 @@ impl PostgresTransaction {
         writes: bool,
         signals: &Arc<FeedSignals>,
         sequencer: &Arc<pg_locks::Sequencer>,
+        notifier: &Arc<Notifier>,
     ) -> Self {
         Self {
             tx,
@@ -370,6 +377,7 @@ impl PostgresTransaction {
             audit: Vec::new(),
             queued_audit: false,
             sequencer: Arc::clone(sequencer),
+            notifier: Arc::clone(notifier),
             fresh: true,
             settled: false,
             locked_cases: std::collections::HashSet::new(),
@@ -475,9 +483,10 @@ impl PostgresTransaction {
     pub async fn commit(mut self) -> Result<(), StoreError> {
         self.before_commit().await?;
         let touched = std::mem::take(&mut self.touched);
-        let signals = Arc::clone(&self.signals);
+        let (signals, notifier) = (Arc::clone(&self.signals), Arc::clone(&self.notifier));
         self.commit_connection().await?;
         signals.wake(&touched);
+        notifier.tell(&touched);
         Ok(())
     }
 
@@ -497,29 +506,16 @@ impl PostgresTransaction {
     }
 
     /// Called by `commit` before committing: writes the tail (feed entries under the locks of
-    /// the feeds it grows, audit records queued for the sequencer), and notifies other
-    /// instances' subscribers, who hear of the change when (and only if) it commits.
+    /// the feeds it grows, audit records queued for the sequencer). Other instances hear of the
+    /// new entries from the [`Notifier`], after the commit.
     async fn before_commit(&mut self) -> Result<(), StoreError> {
         if !self.writes || (self.feed.is_empty() && self.audit.is_empty()) {
             return Ok(());
         }
-        let payload = (!self.touched.is_empty()).then(|| {
-            let payload = self
-                .touched
-                .iter()
-                .map(|agency| agency.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            if payload.len() > 7000 {
-                EVERYONE.to_owned()
-            } else {
-                payload
-            }
-        });
         let feed = std::mem::take(&mut self.feed);
         let audit = std::mem::take(&mut self.audit);
         self.queued_audit = !audit.is_empty();
-        pg_locks::write_tail(&mut self.tx, FEED_CHANNEL, payload, &feed, &audit).await?;
+        pg_locks::write_tail(&mut self.tx, &feed, &audit).await?;
         Ok(())
     }
 }
