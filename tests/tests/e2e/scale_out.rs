@@ -60,6 +60,46 @@ async fn a_subscriber_on_one_instance_receives_within_a_second_a_referral_sent_t
 }
 
 #[tokio::test]
+async fn after_a_send_commits_the_other_instances_are_told_whose_feed_grew() {
+    if postgres_or_skip("feed notifications").is_none() {
+        return;
+    }
+    let hub = TestHub::start().await;
+    // Listens as another instance does.
+    let mut listener = sqlx::postgres::PgListener::connect(&hub.database.url)
+        .await
+        .unwrap();
+    listener
+        .listen(tsunagu_hub::store::postgres::FEED_CHANNEL)
+        .await
+        .unwrap();
+    let kodomo = hub.client("kodomo").await;
+    let (case, _) = consented_case(&*hub.clock, &kodomo, &["hospital"], &[POSTNATAL_CARE]).await;
+    send_referral(
+        &kodomo,
+        &case.case_id,
+        "hospital",
+        POSTNATAL_CARE,
+        by_consent(),
+    )
+    .await
+    .unwrap();
+    // Notifications of the writes before (the case, the consent) may come first; nothing but a
+    // notification sent after the send's commit names the hospital, whose feed only it grew.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let notification = tokio::time::timeout_at(deadline, listener.recv())
+            .await
+            .expect("the hospital's feed was not named within 2 s")
+            .unwrap();
+        if notification.payload().split(',').any(|a| a == "hospital") {
+            break;
+        }
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn with_two_instances_an_overdue_timer_escalates_exactly_once() {
     if postgres_or_skip("scale-out timers").is_none() {
         return;
