@@ -124,14 +124,13 @@ impl Auditor {
     /// Appends `batch` in one write and tells each read the outcome.
     async fn append_reads(&self, store: &Arc<dyn Store>, batch: Vec<PendingRead>) {
         let entries: Vec<AuditEntry> = batch.iter().map(|read| read.entry.clone()).collect();
-        let auditor = self.clone();
         // Only audit records: nothing read-then-written but the chain, which the store guards,
         // so the write need not wait for other writes.
         let appended = store
             .write(Locking::Narrow, move |tx| {
                 Box::pin(async move {
                     for entry in &entries {
-                        auditor.append(tx, entry).await?;
+                        tx.append_audit(entry).await?;
                     }
                     Ok::<_, StoreError>(())
                 })
@@ -150,15 +149,6 @@ impl Auditor {
         }
     }
 
-    /// Chains `entry` after the chain's head, in `tx`.
-    async fn append(
-        &self,
-        tx: &mut dyn Transaction,
-        entry: &AuditEntry,
-    ) -> Result<Option<AuditRecord>, StoreError> {
-        tx.append_audit(entry).await
-    }
-
     /// Appends `entry` as it is, in `tx` (a write transaction); nothing when auditing is off.
     pub async fn record_entry(
         &self,
@@ -166,7 +156,7 @@ impl Auditor {
         entry: &AuditEntry,
     ) -> Result<(), Error> {
         if self.mode == AuditMode::On {
-            self.append(tx, entry).await?;
+            tx.append_audit(entry).await?;
         }
         Ok(())
     }
@@ -188,7 +178,7 @@ impl Auditor {
         if self.mode == AuditMode::Off {
             return Ok(None);
         }
-        Ok(self.append(tx, &entry(call, target, outcome, at)).await?)
+        Ok(tx.append_audit(&entry(call, target, outcome, at)).await?)
     }
 }
 

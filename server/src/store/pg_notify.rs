@@ -1,5 +1,5 @@
 //! Tells the other hub instances whose feeds grew, after the commits that grew them, so that
-//! their subscribers look at the feed at once (LISTEN/NOTIFY).
+//! their subscribers look at the feed at once (LISTEN/NOTIFY); and listens for what they tell.
 //!
 //! Why not a NOTIFY inside each write: PostgreSQL keeps its notification queue in commit order
 //! by taking one database-wide lock in every transaction that notifies and holding it through
@@ -14,14 +14,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::Notify;
 
+use super::feed::FeedSignals;
 use crate::domain::AgencyId;
 
 /// The channel the instances notify on. The payload names the agencies whose feeds grew.
 pub const FEED_CHANNEL: &str = "tsunagu_feed";
 /// The payload when too many agencies to name (NOTIFY payloads stop at 8000 bytes).
-pub(crate) const EVERYONE: &str = "*";
+const EVERYONE: &str = "*";
 /// The longest payload that names agencies.
 const MAX_PAYLOAD: usize = 7000;
 
@@ -92,6 +94,31 @@ impl Notifier {
             .execute(&mut *tx)
             .await?;
         tx.commit().await
+    }
+}
+
+/// Wakes this instance's subscriptions of the agencies each notification names, until the
+/// connection fails.
+pub(crate) async fn listen(
+    options: &PgConnectOptions,
+    signals: &FeedSignals,
+) -> Result<(), sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(FEED_CHANNEL).await?;
+    loop {
+        let notification = listener.recv().await?;
+        let payload = notification.payload();
+        if payload == EVERYONE {
+            signals.wake_everyone();
+        } else {
+            let agencies: Vec<_> = payload.split(',').filter_map(AgencyId::parse).collect();
+            signals.wake(&agencies);
+        }
     }
 }
 

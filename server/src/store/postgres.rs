@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::db::{Connection, Dialect, Row};
 use super::feed::FeedSignals;
 use super::pg_hosts::{self, Hosts};
 use super::pg_locks;
-use super::pg_notify::{EVERYONE, Notifier};
+use super::pg_notify::{self, Notifier};
 use super::queries::{
     FEED_ACKNOWLEDGED, FEED_PAGE, Param, acknowledged_from_row, bind_params, feed_from_row,
 };
@@ -213,7 +213,7 @@ impl PostgresStore {
         let signals = Arc::clone(&self.signals);
         tokio::spawn(async move {
             loop {
-                if let Err(error) = listen(&hosts.current(), &signals).await {
+                if let Err(error) = pg_notify::listen(&hosts.current(), &signals).await {
                     tracing::warn!(%error, "feed listener lost its connection; reconnecting");
                 }
                 // Whatever was missed while disconnected is read by everyone once now.
@@ -221,29 +221,6 @@ impl PostgresStore {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
-    }
-}
-
-async fn listen(options: &PgConnectOptions, signals: &FeedSignals) -> Result<(), sqlx::Error> {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_with(options.clone())
-        .await?;
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen(FEED_CHANNEL).await?;
-    loop {
-        let notification = listener.recv().await?;
-        let payload = notification.payload();
-        if payload == EVERYONE {
-            signals.wake_everyone();
-        } else {
-            let agencies: Vec<_> = payload
-                .split(',')
-                .filter_map(crate::domain::AgencyId::parse)
-                .collect();
-            signals.wake(&agencies);
-        }
     }
 }
 

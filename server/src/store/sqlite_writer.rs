@@ -241,17 +241,19 @@ pub(super) struct WriteTransaction {
 }
 
 impl WriteTransaction {
+    fn connection(&self) -> Result<&rusqlite::Connection, StoreError> {
+        self.connection
+            .as_ref()
+            .ok_or_else(|| StoreError::corrupt("sqlite writer", "no connection"))
+    }
+
     /// Prepares `sql` (from the connection's cache) with `params` bound to its `$N`s.
     fn statement(
         &self,
         sql: &str,
         params: &[Param],
     ) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
-        let connection = self
-            .connection
-            .as_ref()
-            .ok_or_else(|| StoreError::corrupt("sqlite writer", "no connection"))?;
-        let mut statement = connection.prepare_cached(sql)?;
+        let mut statement = self.connection()?.prepare_cached(sql)?;
         for index in 1..=statement.parameter_count() {
             // `$3` is the third parameter wherever it stands, as sqlx binds it.
             let number = statement
@@ -302,11 +304,7 @@ impl Connection for WriteTransaction {
         while rows.next()?.is_some() {}
         drop(rows);
         drop(statement);
-        let connection = self
-            .connection
-            .as_ref()
-            .ok_or_else(|| StoreError::corrupt("sqlite writer", "no connection"))?;
-        Ok(connection.changes())
+        Ok(self.connection()?.changes())
     }
 
     fn touched(&mut self) -> &mut Vec<AgencyId> {
